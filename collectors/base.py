@@ -1,0 +1,98 @@
+"""The collector contract: what a collector reads, what it returns.
+
+A collector aggregates canonical relations (see exporter.platforms.base) in the database and returns
+an immutable result. It never names a platform table and never loops over users in Python.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from sqlalchemy import ColumnElement, Connection, Subquery, case, func
+
+from exporter.config import CollectorConfig, DatabaseConfig, Option
+
+REFRESH_NOTE = "Refreshed on a schedule, not at scrape time."
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Gauge:
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+    samples: tuple[tuple[tuple[str, ...], float], ...] = ()
+
+    @classmethod
+    def single(cls, name: str, help: str, value: float) -> Gauge:
+        return cls(name, help, (), (((), float(value)),))
+
+    @classmethod
+    def by(cls, name: str, help: str, label: str, values: Mapping[str, float]) -> Gauge:
+        return cls(name, help, (label,),
+                   tuple(((key,), float(v)) for key, v in values.items()))
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A gauge histogram: how a population is distributed right now (cumulative buckets)."""
+
+    name: str
+    help: str
+    buckets: tuple[tuple[float, int], ...]
+    sum: float
+
+    @property
+    def count(self) -> int:
+        return self.buckets[-1][1]
+
+
+Metric = Gauge | Histogram
+
+
+@dataclass(frozen=True)
+class CollectorResult:
+    metrics: tuple[Metric, ...]
+    # Per-user columns: column name -> {user_id: value}. Merged across collectors by user id.
+    users: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a collector run may read: one read-only connection, the platform's relations, the
+    instant the time windows are measured from, and the database settings."""
+
+    conn: Connection
+    relations: Mapping[str, Subquery]
+    now: float
+    database: DatabaseConfig
+
+
+class Collector(ABC):
+    name: ClassVar[str]
+    # Canonical relations the collector needs; without them it is not applicable.
+    relations: ClassVar[tuple[str, ...]]
+    # Relations it uses when the platform has them.
+    optional_relations: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[Mapping[str, Option]] = {}
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def collect(self, source: Source) -> CollectorResult: ...
+
+
+def cumulative_bucket_counts(value: ColumnElement[Any],
+                             bounds: Sequence[float]) -> list[ColumnElement[Any]]:
+    """One SUM(CASE ...) per upper bound: the histogram is counted by the database in one pass."""
+    return [func.coalesce(func.sum(case((value <= bound, 1), else_=0)), 0) for bound in bounds]
+
+
+def histogram(name: str, help: str, bounds: Sequence[float], counts: Iterable[int],
+              total: int, value_sum: float) -> Histogram:
+    buckets = (*zip(bounds, (int(c) for c in counts), strict=True), (INF, int(total)))
+    return Histogram(name, help, buckets, float(value_sum or 0))

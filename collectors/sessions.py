@@ -1,0 +1,46 @@
+"""Live sessions by client class, and users with at least one live session."""
+
+from __future__ import annotations
+
+from sqlalchemy import case, distinct, func, select
+
+from collectors.base import REFRESH_NOTE, Collector, CollectorResult, Gauge, Source
+
+# Checked in order against the lower-cased user agent or device name: sync and mobile apps send
+# browser-like agents too, so they come before the generic browser test.
+CLIENT_CLASSES = (
+    ("desktop", ("%mirall/%", "%electron/%", "%owncloud desktop%", "%nextcloud desktop%")),
+    ("mobile", ("%android%", "%ios%", "%iphone%", "%ipad%", "%davx5%", "%element/%")),
+    ("web", ("%mozilla/%", "%chrome/%", "%safari/%", "%firefox/%", "%edg/%", "%opera%")),
+)
+CLIENTS = (*(name for name, _ in CLIENT_CLASSES), "other")
+
+
+class SessionsCollector(Collector):
+    name = "sessions"
+    relations = ("sessions",)
+
+    def collect(self, source: Source) -> CollectorResult:
+        sessions = source.relations["sessions"]
+        client = func.lower(func.coalesce(sessions.c.client, ""))
+        client_class = case(
+            *((client.like(pattern), name) for name, patterns in CLIENT_CLASSES
+              for pattern in patterns),
+            else_="other",
+        ).label("client_class")
+        by_client = dict.fromkeys(CLIENTS, 0) | dict(source.conn.execute(
+            select(client_class, func.count()).group_by(client_class)).tuples().all())
+        concurrent = source.conn.execute(
+            select(func.count(distinct(sessions.c.user_id)))).scalar_one()
+        per_user = dict(source.conn.execute(
+            select(sessions.c.user_id, func.count()).group_by(sessions.c.user_id)).tuples().all())
+        return CollectorResult(
+            metrics=(
+                Gauge.single("usage_users_concurrent",
+                             "Distinct users with at least one live session. " + REFRESH_NOTE,
+                             concurrent),
+                Gauge.by("usage_sessions", "Live sessions by client class. " + REFRESH_NOTE,
+                         "client", by_client),
+            ),
+            users={"sessions": per_user},
+        )

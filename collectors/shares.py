@@ -1,0 +1,44 @@
+"""Shares by canonical type, links without a password, federated shares received."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from collectors.base import REFRESH_NOTE, Collector, CollectorResult, Gauge, Source
+
+SHARE_TYPES = ("user", "group", "guest", "link", "email", "federated", "federated_group", "team",
+               "room", "deck")
+
+
+class SharesCollector(Collector):
+    name = "shares"
+    relations = ("shares",)
+    optional_relations = ("incoming_federated_shares",)
+
+    def collect(self, source: Source) -> CollectorResult:
+        shares = source.relations["shares"]
+        conn = source.conn
+        totals = conn.execute(
+            select(shares.c.type, func.count(), func.sum(1 - shares.c.password_protected))
+            .group_by(shares.c.type)).tuples().all()
+        by_type = dict.fromkeys(SHARE_TYPES, 0) | {kind: count for kind, count, _ in totals}
+        links_without_password = sum(int(free) for kind, _, free in totals if kind == "link")
+        per_user: dict[str, dict[str, object]] = {f"shares_{t}": {} for t in SHARE_TYPES}
+        for owner, kind, count in conn.execute(
+                select(shares.c.owner, shares.c.type, func.count())
+                .group_by(shares.c.owner, shares.c.type)):
+            per_user[f"shares_{kind}"][owner] = count
+        metrics = [
+            Gauge.by("usage_shares", "Shares by type (internal per-recipient rows excluded). "
+                     + REFRESH_NOTE, "type", by_type),
+            Gauge.single("usage_link_shares_without_password",
+                         "Public link shares not protected by a password. " + REFRESH_NOTE,
+                         links_without_password),
+        ]
+        if "incoming_federated_shares" in source.relations:
+            received = source.relations["incoming_federated_shares"]
+            metrics.append(Gauge.single(
+                "usage_federated_shares_received",
+                "Shares received from other servers. " + REFRESH_NOTE,
+                conn.execute(select(func.count()).select_from(received)).scalar_one()))
+        return CollectorResult(metrics=tuple(metrics), users=per_user)

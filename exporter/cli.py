@@ -1,0 +1,214 @@
+"""Command line: run, demo, check-config, collect."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from collectors import available
+from exporter import __version__, log
+from exporter.config import Config, ConfigError, listen_address, load_config, parse_config
+
+from exporter.exposition import snapshot_json
+from exporter.http import App, HttpServer
+from exporter.runner import Runner, StartupError
+from exporter.scheduler import Scheduler
+
+DEFAULT_CONFIG = os.environ.get("USAGE_EXPORTER_CONFIG", "config.yaml")
+
+
+def collector_options() -> dict:
+    return {name: cls.options for name, cls in available().items()}
+
+
+def read_config(path: str) -> Config:
+    return load_config(path, collector_options=collector_options())
+
+
+def fixed_clock(as_of: float | None) -> Callable[[], float]:
+    return time.time if as_of is None else (lambda: as_of)
+
+
+def serve(config: Config, clock: Callable[[], float] = time.time,
+          on_listening: Callable[[str], None] | None = None) -> int:
+    """The daemon: check the database, start the schedule and the HTTP server, stop on SIGTERM."""
+    logger = structlog.get_logger()
+    runner = Runner(config, clock)
+    try:
+        runner.preflight()
+        server = HttpServer(App(lambda: runner.snapshot, config.api_keys),
+                            config.server.host, config.server.port, config.server.threads)
+    except StartupError as error:
+        logger.error("startup_failed", error=str(error))
+        runner.close()
+        return 1
+    except OSError as error:
+        logger.error("startup_failed", error=f"cannot listen on {config.server.host}:"
+                     f"{config.server.port}: {error.strerror}")
+        runner.close()
+        return 1
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(0)  # waitress ends its loop on SystemExit
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    scheduler = Scheduler(runner)
+    scheduler.start()
+    url = f"http://{config.server.host}:{server.port}"
+    logger.info("listening", url=url, platform=runner.profile.name,
+                collectors=runner.applicable(), version=__version__)
+    if on_listening:
+        on_listening(url)
+    try:
+        server.serve_forever()
+    finally:
+        scheduler.stop()
+        runner.close()
+        logger.info("stopped")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = read_config(args.config)
+    log.configure(config.logging.level, config.logging.format)
+    return serve(config, fixed_clock(args.as_of))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = read_config(args.config)
+    enabled = ", ".join(c.name for c in config.enabled_collectors)
+    print(f"{args.config}: OK ({config.database.platform}; collectors: {enabled}; "
+          f"{len(config.api_keys)} API key(s))")
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    config = read_config(args.config)
+    log.configure(config.logging.level, config.logging.format)
+    runner = Runner(config, fixed_clock(args.as_of))
+    try:
+        runner.preflight()
+        snapshot = runner.run_all()
+    except StartupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        runner.close()
+    if args.format == "prometheus":
+        sys.stdout.write(snapshot.bodies.text.decode())
+    elif args.format == "csv":
+        write_metrics_csv(snapshot_json(snapshot)["metrics"])
+    else:
+        json.dump(snapshot_json(snapshot, users=args.users), sys.stdout, indent=2, default=str)
+        print()
+    return 1 if any(s.state == "failed" for s in snapshot.collectors.values()) else 0
+
+
+def write_metrics_csv(metrics: dict) -> None:
+    """metric,label,value rows: one per sample (histograms as their buckets, count and sum)."""
+    writer = csv.writer(sys.stdout, lineterminator="\r\n")
+    writer.writerow(["metric", "label", "value"])
+    for name, value in metrics.items():
+        if isinstance(value, dict) and "buckets" in value:
+            rows = [(f"le={le}", count) for le, count in value["buckets"].items()]
+            rows += [("count", value["count"]), ("sum", value["sum"])]
+        elif isinstance(value, dict):
+            rows = list(value.items())
+        else:
+            rows = [("", value)]
+        writer.writerows((name, label, v) for label, v in rows)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    log.configure("info", "console" if sys.stderr.isatty() else "json")
+    directory = Path(args.directory or tempfile.mkdtemp(prefix="usage-exporter-demo-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    database = directory / "nextcloud.db"
+    if not database.exists():
+        build_demo_database(database, now=time.time(), users=args.users)
+    key = secrets.token_urlsafe(24)
+    host, port = args.listen
+    config = parse_config({
+        "database": {"url": f"sqlite:///{database}", "platform": "nextcloud",
+                     "data_directory": str(directory)},
+        "server": {"listen": f"{host}:{port}"},
+        "api": {"keys": [{"name": "demo", "secret": key}]},
+        "collectors": {name: {"interval": "15s", "timeout": "10s", "jitter": "1s"}
+                       for name in available()},
+    }, collector_options=collector_options())
+
+    def explain(url: str) -> None:
+        print(f"""
+usage-exporter demo: a Nextcloud database with {args.users} synthetic users at {database}
+
+  curl {url}/metrics
+  curl -H 'Authorization: Bearer {key}' '{url}/api/v1/snapshot?users=true'
+
+Prometheus scrape config:
+  scrape_configs:
+    - job_name: usage-exporter
+      static_configs: [{{targets: ['{url.removeprefix("http://")}']}}]
+
+Stop with Ctrl-C.
+""", flush=True)
+
+    return serve(config, on_listening=explain)
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="usage-exporter", description=__doc__)
+    main.add_argument("--version", action="version", version=f"usage-exporter {__version__}")
+    commands = main.add_subparsers(dest="command", required=True)
+
+    def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--config", default=DEFAULT_CONFIG,
+                             help=f"YAML config file (default: {DEFAULT_CONFIG})")
+        return command
+
+    def as_of(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--as-of", type=float, metavar="UNIX_SECONDS",
+                             help="measure time windows from this instant instead of now")
+
+    run = with_config("run", "run the daemon")
+    as_of(run)
+    run.set_defaults(func=cmd_run)
+    check = with_config("check-config", "validate the config and print every problem")
+    check.set_defaults(func=cmd_check_config)
+    collect = with_config("collect", "refresh once, print the result, exit")
+    collect.add_argument("--format", choices=("json", "csv", "prometheus"), default="json")
+    collect.add_argument("--users", action="store_true", help="include per-user rows (json)")
+    as_of(collect)
+    collect.set_defaults(func=cmd_collect)
+    demo = commands.add_parser("demo", help="build a demo Nextcloud database and serve it")
+    demo.add_argument("--listen", type=listen_address, default=("127.0.0.1", 10191),
+                      help="host:port to serve on (default 127.0.0.1:10191)")
+    demo.add_argument("--users", type=int, default=400)
+    demo.add_argument("--directory", help="where to keep the demo database (default: a new "
+                      "temporary directory)")
+    demo.set_defaults(func=cmd_demo)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as error:
+        print(f"{getattr(args, 'config', 'config')}: invalid configuration:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2

@@ -1,0 +1,405 @@
+"""YAML configuration, validated into frozen dataclasses.
+
+Every problem is collected with the YAML path it belongs to, so `check-config` can print them all at
+once; nothing half-valid ever reaches the daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+PLATFORMS = ("owncloud", "nextcloud")
+DEFAULT_PORT = 10191
+
+
+class ConfigError(Exception):
+    """One or more problems, each prefixed with the YAML path it concerns."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# --- value parsers: each takes the raw YAML value and returns it converted or raises ValueError ---
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(value: Any) -> float:
+    """Seconds from a number or a string such as '30s', '5m', '1h', '7d'."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise ValueError(f"must be greater than zero, got {value!r}")
+    return seconds
+
+
+def duration_label(seconds: float) -> str:
+    """The shortest exact label for a duration: 300 -> '5m', 86400 -> '1d'."""
+    for unit in ("d", "h", "m", "s"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def duration_list(value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError("expected a non-empty list of durations")
+    return tuple(sorted({duration(item) for item in value}))
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected a positive whole number, got {value!r}")
+    return value
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def optional_text(value: Any) -> str | None:
+    return None if value is None else text(value)
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    return parse
+
+
+def timezone(value: Any) -> str:
+    try:
+        ZoneInfo(text(value))
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown IANA time zone {value!r}") from error
+    return value
+
+
+def database_url(value: Any) -> str:
+    try:
+        url = make_url(text(value))
+    except ArgumentError as error:
+        raise ValueError(f"not a database URL: {error}") from error
+    if url.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise ValueError(f"unsupported database {url.get_backend_name()!r}; "
+                         "use sqlite, postgresql or mysql/mariadb")
+    return value
+
+
+def listen_address(value: Any) -> tuple[str, int]:
+    """'host:port', ':port' (all interfaces) or '[v6]:port'."""
+    match = re.fullmatch(r"\[?([^\]]*?)\]?:(\d{1,5})", text(value).strip())
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise ValueError(f"expected host:port such as 127.0.0.1:{DEFAULT_PORT}, got {value!r}")
+    return match.group(1) or "0.0.0.0", int(match.group(2))
+
+
+# --- the frozen model ---
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str
+    platform: str
+    table_prefix: str = "oc_"
+    data_directory: str | None = None
+    available_storage_bytes: int | None = None
+    connect_timeout: float = 10.0
+
+    def sqlalchemy_url(self) -> URL:
+        return make_url(self.url)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    threads: int = 8
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    name: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    name: str
+    enabled: bool
+    interval: float
+    timeout: float
+    jitter: float
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PerUserMetricsConfig:
+    enabled: bool = False
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "info"
+    format: str = "auto"
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig
+    server: ServerConfig
+    api_keys: tuple[ApiKey, ...]
+    collectors: tuple[CollectorConfig, ...]
+    per_user_metrics: PerUserMetricsConfig
+    logging: LoggingConfig
+    web_config_file: str | None = None
+
+    def collector(self, name: str) -> CollectorConfig:
+        return next(c for c in self.collectors if c.name == name)
+
+    @property
+    def enabled_collectors(self) -> tuple[CollectorConfig, ...]:
+        return tuple(c for c in self.collectors if c.enabled)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A config key: its parser and its default (None = required unless optional)."""
+
+    parse: Callable[[Any], Any]
+    default: Any = None
+    required: bool = False
+
+
+COMMON_COLLECTOR_OPTIONS: Mapping[str, Option] = {
+    "enabled": Option(boolean, True),
+    "interval": Option(duration, 60.0),
+    "timeout": Option(duration, 30.0),
+    "jitter": Option(duration, 5.0),
+}
+
+
+class _Reader:
+    """Walks the YAML tree, converting values and collecting every problem with its path."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.problems: list[str] = []
+        self.base_dir = base_dir
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def section(self, node: Any, path: str, options: Mapping[str, Option]) -> dict[str, Any]:
+        if node is None:
+            node = {}
+        if not isinstance(node, dict):
+            self.problem(path, f"expected a mapping, got {type(node).__name__}")
+            node = {}
+        for key in node:
+            if key not in options:
+                known = ", ".join(options)
+                self.problem(f"{path}.{key}", f"unknown key (known keys: {known})")
+        values: dict[str, Any] = {}
+        for key, option in options.items():
+            if key not in node or node[key] is None:
+                if option.required:
+                    self.problem(f"{path}.{key}", "is required")
+                values[key] = option.default
+                continue
+            try:
+                values[key] = option.parse(node[key])
+            except ValueError as error:
+                self.problem(f"{path}.{key}", str(error))
+                values[key] = option.default
+        return values
+
+    def secret(self, node: dict[str, Any], path: str) -> str | None:
+        """`secret` inline (after ${ENV} substitution) or `secret_file` read from disk."""
+        inline, from_file = node.get("secret"), node.get("secret_file")
+        if (inline is None) == (from_file is None):
+            self.problem(path, "give exactly one of secret or secret_file")
+            return None
+        if from_file is not None:
+            try:
+                inline = (self.base_dir / str(from_file)).read_text().strip()
+            except OSError as error:
+                self.problem(f"{path}.secret_file", f"cannot read {from_file}: {error.strerror}")
+                return None
+        if not isinstance(inline, str) or len(inline) < 16:
+            self.problem(path, "a secret must be a string of at least 16 characters")
+            return None
+        return inline
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute_env(node: Any, path: str, reader: _Reader) -> Any:
+    """Replace ${NAME} and ${NAME:-default} in every string scalar."""
+    if isinstance(node, dict):
+        return {k: _substitute_env(v, f"{path}.{k}" if path else str(k), reader)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute_env(v, f"{path}[{i}]", reader) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name, default)
+        if value is None:
+            reader.problem(path, f"environment variable {name} is not set")
+            return ""
+        return value
+
+    return _ENV.sub(replace, node)
+
+
+def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Option]],
+                 base_dir: Path | None = None) -> Config:
+    """Validate a loaded YAML document. `collector_options` maps each known collector name to the
+    options it accepts besides the common ones."""
+    reader = _Reader(base_dir or Path.cwd())
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top level): expected a mapping with at least a database section"])
+    raw = _substitute_env(raw, "", reader)
+    sections = {"database", "server", "api", "collectors", "per_user_metrics", "logging",
+                "web_config_file"}
+    for key in raw:
+        if key not in sections:
+            reader.problem(str(key), f"unknown section (known: {', '.join(sorted(sections))})")
+
+    db_node = raw.get("database")
+    password_file = db_node.pop("password_file", None) if isinstance(db_node, dict) else None
+    db = reader.section(db_node, "database", {
+        "url": Option(database_url, required=True),
+        "platform": Option(choice(*PLATFORMS), required=True),
+        "table_prefix": Option(str, "oc_"),
+        "data_directory": Option(optional_text),
+        "available_storage_bytes": Option(positive_int),
+        "connect_timeout": Option(duration, 10.0),
+    })
+    if password_file and db["url"]:
+        try:
+            password = (reader.base_dir / password_file).read_text().strip()
+            db["url"] = make_url(db["url"]).set(password=password).render_as_string(False)
+        except OSError as error:
+            reader.problem("database.password_file", f"cannot read {password_file}: {error.strerror}")
+
+    server = reader.section(raw.get("server"), "server", {
+        "listen": Option(listen_address, ("127.0.0.1", DEFAULT_PORT)),
+        "threads": Option(positive_int, 8),
+    })
+
+    api_keys: list[ApiKey] = []
+    api_node = raw.get("api") or {}
+    keys_node = api_node.get("keys", []) if isinstance(api_node, dict) else None
+    if not isinstance(keys_node, list):
+        reader.problem("api.keys", "expected a list of {name, secret | secret_file}")
+        keys_node = []
+    if isinstance(api_node, dict):
+        for key in api_node:
+            if key != "keys":
+                reader.problem(f"api.{key}", "unknown key (known keys: keys)")
+    for index, item in enumerate(keys_node):
+        path = f"api.keys[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            reader.problem(path, "expected a mapping with name and secret (or secret_file)")
+            continue
+        for key in item:
+            if key not in ("name", "secret", "secret_file"):
+                reader.problem(f"{path}.{key}", "unknown key (known keys: name, secret, secret_file)")
+        secret = reader.secret(item, path)
+        if secret is not None:
+            api_keys.append(ApiKey(item["name"], secret))
+    if len({k.name for k in api_keys}) != len(api_keys):
+        reader.problem("api.keys", "key names must be unique")
+
+    collectors_node = raw.get("collectors") or {}
+    if not isinstance(collectors_node, dict):
+        reader.problem("collectors", "expected a mapping of collector name to settings")
+        collectors_node = {}
+    for name in collectors_node:
+        if name not in collector_options:
+            reader.problem(f"collectors.{name}",
+                           f"unknown collector (known: {', '.join(sorted(collector_options))})")
+    collectors = []
+    for name, extra in sorted(collector_options.items()):
+        values = reader.section(collectors_node.get(name), f"collectors.{name}",
+                                {**COMMON_COLLECTOR_OPTIONS, **extra})
+        common = {key: values.pop(key) for key in COMMON_COLLECTOR_OPTIONS}
+        if common["timeout"] > common["interval"]:
+            reader.problem(f"collectors.{name}.timeout", "must not exceed the interval")
+        collectors.append(CollectorConfig(name=name, options=values, **common))
+
+    per_user = reader.section(raw.get("per_user_metrics"), "per_user_metrics", {
+        "enabled": Option(boolean, False),
+        "limit": Option(positive_int, 100),
+    })
+    logging = reader.section(raw.get("logging"), "logging", {
+        "level": Option(choice("debug", "info", "warning", "error"), "info"),
+        "format": Option(choice("auto", "json", "console"), "auto"),
+    })
+    web_config_file = raw.get("web_config_file")
+    if web_config_file is not None and not Path(str(web_config_file)).is_file():
+        reader.problem("web_config_file", f"no such file: {web_config_file}")
+
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    host, port = server["listen"]
+    return Config(
+        database=DatabaseConfig(**db),
+        server=ServerConfig(host=host, port=port, threads=server["threads"]),
+        api_keys=tuple(api_keys),
+        collectors=tuple(collectors),
+        per_user_metrics=PerUserMetricsConfig(**per_user),
+        logging=LoggingConfig(**logging),
+        web_config_file=web_config_file,
+    )
+
+
+def load_config(path: str | Path, *,
+                collector_options: Mapping[str, Mapping[str, Option]]) -> Config:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read: {error.strerror}"]) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        reason = getattr(error, "problem", None) or str(error)
+        raise ConfigError([f"{path}: not valid YAML at {where}: {reason}"]) from None
+    return parse_config(raw, collector_options=collector_options, base_dir=path.parent)

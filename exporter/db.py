@@ -1,0 +1,114 @@
+"""Read-only access to the platform database, with statements cancelled at a deadline.
+
+Read-only is enforced by the database, not just intended: SQLite opens the file with mode=ro,
+PostgreSQL sessions default to read-only transactions, MySQL/MariaDB sessions are set read-only.
+A collector's timeout is enforced twice: as the server's own statement timeout, and by a watchdog
+that cancels whatever statement is still running when the deadline passes (SQLite's interrupt,
+PostgreSQL's cancel request, MySQL's KILL QUERY).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from exporter.config import DatabaseConfig
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or refused the login."""
+
+
+def describe_error(error: BaseException) -> str:
+    """One readable line: the driver's own message, without SQLAlchemy's background link."""
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        error = error.orig
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def read_only_url(url: URL) -> URL:
+    """SQLite: open through a URI with mode=ro, so the file cannot be written even by mistake."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return url
+    return url.set(database=f"file:{url.database}", query={**url.query, "mode": "ro",
+                                                          "uri": "true"})
+
+
+class Database:
+    def __init__(self, config: DatabaseConfig) -> None:
+        url = read_only_url(config.sqlalchemy_url())
+        self.backend = url.get_backend_name()
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        connect_args: dict[str, Any] = {}
+        if self.backend == "sqlite":
+            # A new connection per run: a database file replaced on disk is picked up.
+            options = {"poolclass": NullPool}
+            connect_args = {"timeout": config.connect_timeout, "check_same_thread": False}
+        elif self.backend == "postgresql":
+            connect_args = {"connect_timeout": int(config.connect_timeout),
+                            "application_name": "usage-exporter",
+                            "options": "-c default_transaction_read_only=on"}
+        else:
+            connect_args = {"connect_timeout": int(config.connect_timeout)}
+            options["pool_recycle"] = 3600
+        self.engine: Engine = create_engine(url, connect_args=connect_args, **options)
+        if self.backend in ("mysql", "mariadb"):
+            event.listen(self.engine, "connect", _mysql_read_only)
+
+    @contextmanager
+    def connect(self, timeout: float) -> Iterator[Connection]:
+        """A connection whose statements are cancelled once `timeout` seconds have passed."""
+        try:
+            conn = self.engine.connect()
+        except DBAPIError as error:
+            raise DatabaseUnavailable(describe_error(error)) from error
+        with conn:
+            self._set_statement_timeout(conn, timeout)
+            watchdog = threading.Timer(timeout, self._cancel, args=(conn,))
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                yield conn
+            finally:
+                watchdog.cancel()
+                conn.rollback()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def _set_statement_timeout(self, conn: Connection, timeout: float) -> None:
+        if self.backend == "postgresql":
+            conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout * 1000)}"))
+        elif self.backend in ("mysql", "mariadb"):
+            if conn.dialect.is_mariadb:
+                conn.execute(text(f"SET SESSION max_statement_time = {timeout:.3f}"))
+            else:
+                conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
+
+    def _cancel(self, conn: Connection) -> None:
+        try:
+            raw = conn.connection.dbapi_connection
+        except Exception:  # already closed: nothing left to cancel
+            return
+        if raw is None:
+            return
+        if self.backend == "sqlite":
+            raw.interrupt()
+        elif self.backend == "postgresql":
+            raw.cancel_safe()
+        else:
+            with self.engine.connect() as killer:
+                killer.execute(text(f"KILL QUERY {int(raw.thread_id())}"))
+
+
+def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET SESSION TRANSACTION READ ONLY")

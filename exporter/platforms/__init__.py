@@ -1,0 +1,15 @@
+"""Platform profiles by name. Adding a platform is one module and one line here."""
+
+from exporter.config import DatabaseConfig
+from exporter.platforms.base import RELATIONS, Profile
+from exporter.platforms.nextcloud import NextcloudProfile
+from exporter.platforms.owncloud import OwnCloudProfile
+
+PROFILES: dict[str, type[Profile]] = {p.name: p for p in (OwnCloudProfile, NextcloudProfile)}
+
+
+def profile_for(database: DatabaseConfig) -> Profile:
+    return PROFILES[database.platform](database)
+
+
+__all__ = ["PROFILES", "RELATIONS", "Profile", "profile_for"]

@@ -1,0 +1,114 @@
+"""Runs collectors against the platform database and records their results in the store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+from collectors import available
+from collectors.base import Collector, Source
+from exporter.config import Config
+from exporter.db import Database, DatabaseUnavailable, describe_error
+from exporter.exposition import render
+from exporter.log import debug_enabled
+from exporter.platforms import profile_for
+from exporter.snapshot import Snapshot, SnapshotStore
+
+log = structlog.get_logger()
+
+
+class StartupError(Exception):
+    """The exporter cannot start: the message says why, in one line."""
+
+
+class Runner:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.profile = profile_for(config.database)
+        self.database = Database(config.database)
+        classes = available()
+        self.collectors: dict[str, Collector] = {
+            c.name: classes[c.name](c) for c in config.enabled_collectors}
+        limit = config.per_user_metrics.limit if config.per_user_metrics.enabled else 0
+        self.store = SnapshotStore(self.profile.name, list(self.collectors),
+                                   partial(render, per_user_limit=limit))
+        provided = self.profile.provides()
+        for name, collector in self.collectors.items():
+            missing = set(collector.relations) - provided
+            if missing:
+                self.store.mark_not_applicable(
+                    name, f"{self.profile.name} has no {', '.join(sorted(missing))}")
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.store.current
+
+    def applicable(self) -> list[str]:
+        return [name for name, status in self.snapshot.collectors.items()
+                if status.state != "not_applicable"]
+
+    def preflight(self) -> None:
+        """Connect once and check that every relation the collectors need can be read, so a
+        wrong URL or a missing table stops the daemon at start-up with one clear message."""
+        needed = {r for name in self.applicable() for r in self._relations(self.collectors[name])}
+        try:
+            with self.database.connect(self.config.database.connect_timeout * 3) as conn:
+                for relation in sorted(needed):
+                    query = self.profile.relation(relation, conn).subquery()
+                    conn.execute(select(query).limit(0)).all()
+        except DatabaseUnavailable as error:
+            raise StartupError(f"cannot connect to the {self.profile.name} database: {error}") \
+                from None
+        except DBAPIError as error:
+            raise StartupError(
+                f"the database does not look like {self.profile.name} (table prefix "
+                f"{self.config.database.table_prefix!r}): {describe_error(error)}") from None
+
+    def run(self, name: str) -> Snapshot:
+        """One run of one collector: record the result, or the failure with the old values kept."""
+        collector = self.collectors[name]
+        timeout = collector.config.timeout
+        started = time.monotonic()
+        try:
+            with self.database.connect(timeout) as conn:
+                relations = {r: self.profile.relation(r, conn).subquery(r)
+                             for r in self._relations(collector)}
+                result = collector.collect(Source(conn, relations, self.clock(),
+                                                  self.config.database))
+                version = self.profile.version(conn)
+        except DatabaseUnavailable as error:
+            return self._failed(name, str(error), started, database_up=False, error=error)
+        except Exception as error:
+            return self._failed(name, describe_error(error), started, database_up=True,
+                                error=error)
+        duration = time.monotonic() - started
+        log.debug("collector_succeeded", collector=name, duration_seconds=round(duration, 4))
+        return self.store.record_success(name, result, duration, platform_version=version)
+
+    def run_all(self) -> Snapshot:
+        for name in self.applicable():
+            self.run(name)
+        return self.snapshot
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    def _relations(self, collector: Collector) -> list[str]:
+        provided = self.profile.provides()
+        return [r for r in (*collector.relations, *collector.optional_relations) if r in provided]
+
+    def _failed(self, name: str, message: str, started: float, *, database_up: bool,
+                error: Exception) -> Snapshot:
+        duration = time.monotonic() - started
+        if duration >= self.collectors[name].config.timeout:
+            message = f"timed out after {self.collectors[name].config.timeout:g}s: {message}"
+        log.error("collector_failed", collector=name, error=message,
+                  duration_seconds=round(duration, 4),
+                  exc_info=error if debug_enabled() else None)
+        return self.store.record_failure(name, message, duration, database_up=database_up)

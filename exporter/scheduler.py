@@ -1,0 +1,47 @@
+"""One APScheduler job per collector: its own interval and jitter, never two runs at once, and
+exponential backoff while it keeps failing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exporter.runner import Runner
+
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def backoff_delay(interval: float, consecutive_failures: int) -> float:
+    """After n failures in a row wait interval * 2**n, capped at max(interval, 5 minutes)."""
+    return min(interval * 2 ** consecutive_failures, max(interval, MAX_BACKOFF_SECONDS))
+
+
+class Scheduler:
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={
+            "coalesce": True, "max_instances": 1})
+        now = datetime.now(UTC)
+        for name in runner.applicable():
+            config = runner.collectors[name].config
+            self.scheduler.add_job(
+                self._run, IntervalTrigger(seconds=config.interval, jitter=config.jitter),
+                args=[name], id=name, name=name, next_run_time=now,
+                misfire_grace_time=max(1, int(config.interval / 2)))
+
+    def _run(self, name: str) -> None:
+        status = self.runner.run(name).collectors[name]
+        if status.state == "failed":
+            delay = backoff_delay(self.runner.collectors[name].config.interval,
+                                  status.consecutive_failures)
+            self.scheduler.modify_job(name, next_run_time=datetime.now(UTC)
+                                      + timedelta(seconds=delay))
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        # Running queries are cancelled by their own deadline; do not wait for them here.
+        self.scheduler.shutdown(wait=False)

@@ -1,0 +1,121 @@
+"""The snapshot store: the latest result of every collector, swapped in atomically.
+
+Each change builds a new immutable Snapshot, renders its exposition bodies once, and publishes it
+by assigning one attribute. Readers (scrapes, API calls) take that reference and never lock.
+A failed run keeps the collector's previous result; only its status changes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from collectors.base import CollectorResult
+
+State = Literal["pending", "ok", "failed", "not_applicable"]
+
+
+@dataclass(frozen=True)
+class CollectorStatus:
+    name: str
+    state: State = "pending"
+    result: CollectorResult | None = None  # the last good result, kept through failures
+    duration_seconds: float = 0.0
+    last_success: float | None = None
+    last_error: str | None = None
+    runs: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+
+
+@dataclass(frozen=True)
+class Bodies:
+    """The /metrics body in each format, plain and gzipped."""
+
+    text: bytes = b""
+    text_gzip: bytes = b""
+    openmetrics: bytes = b""
+    openmetrics_gzip: bytes = b""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    platform: str
+    collectors: Mapping[str, CollectorStatus]
+    platform_version: str = ""
+    database_up: bool | None = None
+    bodies: Bodies = field(default_factory=Bodies)
+
+    @property
+    def ready(self) -> bool:
+        return all(s.state != "pending" for s in self.collectors.values())
+
+    def results(self) -> Iterator[CollectorResult]:
+        for status in self.collectors.values():
+            if status.result is not None:
+                yield status.result
+
+    def user_columns(self) -> dict[str, Mapping[str, Any]]:
+        columns: dict[str, Mapping[str, Any]] = {}
+        for result in self.results():
+            columns.update(result.users)
+        return columns
+
+    def user_rows(self) -> Iterator[dict[str, Any]]:
+        """One row per user id known to any collector, every column present (None if unknown)."""
+        columns = self.user_columns()
+        user_ids: dict[str, None] = {}
+        for values in columns.values():
+            user_ids.update(dict.fromkeys(values))
+        for user_id in user_ids:
+            yield {"user_id": user_id} | {name: values.get(user_id)
+                                          for name, values in columns.items()}
+
+
+class SnapshotStore:
+    def __init__(self, platform: str, collector_names: list[str],
+                 render: Callable[[Snapshot], Bodies]) -> None:
+        self._lock = threading.Lock()
+        self._render = render
+        self.current = self._publish(Snapshot(
+            platform=platform,
+            collectors={name: CollectorStatus(name) for name in collector_names}))
+
+    def _publish(self, snapshot: Snapshot) -> Snapshot:
+        snapshot = replace(snapshot, bodies=self._render(snapshot))
+        self.current = snapshot
+        return snapshot
+
+    def _update(self, name: str, **changes: Any) -> Snapshot:
+        database_up = changes.pop("database_up", None)
+        version = changes.pop("platform_version", None)
+        with self._lock:
+            snapshot = self.current
+            status = replace(snapshot.collectors[name], **changes)
+            snapshot = replace(
+                snapshot, collectors={**snapshot.collectors, name: status},
+                database_up=snapshot.database_up if database_up is None else database_up,
+                platform_version=version or snapshot.platform_version)
+            return self._publish(snapshot)
+
+    def record_success(self, name: str, result: CollectorResult, duration: float,
+                       platform_version: str | None = None) -> Snapshot:
+        status = self.current.collectors[name]
+        return self._update(name, state="ok", result=result, duration_seconds=duration,
+                            last_success=time.time(), last_error=None, runs=status.runs + 1,
+                            consecutive_failures=0, database_up=True,
+                            platform_version=platform_version)
+
+    def record_failure(self, name: str, error: str, duration: float,
+                       database_up: bool) -> Snapshot:
+        status = self.current.collectors[name]
+        return self._update(name, state="failed", duration_seconds=duration, last_error=error,
+                            runs=status.runs + 1, failures=status.failures + 1,
+                            consecutive_failures=status.consecutive_failures + 1,
+                            database_up=database_up)
+
+    def mark_not_applicable(self, name: str, reason: str) -> Snapshot:
+        return self._update(name, state="not_applicable", last_error=reason)
