@@ -6,14 +6,16 @@ from sqlalchemy import case, distinct, func, select
 
 from collectors.base import REFRESH_NOTE, Collector, CollectorResult, Gauge, Source
 
-# Checked in order against the lower-cased user agent or device name: sync and mobile apps send
-# browser-like agents too, so they come before the generic browser test.
+# Checked in order against the lower-cased user agent or device name. Sync and mobile apps send
+# browser-like agents, so they are recognised first; a browser on a phone is a web session.
 CLIENT_CLASSES = (
-    ("desktop", ("%mirall/%", "%electron/%", "%owncloud desktop%", "%nextcloud desktop%")),
-    ("mobile", ("%android%", "%ios%", "%iphone%", "%ipad%", "%davx5%", "%element/%")),
-    ("web", ("%mozilla/%", "%chrome/%", "%safari/%", "%firefox/%", "%edg/%", "%opera%")),
+    ("desktop", ("%mirall/%", "%electron/%", "%desktop%")),
+    ("mobile", ("%nextcloud-android%", "%nextcloud-ios%", "%owncloud-android%",
+                "%owncloud-ios%", "%owncloudapp%", "%davx5%", "%element/%")),
+    ("web", ("%mozilla/%", "%opera%")),
+    ("mobile", ("%android%", "%ios%", "%iphone%", "%ipad%")),
 )
-CLIENTS = (*(name for name, _ in CLIENT_CLASSES), "other")
+CLIENTS = ("desktop", "mobile", "web", "other")
 
 
 class SessionsCollector(Collector):
@@ -29,11 +31,11 @@ class SessionsCollector(Collector):
             else_="other",
         ).label("client_class")
         by_client = dict.fromkeys(CLIENTS, 0) | dict(source.conn.execute(
-            select(client_class, func.count()).group_by(client_class)).tuples().all())
+            select(client_class, func.count()).group_by(client_class)).all())
         concurrent = source.conn.execute(
             select(func.count(distinct(sessions.c.user_id)))).scalar_one()
         per_user = dict(source.conn.execute(
-            select(sessions.c.user_id, func.count()).group_by(sessions.c.user_id)).tuples().all())
+            select(sessions.c.user_id, func.count()).group_by(sessions.c.user_id)).all())
         return CollectorResult(
             metrics=(
                 Gauge.single("usage_users_concurrent",

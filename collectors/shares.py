@@ -20,7 +20,7 @@ class SharesCollector(Collector):
         conn = source.conn
         totals = conn.execute(
             select(shares.c.type, func.count(), func.sum(1 - shares.c.password_protected))
-            .group_by(shares.c.type)).tuples().all()
+            .group_by(shares.c.type)).all()
         by_type = dict.fromkeys(SHARE_TYPES, 0) | {kind: count for kind, count, _ in totals}
         links_without_password = sum(int(free) for kind, _, free in totals if kind == "link")
         per_user: dict[str, dict[str, object]] = {f"shares_{t}": {} for t in SHARE_TYPES}

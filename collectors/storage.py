@@ -56,7 +56,7 @@ class StorageCollector(Collector):
         if "storages" in rel:
             storages = rel["storages"]
             by_kind = {"home": 0, "local": 0, "other": 0} | dict(conn.execute(
-                select(storages.c.kind, func.count()).group_by(storages.c.kind)).tuples().all())
+                select(storages.c.kind, func.count()).group_by(storages.c.kind)).all())
             entries = conn.execute(
                 select(func.coalesce(func.sum(storages.c.entries), 0))).scalar_one()
             metrics += [
@@ -74,7 +74,7 @@ class StorageCollector(Collector):
             metrics += self._quota_metrics(source)
             quotas = rel["quotas"]
             per_user["quota_bytes"] = dict(conn.execute(
-                select(quotas.c.user_id, quotas.c.quota_bytes)).tuples().all())
+                select(quotas.c.user_id, quotas.c.quota_bytes)).all())
         return CollectorResult(metrics=tuple(metrics), users=per_user)
 
     def _quota_metrics(self, source: Source) -> list[Metric]:

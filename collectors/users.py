@@ -28,7 +28,7 @@ class UsersCollector(Collector):
         users = source.relations["users"]
         conn = source.conn
         by_status = dict(conn.execute(
-            select(users.c.status, func.count()).group_by(users.c.status)).tuples().all())
+            select(users.c.status, func.count()).group_by(users.c.status)).all())
         seen = conn.execute(select(func.count(users.c.last_login))).scalar_one()
 
         if self.config.options["active_by"] == "session_activity":

@@ -20,7 +20,6 @@ import structlog
 from collectors import available
 from exporter import __version__, log
 from exporter.config import Config, ConfigError, listen_address, load_config, parse_config
-
 from exporter.exposition import snapshot_json
 from exporter.http import App, HttpServer
 from exporter.runner import Runner, StartupError

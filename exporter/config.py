@@ -184,7 +184,6 @@ class Config:
     collectors: tuple[CollectorConfig, ...]
     per_user_metrics: PerUserMetricsConfig
     logging: LoggingConfig
-    web_config_file: str | None = None
 
     def collector(self, name: str) -> CollectorConfig:
         return next(c for c in self.collectors if c.name == name)
@@ -295,8 +294,7 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): expected a mapping with at least a database section"])
     raw = _substitute_env(raw, "", reader)
-    sections = {"database", "server", "api", "collectors", "per_user_metrics", "logging",
-                "web_config_file"}
+    sections = {"database", "server", "api", "collectors", "per_user_metrics", "logging"}
     for key in raw:
         if key not in sections:
             reader.problem(str(key), f"unknown section (known: {', '.join(sorted(sections))})")
@@ -316,7 +314,8 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
             password = (reader.base_dir / password_file).read_text().strip()
             db["url"] = make_url(db["url"]).set(password=password).render_as_string(False)
         except OSError as error:
-            reader.problem("database.password_file", f"cannot read {password_file}: {error.strerror}")
+            reader.problem("database.password_file",
+                           f"cannot read {password_file}: {error.strerror}")
 
     server = reader.section(raw.get("server"), "server", {
         "listen": Option(listen_address, ("127.0.0.1", DEFAULT_PORT)),
@@ -340,7 +339,8 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
             continue
         for key in item:
             if key not in ("name", "secret", "secret_file"):
-                reader.problem(f"{path}.{key}", "unknown key (known keys: name, secret, secret_file)")
+                reader.problem(f"{path}.{key}",
+                               "unknown key (known keys: name, secret, secret_file)")
         secret = reader.secret(item, path)
         if secret is not None:
             api_keys.append(ApiKey(item["name"], secret))
@@ -372,10 +372,6 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         "level": Option(choice("debug", "info", "warning", "error"), "info"),
         "format": Option(choice("auto", "json", "console"), "auto"),
     })
-    web_config_file = raw.get("web_config_file")
-    if web_config_file is not None and not Path(str(web_config_file)).is_file():
-        reader.problem("web_config_file", f"no such file: {web_config_file}")
-
     if reader.problems:
         raise ConfigError(reader.problems)
     host, port = server["listen"]
@@ -386,7 +382,6 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         collectors=tuple(collectors),
         per_user_metrics=PerUserMetricsConfig(**per_user),
         logging=LoggingConfig(**logging),
-        web_config_file=web_config_file,
     )
 
 

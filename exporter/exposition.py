@@ -64,8 +64,8 @@ class SnapshotCollector:
     def _self_metrics(self) -> Iterator[Metric]:
         snapshot = self.snapshot
         ran = [s for s in snapshot.collectors.values() if s.runs]
-        success = GaugeMetricFamily("usage_collector_success",
-                                    "1 if the collector's last run succeeded.", labels=["collector"])
+        success = GaugeMetricFamily("usage_collector_success", "1 if the collector's last run "
+                                    "succeeded.", labels=["collector"])
         duration = GaugeMetricFamily("usage_collector_duration_seconds",
                                      "Duration of the collector's last run.", labels=["collector"])
         last = GaugeMetricFamily("usage_collector_last_success_timestamp_seconds",

@@ -1,0 +1,75 @@
+"""Shared fixtures: the real platform databases (in SQLite, PostgreSQL and MariaDB), their own
+answers, and configs pointing at them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectors import available
+from exporter.config import Config, parse_config
+from tests.copy_db import copy_tables
+from tests.servers import mariadb_server, postgres_server, prometheus_server  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+NEXTCLOUD = FIXTURES / "nextcloud"
+API_KEY = "test-key-0123456789abcdef"
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def sqlite_execute(path: Path, *statements: str) -> None:
+    """Change a test copy of a database, as a platform would, and close the connection so the
+    change is checkpointed into the file itself."""
+    db = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="session")
+def nextcloud_now() -> int:
+    """The instant Nextcloud's answers were captured at: every time window is measured from it."""
+    return int(read_json(NEXTCLOUD / "capture_time.json")["captured_at_before"])
+
+
+def make_config(url: str, platform: str, **sections: Any) -> Config:
+    database = {"url": url, "platform": platform, **sections.pop("database", {})}
+    raw = {"database": database, "api": {"keys": [{"name": "tests", "secret": API_KEY}]},
+           **sections}
+    return parse_config(raw, collector_options={n: c.options for n, c in available().items()})
+
+
+@pytest.fixture(scope="session")
+def server_database(request: pytest.FixtureRequest) -> Callable[[str, str, Path], str]:
+    """Load a SQLite database into a fresh database on the named server; returns its URL."""
+    def load(backend: str, name: str, sqlite_path: Path) -> str:
+        server = request.getfixturevalue(f"{backend}_server")
+        url = server.create_database(name)
+        copy_tables(f"sqlite:///{sqlite_path}", url)
+        return url
+    return load
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def nextcloud_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                  server_database: Callable[[str, str, Path], str]) -> str:
+    """The real Nextcloud fixture database, on each database server we support."""
+    if request.param == "sqlite":
+        return f"sqlite:///{NEXTCLOUD / 'nextcloud.db'}"
+    copy = tmp_path_factory.mktemp("nextcloud") / "nextcloud.db"
+    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
+    return server_database(request.param, "nextcloud", copy)

@@ -1,0 +1,171 @@
+"""The real daemon process, end to end: start, scrape, lint with promtool, stop on SIGTERM; and
+the one-line errors a bad config, a wrong URL or a missing table give at start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NEXTCLOUD, ROOT, read_json, sqlite_execute
+from tests.servers import promtool_path
+
+SERVERINFO = read_json(NEXTCLOUD / "serverinfo.json")["ocs"]["data"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_config(path: Path, url: str, port: int, extra: str = "") -> Path:
+    path.write_text(f"""
+database:
+  url: {url}
+  platform: nextcloud
+server:
+  listen: 127.0.0.1:{port}
+api:
+  keys:
+    - name: tests
+      secret: test-key-0123456789abcdef
+{extra}""")
+    return path
+
+
+def exporter(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def wait_ready(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        try:
+            with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the daemon never became ready")
+
+
+@pytest.fixture
+def daemon(tmp_path, nextcloud_now) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = free_port()
+    config = write_config(tmp_path / "config.yaml",
+                          f"sqlite:///{NEXTCLOUD / 'nextcloud.db'}", port)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "run", "--config", str(config),
+         "--as-of", str(nextcloud_now)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_daemon_serves_metrics_that_promtool_accepts(daemon, tmp_path):
+    url, _ = daemon
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+        body = response.read()
+    assert b"usage_users_active{window=\"5m\"} " in body
+    lint = subprocess.run([promtool_path(), "check", "metrics"], input=body,
+                          capture_output=True, timeout=30)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert lint.stdout + lint.stderr == b""
+
+
+def test_sigterm_stops_the_daemon_within_seconds(daemon):
+    _, process = daemon
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert time.monotonic() - started < 5
+    events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
+    assert events[0] == "listening" and events[-1] == "stopped"
+
+
+def test_collect_prints_one_refresh_in_each_format(tmp_path, nextcloud_now):
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD / 'nextcloud.db'}",
+                          free_port())
+    as_of = ("--as-of", str(nextcloud_now))
+    result = exporter("collect", "--config", str(config), "--format", "json", *as_of)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["usage_shares"]["link"] == SERVERINFO["nextcloud"]["shares"]["num_shares_link"]
+    prometheus = exporter("collect", "--config", str(config), "--format", "prometheus", *as_of)
+    assert "# TYPE usage_users gauge" in prometheus.stdout
+    table = exporter("collect", "--config", str(config), "--format", "csv", *as_of)
+    assert table.stdout.splitlines()[0] == "metric,label,value"
+    assert "usage_shares,email,2" in table.stdout.splitlines()
+
+
+def test_check_config_prints_every_problem_with_its_path(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("database:\n  url: sqlite:////x.db\n  platform: sharepoint\n"
+                   "collectors:\n  users: {interval: often}\n")
+    result = exporter("check-config", "--config", str(bad))
+    assert result.returncode == 2
+    assert "database.platform: expected one of" in result.stderr
+    assert "collectors.users.interval: expected a duration" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_accepts_the_example_config(monkeypatch):
+    env = {**os.environ, "USAGE_EXPORTER_API_KEY": "x" * 32}
+    result = subprocess.run([sys.executable, "-m", "exporter", "check-config", "--config",
+                             "config.example.yaml"], cwd=ROOT, env=env, text=True,
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("config.example.yaml: OK")
+
+
+def startup_error(tmp_path: Path, url: str) -> str:
+    config = write_config(tmp_path / "c.yaml", url, free_port())
+    result = exporter("run", "--config", str(config))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert [line["event"] for line in lines] == ["startup_failed"]
+    return lines[0]["error"]
+
+
+def test_a_wrong_database_url_stops_start_up_with_one_message(tmp_path):
+    error = startup_error(tmp_path, f"sqlite:///{tmp_path / 'missing.db'}")
+    assert error.startswith("cannot connect to the nextcloud database: OperationalError: "
+                            "unable to open database file")
+
+
+def test_an_unreachable_server_stops_start_up_with_one_message(tmp_path):
+    error = startup_error(tmp_path, f"postgresql+psycopg://u:p@127.0.0.1:{free_port()}/nc")
+    assert error.startswith("cannot connect to the nextcloud database: OperationalError")
+    assert ":p@" not in error
+
+
+def test_a_missing_table_stops_start_up_with_one_message(tmp_path):
+    copy = tmp_path / "nc.db"
+    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
+    sqlite_execute(copy, "DROP TABLE oc_share")
+    error = startup_error(tmp_path, f"sqlite:///{copy}")
+    assert error.startswith("the database does not look like nextcloud (table prefix 'oc_'): "
+                            "OperationalError: no such table: oc_share")

@@ -1,0 +1,97 @@
+"""The platform database is never written, and a slow statement is cancelled in the database
+when the collector's timeout passes."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from exporter.db import Database, DatabaseUnavailable, read_only_url
+from exporter.runner import Runner
+from tests.conftest import NEXTCLOUD, make_config
+
+SLOW_SQLITE = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+               "SELECT count(*) FROM n")
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_sqlite_is_opened_read_only(tmp_path):
+    copy = tmp_path / "nc.db"
+    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
+    database = Database(make_config(f"sqlite:///{copy}", "nextcloud").database)
+    with database.connect(5) as conn, pytest.raises(DBAPIError, match="readonly database"):
+        conn.execute(text("DELETE FROM oc_users"))
+    database.dispose()
+
+
+def test_a_full_refresh_leaves_the_sqlite_file_byte_for_byte_unchanged(tmp_path):
+    copy = tmp_path / "nc.db"
+    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
+    before = sha256(copy)
+    runner = Runner(make_config(f"sqlite:///{copy}", "nextcloud"))
+    snapshot = runner.run_all()
+    runner.close()
+    assert all(s.state == "ok" for s in snapshot.collectors.values())
+    assert sha256(copy) == before
+    # The database is in WAL mode: readers may create the shared-memory index, never a log entry.
+    wal = tmp_path / "nc.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_read_only_url_keeps_other_backends_unchanged():
+    url = make_config("postgresql+psycopg://u:p@h/db", "nextcloud").database.sqlalchemy_url()
+    assert read_only_url(url) is url
+
+
+def test_a_slow_sqlite_statement_is_interrupted_at_the_deadline():
+    database = Database(make_config(f"sqlite:///{NEXTCLOUD / 'nextcloud.db'}",
+                                    "nextcloud").database)
+    started = time.monotonic()
+    with database.connect(0.5) as conn, pytest.raises(DBAPIError, match="interrupted"):
+        conn.execute(text(SLOW_SQLITE))
+    assert time.monotonic() - started < 5
+    database.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_a_slow_server_statement_is_cancelled_in_the_database(backend, request):
+    server = request.getfixturevalue(f"{backend}_server")
+    url = server.create_database(f"slow_{backend}")
+    database = Database(make_config(url, "nextcloud").database)
+    sleep = "SELECT pg_sleep(30)" if backend == "postgresql" else "SELECT SLEEP(30)"
+    started = time.monotonic()
+    with database.connect(0.5) as conn:
+        try:
+            value = conn.execute(text(sleep)).scalar()
+        except DBAPIError:
+            value = "cancelled"
+    elapsed = time.monotonic() - started
+    # MariaDB's SLEEP() returns 1 when killed instead of raising.
+    assert value in ("cancelled", 1)
+    assert elapsed < 5
+    database.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_server_sessions_are_read_only(backend, request):
+    server = request.getfixturevalue(f"{backend}_server")
+    url = server.create_database(f"ro_{backend}")
+    database = Database(make_config(url, "nextcloud").database)
+    with database.connect(5) as conn, pytest.raises(DBAPIError, match=r"(?i)read.only"):
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    database.dispose()
+
+
+def test_an_unreachable_server_raises_database_unavailable():
+    database = Database(make_config("postgresql+psycopg://u:p@127.0.0.1:9/db", "nextcloud")
+                        .database)
+    with pytest.raises(DatabaseUnavailable, match="OperationalError"), database.connect(1):
+        pass

@@ -1,0 +1,62 @@
+"""Each collector runs on its own schedule, never overlapping itself, backing off while it fails."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from exporter.runner import Runner
+from exporter.scheduler import MAX_BACKOFF_SECONDS, Scheduler, backoff_delay
+from tests.conftest import NEXTCLOUD, make_config, sqlite_execute
+
+
+def test_backoff_doubles_and_is_capped():
+    assert [backoff_delay(60, n) for n in (1, 2, 3)] == [120, 240, MAX_BACKOFF_SECONDS]
+    assert backoff_delay(3600, 4) == 3600  # never sooner than the interval itself
+
+
+def wait_for(predicate, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def runner(tmp_path):
+    copy = tmp_path / "nc.db"
+    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
+    runner = Runner(make_config(f"sqlite:///{copy}", "nextcloud", collectors={
+        "users": {"interval": "1s", "timeout": "1s", "jitter": "0.01s"},
+        "shares": {"interval": "1s", "timeout": "1s", "jitter": "0.01s"},
+        "sessions": {"enabled": False}, "storage": {"enabled": False}}))
+    yield runner, copy
+    runner.close()
+
+
+def test_every_collector_runs_at_start_and_again_each_interval(runner):
+    runner, _ = runner
+    scheduler = Scheduler(runner)
+    scheduler.start()
+    try:
+        wait_for(lambda: runner.snapshot.ready)
+        wait_for(lambda: all(s.runs >= 3 for s in runner.snapshot.collectors.values()))
+    finally:
+        scheduler.stop()
+
+
+def test_a_failing_collector_backs_off_while_others_keep_their_schedule(runner):
+    runner, copy = runner
+    sqlite_execute(copy, "ALTER TABLE oc_share RENAME TO oc_share_gone")
+    scheduler = Scheduler(runner)
+    scheduler.start()
+    try:
+        wait_for(lambda: runner.snapshot.collectors["shares"].failures == 1)
+        next_run = scheduler.scheduler.get_job("shares").next_run_time.timestamp()
+        assert next_run - time.time() > 1.5  # backed off to 2 x the 1 s interval
+        wait_for(lambda: runner.snapshot.collectors["users"].runs >= 2)
+        assert runner.snapshot.collectors["shares"].failures == 1
+    finally:
+        scheduler.stop()
