@@ -14,12 +14,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from exporter.config import DatabaseConfig
+
+log = structlog.get_logger()
 
 
 class DatabaseUnavailable(Exception):
@@ -94,19 +97,21 @@ class Database:
                 conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
 
     def _cancel(self, conn: Connection) -> None:
+        """Runs on the watchdog thread. The statement may have ended meanwhile (or been stopped by
+        the server's own timeout), so a failed cancel is expected and harmless."""
         try:
             raw = conn.connection.dbapi_connection
-        except Exception:  # already closed: nothing left to cancel
-            return
-        if raw is None:
-            return
-        if self.backend == "sqlite":
-            raw.interrupt()
-        elif self.backend == "postgresql":
-            raw.cancel_safe()
-        else:
-            with self.engine.connect() as killer:
-                killer.execute(text(f"KILL QUERY {int(raw.thread_id())}"))
+            if raw is None:
+                return
+            if self.backend == "sqlite":
+                raw.interrupt()
+            elif self.backend == "postgresql":
+                raw.cancel_safe()
+            else:
+                with self.engine.connect() as killer:
+                    killer.execute(text(f"KILL QUERY {int(raw.thread_id())}"))
+        except Exception as error:
+            log.debug("cancel_failed", error=describe_error(error))
 
 
 def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:

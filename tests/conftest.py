@@ -22,6 +22,7 @@ FIXTURES = ROOT.parent / "shared" / "fixtures"
 NEXTCLOUD = FIXTURES / "nextcloud"
 API_KEY = "test-key-0123456789abcdef"
 BACKENDS = ("sqlite", "postgresql", "mariadb")
+SERVER_FIXTURES = {"postgresql": "postgres_server", "mariadb": "mariadb_server"}
 
 
 def read_json(path: Path) -> Any:
@@ -57,7 +58,7 @@ def make_config(url: str, platform: str, **sections: Any) -> Config:
 def server_database(request: pytest.FixtureRequest) -> Callable[[str, str, Path], str]:
     """Load a SQLite database into a fresh database on the named server; returns its URL."""
     def load(backend: str, name: str, sqlite_path: Path) -> str:
-        server = request.getfixturevalue(f"{backend}_server")
+        server = request.getfixturevalue(SERVER_FIXTURES[backend])
         url = server.create_database(name)
         copy_tables(f"sqlite:///{sqlite_path}", url)
         return url

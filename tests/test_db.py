@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from exporter.db import Database, DatabaseUnavailable, read_only_url
 from exporter.runner import Runner
-from tests.conftest import NEXTCLOUD, make_config
+from tests.conftest import NEXTCLOUD, SERVER_FIXTURES, make_config
 
 SLOW_SQLITE = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
                "SELECT count(*) FROM n")
@@ -63,7 +63,7 @@ def test_a_slow_sqlite_statement_is_interrupted_at_the_deadline():
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_a_slow_server_statement_is_cancelled_in_the_database(backend, request):
-    server = request.getfixturevalue(f"{backend}_server")
+    server = request.getfixturevalue(SERVER_FIXTURES[backend])
     url = server.create_database(f"slow_{backend}")
     database = Database(make_config(url, "nextcloud").database)
     sleep = "SELECT pg_sleep(30)" if backend == "postgresql" else "SELECT SLEEP(30)"
@@ -82,7 +82,7 @@ def test_a_slow_server_statement_is_cancelled_in_the_database(backend, request):
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_server_sessions_are_read_only(backend, request):
-    server = request.getfixturevalue(f"{backend}_server")
+    server = request.getfixturevalue(SERVER_FIXTURES[backend])
     url = server.create_database(f"ro_{backend}")
     database = Database(make_config(url, "nextcloud").database)
     with database.connect(5) as conn, pytest.raises(DBAPIError, match=r"(?i)read.only"):

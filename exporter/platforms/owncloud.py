@@ -5,6 +5,7 @@ Sources: research/owncloud_nextcloud.md sections 1.4-1.7 (the app's SQL) and 2 (
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -38,11 +39,16 @@ def quota_bytes(spec: str | None) -> int | None:
         return None
     spec = spec.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", spec):
-        return round(float(spec))
+        return _php_round(float(spec))
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]+)", spec)
     if not match or match.group(2) not in _SIZE_UNITS:
         return None
-    return round(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    return _php_round(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def _php_round(value: float) -> int:
+    """PHP's round(): halves away from zero (Python's round() goes to the even neighbour)."""
+    return math.floor(value + 0.5)
 
 
 def spec_to_bytes(spec: Any, specs: set[str | None]) -> Any:

@@ -1,0 +1,1208 @@
+"""A synthetic Nextcloud 24 database for `usage-exporter demo` and for tests.
+
+The schema is Nextcloud's own (the statements below are copied verbatim from `sqlite3 .schema` of
+a real Nextcloud 24.0.5 instance) and the rows imitate what Nextcloud itself writes: home storages
+created at first login, a file cache whose folder sizes are the sum of their children, remember-me
+browser tokens next to app passwords, group shares with one per-member row each, and so on.
+Every query the exporter runs against a production instance therefore runs unchanged on the demo.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import os
+import random
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEMO_USERS", "build_demo_database"]
+
+DEMO_USERS = 400
+
+# Verbatim from the real schema (research fixture nextcloud/schema.sql), including the oc_share
+# statement that SQLite stores across two lines because of its Doctrine type comment.
+_SCHEMA = """
+CREATE TABLE oc_users (uid VARCHAR(64) DEFAULT '' NOT NULL, displayname VARCHAR(64) DEFAULT NULL, password VARCHAR(255) DEFAULT '' NOT NULL, uid_lower VARCHAR(64) DEFAULT '', PRIMARY KEY(uid));
+CREATE INDEX user_uid_lower ON oc_users (uid_lower);
+CREATE TABLE oc_preferences (userid VARCHAR(64) DEFAULT '' NOT NULL, appid VARCHAR(32) DEFAULT '' NOT NULL, configkey VARCHAR(64) DEFAULT '' NOT NULL, configvalue CLOB DEFAULT NULL, PRIMARY KEY(userid, appid, configkey));
+CREATE TABLE oc_appconfig (appid VARCHAR(32) DEFAULT '' NOT NULL, configkey VARCHAR(64) DEFAULT '' NOT NULL, configvalue CLOB DEFAULT NULL, PRIMARY KEY(appid, configkey));
+CREATE INDEX appconfig_config_key_index ON oc_appconfig (configkey);
+CREATE TABLE oc_accounts (uid VARCHAR(64) DEFAULT '' NOT NULL, data CLOB DEFAULT '' NOT NULL, PRIMARY KEY(uid));
+CREATE TABLE oc_authtoken (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, uid VARCHAR(64) DEFAULT '' NOT NULL, login_name VARCHAR(255) DEFAULT '' NOT NULL, password CLOB DEFAULT NULL, name CLOB DEFAULT '' NOT NULL, token VARCHAR(200) DEFAULT '' NOT NULL, type SMALLINT UNSIGNED DEFAULT 0, remember SMALLINT UNSIGNED DEFAULT 0, last_activity INTEGER UNSIGNED DEFAULT 0, last_check INTEGER UNSIGNED DEFAULT 0, scope CLOB DEFAULT NULL, expires INTEGER UNSIGNED DEFAULT NULL, private_key CLOB DEFAULT NULL, public_key CLOB DEFAULT NULL, version SMALLINT UNSIGNED DEFAULT 1 NOT NULL, password_invalid BOOLEAN DEFAULT '0');
+CREATE UNIQUE INDEX authtoken_token_index ON oc_authtoken (token);
+CREATE INDEX authtoken_last_activity_idx ON oc_authtoken (last_activity);
+CREATE INDEX authtoken_uid_index ON oc_authtoken (uid);
+CREATE TABLE oc_share (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, share_type SMALLINT DEFAULT 0 NOT NULL, share_with VARCHAR(255) DEFAULT NULL, password VARCHAR(255) DEFAULT NULL, uid_owner VARCHAR(64) DEFAULT '' NOT NULL, uid_initiator VARCHAR(64) DEFAULT NULL, parent BIGINT DEFAULT NULL, item_type VARCHAR(64) DEFAULT '' NOT NULL, item_source VARCHAR(255) DEFAULT NULL, item_target VARCHAR(255) DEFAULT NULL, file_source BIGINT DEFAULT NULL, file_target VARCHAR(512) DEFAULT NULL, permissions SMALLINT DEFAULT 0 NOT NULL, stime BIGINT DEFAULT 0 NOT NULL, accepted SMALLINT DEFAULT 0 NOT NULL, expiration DATETIME DEFAULT NULL, token VARCHAR(32) DEFAULT NULL, mail_send SMALLINT DEFAULT 0 NOT NULL, share_name VARCHAR(64) DEFAULT NULL, password_by_talk BOOLEAN DEFAULT '0', note CLOB DEFAULT NULL, hide_download SMALLINT DEFAULT 0, label VARCHAR(255) DEFAULT NULL, attributes CLOB DEFAULT NULL --(DC2Type:json)
+, password_expiration_time DATETIME DEFAULT NULL);
+CREATE INDEX item_share_type_index ON oc_share (item_type, share_type);
+CREATE INDEX file_source_index ON oc_share (file_source);
+CREATE INDEX token_index ON oc_share (token);
+CREATE INDEX share_with_index ON oc_share (share_with);
+CREATE INDEX parent_index ON oc_share (parent);
+CREATE INDEX owner_index ON oc_share (uid_owner);
+CREATE INDEX initiator_index ON oc_share (uid_initiator);
+CREATE TABLE oc_share_external (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, parent BIGINT DEFAULT -1, share_type INTEGER DEFAULT NULL, remote VARCHAR(512) NOT NULL, remote_id VARCHAR(255) DEFAULT '', share_token VARCHAR(64) NOT NULL, password VARCHAR(64) DEFAULT NULL, name VARCHAR(4000) NOT NULL, owner VARCHAR(64) NOT NULL, user VARCHAR(64) NOT NULL, mountpoint VARCHAR(4000) NOT NULL, mountpoint_hash VARCHAR(32) NOT NULL, accepted INTEGER DEFAULT 0 NOT NULL);
+CREATE UNIQUE INDEX sh_external_mp ON oc_share_external (user, mountpoint_hash);
+CREATE TABLE oc_filecache (fileid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, storage BIGINT DEFAULT 0 NOT NULL, path VARCHAR(4000) DEFAULT NULL, path_hash VARCHAR(32) DEFAULT '' NOT NULL, parent BIGINT DEFAULT 0 NOT NULL, name VARCHAR(250) DEFAULT NULL, mimetype BIGINT DEFAULT 0 NOT NULL, mimepart BIGINT DEFAULT 0 NOT NULL, size BIGINT DEFAULT 0 NOT NULL, mtime BIGINT DEFAULT 0 NOT NULL, storage_mtime BIGINT DEFAULT 0 NOT NULL, encrypted INTEGER DEFAULT 0 NOT NULL, unencrypted_size BIGINT DEFAULT 0 NOT NULL, etag VARCHAR(40) DEFAULT NULL, permissions INTEGER DEFAULT 0, checksum VARCHAR(255) DEFAULT NULL);
+CREATE UNIQUE INDEX fs_storage_path_hash ON oc_filecache (storage, path_hash);
+CREATE INDEX fs_parent_name_hash ON oc_filecache (parent, name);
+CREATE INDEX fs_storage_mimetype ON oc_filecache (storage, mimetype);
+CREATE INDEX fs_storage_mimepart ON oc_filecache (storage, mimepart);
+CREATE INDEX fs_storage_size ON oc_filecache (storage, size, fileid);
+CREATE INDEX fs_id_storage_size ON oc_filecache (fileid, storage, size);
+CREATE INDEX fs_mtime ON oc_filecache (mtime);
+CREATE INDEX fs_size ON oc_filecache (size);
+CREATE INDEX fs_storage_path_prefix ON oc_filecache (storage, path);
+CREATE TABLE oc_storages (numeric_id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, id VARCHAR(64) DEFAULT NULL, available INTEGER DEFAULT 1 NOT NULL, last_checked INTEGER DEFAULT NULL);
+CREATE UNIQUE INDEX storages_id_index ON oc_storages (id);
+CREATE TABLE oc_mounts (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, storage_id BIGINT NOT NULL, root_id BIGINT NOT NULL, user_id VARCHAR(64) NOT NULL, mount_point VARCHAR(4000) NOT NULL, mount_id BIGINT DEFAULT NULL, mount_provider_class VARCHAR(128) DEFAULT NULL);
+CREATE INDEX mounts_storage_index ON oc_mounts (storage_id);
+CREATE INDEX mounts_root_index ON oc_mounts (root_id);
+CREATE INDEX mounts_mount_id_index ON oc_mounts (mount_id);
+CREATE UNIQUE INDEX mounts_user_root_index ON oc_mounts (user_id, root_id);
+CREATE INDEX mount_user_storage ON oc_mounts (storage_id, user_id);
+CREATE TABLE oc_mimetypes (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, mimetype VARCHAR(255) DEFAULT '' NOT NULL);
+CREATE UNIQUE INDEX mimetype_id_index ON oc_mimetypes (mimetype);
+CREATE TABLE oc_groups (gid VARCHAR(64) DEFAULT '' NOT NULL, displayname VARCHAR(255) DEFAULT 'name' NOT NULL, PRIMARY KEY(gid));
+CREATE TABLE oc_group_user (gid VARCHAR(64) DEFAULT '' NOT NULL, uid VARCHAR(64) DEFAULT '' NOT NULL, PRIMARY KEY(gid, uid));
+CREATE INDEX gu_uid_index ON oc_group_user (uid);
+"""  # noqa: E501
+
+_MINUTE = 60
+_HOUR = 3600
+_DAY = 86400
+_YEAR = 365 * _DAY
+
+# Age of the last login (seconds before `now`) and share of users, in percent. The bands are the
+# trailing windows of the activity metrics (5 m, 1 h, 1 d, 7 d, 30 d, 90 d, 365 d) with a margin
+# of 10 s on each side, so every window gets users of its own and counts grow strictly with it.
+_ACTIVITY: tuple[tuple[tuple[int, int] | None, int], ...] = (
+    ((5, 5 * _MINUTE - 10), 3),
+    ((5 * _MINUTE + 10, _HOUR - 10), 4),
+    ((_HOUR + 10, _DAY - 10), 12),
+    ((_DAY + 10, 7 * _DAY - 10), 15),
+    ((7 * _DAY + 10, 30 * _DAY - 10), 17),
+    ((30 * _DAY + 10, 90 * _DAY - 10), 17),
+    ((90 * _DAY + 10, _YEAR - 10), 16),
+    ((_YEAR + 10, 3 * _YEAR), 8),
+    (None, 8),  # created by an admin, never logged in: no lastLogin, no home storage
+)
+_BAND_1D, _BAND_7D, _BAND_30D = 2, 3, 4
+
+# Real instances are skewed: recently active users store more, long-idle ones keep the skeleton.
+_PROFILES = ("idle", "light", "regular", "heavy")
+_PROFILE_WEIGHTS = ((12, 35, 45, 8), (27, 40, 30, 3), (50, 37, 12, 1))
+
+_DIR = "httpd/unix-directory"
+_DATA_DIR = "/var/www/nextcloud/data/"
+_HOME_MOUNT = "OC\\Files\\Mount\\LocalHomeMountProvider"
+_SHARE_MOUNT = "OCA\\Files_Sharing\\MountProvider"
+_PERM_ROOT, _PERM_DIR, _PERM_FILE = 23, 31, 27  # what Nextcloud stores for local storages
+# ISecureRandom::CHAR_HUMAN_READABLE, used for share tokens.
+_HUMAN = "abcdefgijkmnopqrstwxyzABCDEFGHJKLMNPQRSTWXYZ23456789"
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+# kind: (mimetype, median size in bytes, log-normal sigma)
+_KINDS: dict[str, tuple[str, int, float]] = {
+    "jpg": ("image/jpeg", 2_800_000, 0.5),
+    "png": ("image/png", 350_000, 1.0),
+    "heic": ("image/heic", 1_900_000, 0.4),
+    "mp4": ("video/mp4", 60_000_000, 1.1),
+    "mov": ("video/quicktime", 120_000_000, 1.0),
+    "mp3": ("audio/mpeg", 7_000_000, 0.4),
+    "flac": ("audio/flac", 28_000_000, 0.4),
+    "pdf": ("application/pdf", 350_000, 1.2),
+    "odt": ("application/vnd.oasis.opendocument.text", 45_000, 0.9),
+    "ods": ("application/vnd.oasis.opendocument.spreadsheet", 30_000, 0.9),
+    "odp": ("application/vnd.oasis.opendocument.presentation", 2_500_000, 1.0),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+             60_000, 1.0),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", 40_000, 1.0),
+    "md": ("text/markdown", 3_000, 1.0),
+    "txt": ("text/plain", 2_000, 1.2),
+    "csv": ("text/csv", 200_000, 1.5),
+    "py": ("text/x-python", 6_000, 0.9),
+    "js": ("application/javascript", 9_000, 1.0),
+    "json": ("application/json", 15_000, 1.5),
+    "zip": ("application/zip", 20_000_000, 1.5),
+    "tar.gz": ("application/x-gzip", 150_000_000, 1.2),
+    "7z": ("application/x-7z-compressed", 80_000_000, 1.2),
+    "iso": ("application/x-iso9660-image", 2_500_000_000, 0.25),
+    "kdbx": ("application/x-kdbx", 90_000, 0.5),
+}
+_DOC_KINDS = frozenset({"pdf", "odt", "ods", "odp", "docx", "xlsx", "md", "txt", "csv"})
+_MAX_FILE = 8 * 1024**3
+
+# Nextcloud 24's default skeleton (a subset), copied into every home at first login.
+_SKELETON: tuple[tuple[str, int, str], ...] = (
+    ("Documents/Example.md", 1_095, "text/markdown"),
+    ("Documents/Readme.md", 136, "text/markdown"),
+    ("Documents/Welcome to Nextcloud Hub.docx", 24_903, _KINDS["docx"][0]),
+    ("Documents/Nextcloud flyer.pdf", 1_083_339, "application/pdf"),
+    ("Photos/Birdie.jpg", 593_508, "image/jpeg"),
+    ("Photos/Frog.jpg", 457_744, "image/jpeg"),
+    ("Photos/Library.jpg", 2_170_375, "image/jpeg"),
+    ("Photos/Toucan.jpg", 167_989, "image/jpeg"),
+    ("Photos/Readme.md", 150, "text/markdown"),
+    ("Templates/Meeting notes.md", 326, "text/markdown"),
+    ("Templates/Invoice.odt", 17_276, _KINDS["odt"][0]),
+    ("Templates/Timesheet.ods", 88_394, _KINDS["ods"][0]),
+    ("Nextcloud intro.mp4", 3_963_036, "video/mp4"),
+    ("Nextcloud Manual.pdf", 12_966_338, "application/pdf"),
+    ("Nextcloud.png", 50_598, "image/png"),
+    ("Readme.md", 206, "text/markdown"),
+)
+_SKELETON_BIG = ("Nextcloud intro.mp4", "Nextcloud Manual.pdf")
+
+# top folder: (kinds of files in it, subfolder names)
+_FOLDERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "Documents": (("pdf", "odt", "docx", "xlsx", "md", "txt", "ods"),
+                  ("Contracts", "Reports", "Archive", "Travel")),
+    "Photos": (("jpg", "jpg", "jpg", "heic", "png"),
+               ("Holidays", "Family", "Screenshots", "Camera")),
+    "Invoices": (("pdf",), ("2022", "2023", "2024")),
+    "Projects": (("md", "pdf", "odp", "xlsx", "docx", "png", "zip"),
+                 ("Apollo", "Website relaunch", "Migration", "Budget")),
+    "Code": (("py", "js", "json", "md", "zip", "csv"), ("scripts", "notebooks", "data")),
+    "Music": (("mp3", "mp3", "flac"), ("Playlists", "Live")),
+    "Videos": (("mp4", "mp4", "mov"), ("Events", "Tutorials", "Drone")),
+    "Backups": (("zip", "zip", "zip", "tar.gz", "7z", "kdbx", "kdbx", "iso"), ("laptop", "phone")),
+}
+_PROFILE_FOLDERS: dict[str, tuple[str, ...]] = {
+    "idle": (),
+    "light": ("Documents", "Photos", "Invoices"),
+    "regular": ("Documents", "Photos", "Invoices", "Projects", "Code", "Music"),
+    "heavy": tuple(_FOLDERS),
+}
+_EXTRA_FILES = {"idle": (0, 2), "light": (2, 12), "regular": (12, 50), "heavy": (50, 160)}
+_WORDS = ("budget", "roadmap", "summary", "draft", "final", "review", "notes", "plan", "offer",
+          "minutes", "report", "design", "proposal", "handbook", "agenda", "onboarding",
+          "timeline", "strategy", "inventory", "checklist")
+
+# files/quota as admins set it: absent (the default applies), 'default', a size, or 'none'.
+_QUOTAS: tuple[tuple[str | None, int], ...] = (
+    (None, 50), ("default", 8), ("1 GB", 12), ("500 MB", 4), ("2 GB", 5), ("10 GB", 8),
+    ("20 GB", 3), ("50 GB", 3), ("none", 5), ("100 MB", 2),
+)
+_HEAVY_QUOTAS: tuple[tuple[str | None, int], ...] = (
+    ("none", 30), ("50 GB", 25), ("100 GB", 15), (None, 15), ("20 GB", 15),
+)
+_LADDER = ("100 MB", "250 MB", "500 MB", "1 GB", "2 GB", "5 GB", "10 GB", "20 GB", "50 GB",
+           "100 GB", "200 GB")
+_DEFAULT_QUOTA = "5 GB"
+
+_FIRST = ("Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hannah", "Ivan", "Julia",
+          "Karl", "Lena", "Max", "Nina", "Oscar", "Paula", "Quentin", "Rosa", "Simon", "Tara",
+          "Uwe", "Vera", "Walter", "Xenia", "Yusuf", "Zoe", "Amir", "Bianca", "Chen", "Dana",
+          "Elif", "Farah", "Gustav", "Hiro", "Ines", "Jonas", "Kai", "Lucia", "Mateo", "Noah",
+          "Olga", "Priya", "Rafael", "Sofia", "Tom", "Ulrike", "Viktor", "Wei", "Yara", "Zeynep",
+          "Alice", "Bob", "Carol", "Erin", "Frank", "Grace", "Heidi", "Judy", "Olivia", "Rupert")
+# (display form, ASCII form used in the uid and e-mail address)
+_LAST = (("Anderson", "anderson"), ("Becker", "becker"), ("Costa", "costa"),
+         ("Dubois", "dubois"), ("Eriksen", "eriksen"), ("Fischer", "fischer"),
+         ("García", "garcia"), ("Hoffmann", "hoffmann"), ("Ivanova", "ivanova"),
+         ("Jensen", "jensen"), ("Kowalski", "kowalski"), ("Larsen", "larsen"),
+         ("Müller", "mueller"), ("Nowak", "nowak"), ("O'Brien", "obrien"), ("Petrov", "petrov"),
+         ("Quinn", "quinn"), ("Rossi", "rossi"), ("Schmidt", "schmidt"), ("Tanaka", "tanaka"),
+         ("Ulrich", "ulrich"), ("Varga", "varga"), ("Weber", "weber"), ("Yilmaz", "yilmaz"),
+         ("Zhang", "zhang"), ("Andersson", "andersson"), ("Brown", "brown"), ("Clark", "clark"),
+         ("Davis", "davis"), ("Evans", "evans"), ("Fernández", "fernandez"), ("Green", "green"),
+         ("Hansen", "hansen"), ("Ito", "ito"), ("Johnson", "johnson"), ("Kim", "kim"),
+         ("Lopez", "lopez"), ("Martin", "martin"), ("Nielsen", "nielsen"), ("Olsen", "olsen"),
+         ("Park", "park"), ("Richter", "richter"), ("Silva", "silva"), ("Taylor", "taylor"),
+         ("Vogel", "vogel"), ("Wagner", "wagner"), ("Young", "young"), ("Zimmermann", "zimmermann"),
+         ("Bauer", "bauer"), ("Wolf", "wolf"), ("Keller", "keller"), ("Lange", "lange"),
+         ("Nguyen", "nguyen"), ("Singh", "singh"), ("Kaya", "kaya"), ("Novak", "novak"))
+_TIMEZONES = ("Europe/Berlin", "Europe/Berlin", "Europe/Paris", "Europe/London", "UTC",
+              "America/New_York", "Asia/Tokyo")
+_LANGS = ("de", "de_DE", "fr", "en_GB", "es", "nl")
+
+# Group layout: departments (one each), project groups (a few members, the usual group-share
+# targets) and 'staff', which nearly everyone is in.
+_DEPARTMENTS = (("engineering", "Engineering", 25), ("sales", "Sales", 12),
+                ("marketing", "Marketing", 8), ("finance", "Finance", 6),
+                ("support", "Support", 10), ("hr", "HR", 3), ("it", "IT", 4),
+                ("management", "Management", 4))
+_PROJECTS = ("apollo", "zeus", "relaunch", "migration", "audit-2024", "offsite", "hermes",
+             "atlas", "orion", "phoenix")
+
+# Token names are the User-Agent at creation; Nextcloud cuts them to 120 characters + '…'.
+_BROWSERS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/118.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/118.0.0.0 Safari/537.36 Edg/118.0.2088.46",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:109.0) Gecko/20100101 Firefox/119.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/117.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.0 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/118.0.0.0 Mobile Safari/537.36",
+)
+_APPS: dict[str, tuple[str, ...]] = {
+    "desktop": (
+        "Mozilla/5.0 (Windows) mirall/3.9.4stable-Win64 (build 20230824) (Nextcloud, "
+        "windows-10.0.19045 ClientArchitecture: x86_64 OsArchitecture: x86_64)",
+        "Mozilla/5.0 (Windows) mirall/3.10.1stable-Win64 (build 20230914) (Nextcloud, "
+        "windows-10.0.22621 ClientArchitecture: x86_64 OsArchitecture: x86_64)",
+        "Mozilla/5.0 (Linux) mirall/3.10.1stable-Debian (build 20230914) (Nextcloud, "
+        "debian-6.1.0-13-amd64 ClientArchitecture: x86_64 OsArchitecture: x86_64)",
+        "Mozilla/5.0 (Macintosh) mirall/3.10.0stable-macOS (build 20230907) (Nextcloud, "
+        "osx-22.6.0 ClientArchitecture: arm64 OsArchitecture: arm64)",
+    ),
+    "android": ("Mozilla/5.0 (Android) Nextcloud-android/3.26.0",
+                "Mozilla/5.0 (Android) Nextcloud-android/3.25.1",
+                "Mozilla/5.0 (Android) Nextcloud-Talk v17.1.2"),
+    "ios": ("Mozilla/5.0 (iOS) Nextcloud-iOS/4.9.0", "Mozilla/5.0 (iOS) Nextcloud-iOS/4.8.6"),
+    "davx5": ("DAVx5/4.3.6-ose (2023/09/01; dav4jvm; okhttp/4.11.0) Android/13",
+              "DAVx5/4.3.4.1-gplay (2023/08/11; dav4jvm; okhttp/4.11.0) Android/12"),
+    "rclone": ("rclone/v1.64.0", "rclone/v1.63.1"),
+    # app passwords created by hand in Settings > Security carry the name the user typed
+    "named": ("Thunderbird", "backup script", "Home Assistant", "Kodi"),
+}
+# Chance of an app password per client, by profile (idle, light, regular, heavy).
+_APP_ODDS = {"desktop": (0.05, 0.2, 0.55, 0.8), "android": (0.1, 0.25, 0.35, 0.35),
+             "ios": (0.05, 0.15, 0.2, 0.25), "davx5": (0.0, 0.03, 0.06, 0.08),
+             "named": (0.0, 0.02, 0.05, 0.1), "rclone": (0.0, 0.0, 0.0, 0.05)}
+# Plain-password WebDAV clients get short-lived session tokens without remember-me.
+_WEBDAV = ("Microsoft-WebDAV-MiniRedir/10.0.19045",
+           "WebDAVFS/3.0.0 (03008000) Darwin/22.6.0 (x86_64)", "gvfs/1.50.4")
+_REMEMBER_LIFETIME = 15 * _DAY  # remember_login_cookie_lifetime: older browser tokens are gone
+_SESSION_LIFETIME = _DAY  # session_lifetime: non-remembered session tokens
+
+# Shares per 400 users by share type; the group shares add one type-2 row per member.
+_SHARES = ((0, 28), (1, 4), (3, 22), (4, 6), (6, 4), (7, 3), (10, 3), (12, 2))
+_RECEIVED_FEDERATED = 4
+_REMOTES = ("https://cloud.partner-org.example/", "https://nc.university.example/",
+            "https://files.agency.example/")
+_LABELS = ("press kit", "for the customer", "public", "website assets", "team offsite")
+
+_APP_VERSIONS = (
+    ("activity", "2.16.0", "filesystem"), ("circles", "24.0.1", "filesystem,dav"),
+    ("dav", "1.22.0", "filesystem"), ("deck", "1.7.3", "dav"),
+    ("federatedfilesharing", "1.14.0", ""), ("federation", "1.14.0", "authentication"),
+    ("files", "1.19.0", "filesystem"), ("files_sharing", "1.16.2", "filesystem"),
+    ("files_trashbin", "1.14.0", "filesystem,dav"),
+    ("files_versions", "1.17.0", "filesystem,dav"), ("notifications", "2.12.1", "logging"),
+    ("provisioning_api", "1.14.0", "prevent_group_restriction"), ("serverinfo", "1.14.0", ""),
+    ("settings", "1.6.0", ""), ("sharebymail", "1.14.0", "filesystem"),
+    ("spreed", "14.0.10", "dav,prevent_group_restriction"), ("text", "3.5.1", "dav"),
+    ("theming", "1.15.0", "logging"), ("user_status", "1.4.0", ""),
+)
+
+
+@dataclass
+class _User:
+    uid: str
+    first: str | None
+    display: str | None
+    email: str | None
+    kind: str  # admin, staff, contractor or service
+    band: int = 0  # index into _ACTIVITY
+    created: int = 0
+    first_login: int = 0
+    last_login: int | None = None
+    profile: str = "idle"
+    disabled: bool = False
+    apps: list[str] = field(default_factory=list)
+    basic_auth_only: bool = False
+    storage: int = 0
+    root: int = 0
+    used: int = 0
+    quota: str | None = None
+    # (fileid, name, is folder, mtime) of everything under files/, for picking share targets
+    items: list[tuple[int, str, bool, int]] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+
+
+class _Mimetypes:
+    """oc_mimetypes rows in first-seen order, each full type preceded by its part."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.pairs: dict[str, tuple[int, int]] = {}
+
+    def _id(self, name: str) -> int:
+        if name not in self.ids:
+            self.ids[name] = len(self.ids) + 1
+        return self.ids[name]
+
+    def get(self, mimetype: str) -> tuple[int, int]:
+        pair = self.pairs.get(mimetype)
+        if pair is None:
+            part = self._id(mimetype.split("/")[0])
+            pair = self.pairs[mimetype] = (self._id(mimetype), part)
+        return pair
+
+
+class _FileCache:
+    """oc_filecache rows; fileids follow insertion, so every parent precedes its children."""
+
+    def __init__(self, rng: random.Random, mimetypes: _Mimetypes) -> None:
+        self.rng = rng
+        self.rows: list[list[Any]] = []
+        self.mimetypes = mimetypes
+        self.dir_mime = mimetypes.get(_DIR)
+
+    def add(self, storage: int, path: str, parent: int, mimetype: str | None, size: int,
+            mtime: int, permissions: int) -> int:
+        fileid = len(self.rows) + 1
+        if mimetype is None:  # a folder: its size is the sum of its children, set in propagate()
+            mime, part = self.dir_mime
+            etag = f"{self.rng.getrandbits(52):013x}"  # uniqid(), as Nextcloud does for folders
+        else:
+            mime, part = self.mimetypes.get(mimetype)
+            etag = f"{self.rng.getrandbits(128):032x}"
+        name = path.rpartition("/")[2]
+        self.rows.append([fileid, storage, path, hashlib.md5(path.encode()).hexdigest(), parent,
+                          name, mime, part, size, mtime, mtime, 0, 0, etag, permissions, ""])
+        return fileid
+
+    def propagate(self) -> None:
+        """Give every folder the total size and newest mtime below it, like Nextcloud's
+        propagator. Walking backwards finishes each folder before its parent is reached."""
+        rows = self.rows
+        for row in reversed(rows):
+            parent = row[4]
+            if parent > 0:
+                up = rows[parent - 1]
+                up[8] += row[8]
+                if row[9] > up[9]:
+                    up[9] = row[9]
+
+
+class _Tree:
+    """One storage's paths, creating missing parent folders on the way."""
+
+    def __init__(self, cache: _FileCache, storage: int, mtime: int) -> None:
+        self.cache = cache
+        self.storage = storage
+        self.ids = {"": cache.add(storage, "", -1, None, 0, mtime, _PERM_ROOT)}
+
+    @property
+    def root(self) -> int:
+        return self.ids[""]
+
+    def folder(self, path: str, mtime: int) -> int:
+        fileid = self.ids.get(path)
+        if fileid is None:
+            parent = self.folder(path.rpartition("/")[0], mtime)
+            fileid = self.ids[path] = self.cache.add(self.storage, path, parent, None, 0, mtime,
+                                                     _PERM_DIR)
+        return fileid
+
+    def file(self, path: str, size: int, mimetype: str, mtime: int) -> tuple[int, str]:
+        """Add a file; a taken name gets ' (2)', ' (3)'… as Nextcloud's clients do."""
+        if path in self.ids:
+            stem, dot, ext = path.rpartition(".")
+            if not dot or "/" in ext:
+                stem, ext = path, ""
+            n = 2
+            while (candidate := f"{stem} ({n}){dot}{ext}") in self.ids:
+                n += 1
+            path = candidate
+        parent = self.folder(path.rpartition("/")[0], mtime)
+        fileid = self.ids[path] = self.cache.add(self.storage, path, parent, mimetype, size,
+                                                 mtime, _PERM_FILE)
+        return fileid, path
+
+
+def _apportion(total: int, weights: list[int]) -> list[int]:
+    """Split total by weights, giving every bucket at least one when there are enough."""
+    if total < len(weights):
+        order = sorted(range(len(weights)), key=lambda i: (-weights[i], i))
+        counts = [0] * len(weights)
+        for i in order[:total]:
+            counts[i] = 1
+        return counts
+    whole = sum(weights)
+    counts = [max(1, round(total * w / whole)) for w in weights]
+    while sum(counts) > total:
+        i = max(range(len(counts)), key=lambda j: counts[j])
+        counts[i] -= 1
+    while sum(counts) < total:
+        i = max(range(len(weights)), key=lambda j: weights[j])
+        counts[i] += 1
+    return counts
+
+
+def _quota_bytes(quota: str) -> int:
+    number, unit = quota.split()
+    return int(float(number) * 1024 ** {"KB": 1, "MB": 2, "GB": 3, "TB": 4}[unit])
+
+
+def _day(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+def _ua(name: str) -> str:
+    return name if len(name) <= 128 else name[:120] + "…"
+
+
+class _Builder:
+    def __init__(self, rng: random.Random, now: int, users: int) -> None:
+        self.rng = rng
+        self.now = now
+        self.count = users
+        self.mimetypes = _Mimetypes()
+        self.cache = _FileCache(rng, self.mimetypes)
+        self.instance_id = "oc" + self._random(_ALNUM.lower()[:36], 10)
+        self.installed = now - 5 * _YEAR - rng.randint(0, 200 * _DAY)
+        self.users: list[_User] = []
+        self.by_uid: dict[str, _User] = {}
+        self.prefs: list[tuple[str, str, str, str]] = []
+        self.storages: list[tuple[int, str]] = []
+        self.mounts: list[tuple[int, int, int, str, str, str]] = []
+        self.mounted: set[tuple[str, int]] = set()
+        self.groups: list[tuple[str, str]] = []
+        self.members: dict[str, list[str]] = {}
+        self.shares: list[dict[str, Any]] = []
+        self.external: list[tuple[object, ...]] = []
+        self.tokens: list[tuple[object, ...]] = []
+
+    # -- small helpers -------------------------------------------------------------------------
+
+    def _random(self, alphabet: str, length: int) -> str:
+        return "".join(self.rng.choices(alphabet, k=length))
+
+    def _hash(self) -> str:
+        """An argon2id hash in Nextcloud's '3|' format (not of any real password)."""
+        def b64(n: int) -> str:
+            return base64.b64encode(self.rng.randbytes(n)).decode().rstrip("=")
+        return f"3|$argon2id$v=19$m=65536,t=4,p=1${b64(16)}${b64(32)}"
+
+    def _when(self, start: int, end: int, skew: float = 0.5) -> int:
+        """A moment between start and end, by default leaning towards end (recent activity)."""
+        if end <= start:
+            return end
+        return start + int((end - start) * self.rng.random() ** skew)
+
+    def _size(self, kind: str) -> int:
+        _, median, sigma = _KINDS[kind]
+        return min(_MAX_FILE, max(0, int(median * math.exp(sigma * self.rng.gauss(0.0, 1.0)))))
+
+    def _name(self, kind: str, mtime: int) -> str:
+        rng = self.rng
+        stamp = datetime.fromtimestamp(mtime, UTC)
+        date = stamp.strftime("%Y-%m-%d")
+        word = rng.choice(_WORDS)
+        if kind in ("jpg", "heic"):
+            return rng.choice((f"IMG_{rng.randint(1000, 9999)}.{kind}",
+                               f"PXL_{stamp:%Y%m%d_%H%M%S}{rng.randint(100, 999)}.{kind}",
+                               f"DSC{rng.randint(10000, 99999)}.{kind}"))
+        if kind == "png":
+            return rng.choice((f"Screenshot {date} at {stamp:%H.%M.%S}.png", f"{word}.png"))
+        if kind in ("mp4", "mov"):
+            return rng.choice((f"VID_{stamp:%Y%m%d_%H%M%S}.{kind}", f"Recording {date}.{kind}"))
+        if kind in ("mp3", "flac"):
+            return f"{rng.randint(1, 14):02d} - {word.title()} {rng.choice(_WORDS)}.{kind}"
+        if kind == "pdf":
+            return rng.choice((f"Invoice-{rng.randint(10000, 99999)}.pdf", f"Scan {date}.pdf",
+                               f"{word.title()} {stamp.year}.pdf", f"Payslip {stamp:%B %Y}.pdf"))
+        if kind in ("odt", "docx", "odp"):
+            return rng.choice((f"{word.title()} {rng.choice(_WORDS)}.{kind}",
+                               f"Meeting notes {date}.{kind}"))
+        if kind in ("ods", "xlsx", "csv"):
+            return rng.choice((f"Budget {stamp.year}.{kind}", f"Expenses {stamp:%B}.{kind}",
+                               f"export-{date}.{kind}"))
+        if kind in ("zip", "tar.gz", "7z"):
+            return rng.choice((f"backup-{date}.{kind}", f"{word}.{kind}"))
+        if kind == "iso":
+            return rng.choice((f"ubuntu-22.04.{rng.randint(1, 4)}-desktop-amd64.iso",
+                               f"debian-12.{rng.randint(0, 5)}.0-amd64-netinst.iso"))
+        if kind == "kdbx":
+            return "Passwords.kdbx"
+        if kind == "md":
+            return rng.choice(("Notes.md", "TODO.md", f"{word}.md"))
+        return f"{word}.{kind}"
+
+    # -- users ---------------------------------------------------------------------------------
+
+    def make_users(self) -> None:
+        rng = self.rng
+        taken: set[str] = set()
+
+        def add(user: _User) -> None:
+            taken.add(user.uid.lower())
+            self.users.append(user)
+            self.by_uid[user.uid] = user
+
+        add(_User("admin", None, None, None, "admin"))  # the installer's account: no name, no mail
+        if self.count > 1:
+            add(_User("svc-backup", None, "Backup service", None, "service"))
+        while len(self.users) < self.count:
+            first = rng.choice(_FIRST)
+            last, last_ascii = rng.choice(_LAST)
+            contractor = rng.random() < 0.04
+            style = rng.random()
+            if contractor:
+                base = f"ext.{first.lower()}.{last_ascii}"
+            elif style < 0.75:
+                base = f"{first.lower()}.{last_ascii}"
+            elif style < 0.95:
+                base = f"{first[0].lower()}{last_ascii}"
+            else:  # accounts migrated from elsewhere keep their capitals; uid_lower differs
+                base = f"{first[0]}{last_ascii.title()}"
+            uid, n = base, 2
+            while uid.lower() in taken:
+                uid, n = f"{base}{n}", n + 1
+            domain = "partner-agency.example" if contractor else "example.com"
+            email = None if rng.random() < 0.08 else f"{uid.lower().removeprefix('ext.')}@{domain}"
+            add(_User(uid, first, f"{first} {last}", email,
+                      "contractor" if contractor else "staff"))
+
+    def assign_activity(self) -> None:
+        rng, now = self.rng, self.now
+        admin = self.users[0]
+        admin.band = 0  # the admin is looking at the dashboard right now
+        rest = self.users[1:]
+        if rest and rest[0].kind == "service":
+            rest[0].band = _BAND_1D  # nightly backup job
+            rest = rest[1:]
+        shuffled = rest[:]
+        rng.shuffle(shuffled)
+        counts = _apportion(len(shuffled), [w for _, w in _ACTIVITY])
+        i = 0
+        for band, n in enumerate(counts):
+            for user in shuffled[i:i + n]:
+                user.band = band
+            i += n
+        for user in self.users:
+            span = _ACTIVITY[user.band][0]
+            if user is admin:
+                user.created = self.installed
+                user.last_login = now - rng.randint(*span) if span else None
+                user.first_login = self.installed + 60
+                user.profile = "light"
+                continue
+            if span is None:  # never logged in: an account waiting for its owner
+                user.created = now - rng.randint(_DAY, now - self.installed - _DAY)
+                continue
+            last = now - rng.randint(*span)
+            user.last_login = last
+            user.created = self.installed + int((last - 60 - self.installed) * rng.random() ** 2)
+            user.first_login = min(last, user.created + rng.randint(60, 5 * _DAY))
+            tier = 0 if user.band <= _BAND_7D else 1 if user.band <= 5 else 2
+            user.profile = rng.choices(_PROFILES, _PROFILE_WEIGHTS[tier])[0]
+            if user.kind == "service":
+                user.profile = "heavy"
+            elif user.kind == "contractor" and user.profile == "heavy":
+                user.profile = "regular"
+        self._disable()
+        self._devices()
+
+    def _disable(self) -> None:
+        """About 4 % disabled: mostly people who left long ago, one recently, one never seen."""
+        rng = self.rng
+        people = [u for u in self.users if u.kind in ("staff", "contractor")]
+        if not people:
+            return
+        wanted = max(1, round(0.04 * len(self.users)))
+        never = [u for u in people if u.last_login is None]
+        recent = [u for u in people if u.last_login is not None and 1 <= u.band <= _BAND_7D]
+        old = [u for u in people if u.last_login is not None and u.band > _BAND_30D]
+        picked: list[_User] = []
+        for pool, n in ((recent, 1), (never, 1), (old, wanted - 2)):
+            picked += rng.sample(pool, min(len(pool), max(0, n)))
+        for user in picked or rng.sample(people, 1):
+            user.disabled = True
+
+    def _devices(self) -> None:
+        rng = self.rng
+        for user in self.users:
+            if user.last_login is None:
+                continue
+            if user.kind == "service":
+                user.apps = ["rclone"]
+                continue
+            if user.kind != "admin" and rng.random() < 0.06:
+                user.basic_auth_only = True  # WebDAV with the plain password: no token at all
+                continue
+            level = _PROFILES.index(user.profile)
+            user.apps = [app for app, odds in _APP_ODDS.items() if rng.random() < odds[level]]
+
+    # -- storages and files --------------------------------------------------------------------
+
+    def build_files(self) -> None:
+        logged_in = [u for u in self.users[1:] if u.last_login is not None]
+        logged_in.sort(key=lambda u: (u.first_login, u.uid))  # storages appear at first login
+        admin = self.users[0]
+        self._home(admin, 1)
+        self.storages.append((2, f"local::{_DATA_DIR}"))
+        local = _Tree(self.cache, 2, self.installed)
+        local.folder(f"appdata_{self.instance_id}", self.installed)
+        for number, user in enumerate(logged_in, start=3):
+            self._home(user, number)
+        self._appdata(local)
+        self.cache.propagate()
+
+    def _home(self, user: _User, storage: int) -> None:
+        rng = self.rng
+        self.storages.append((storage, f"home::{user.uid}"))
+        start, end = user.first_login, user.last_login or user.first_login
+        tree = _Tree(self.cache, storage, start)
+        user.storage, user.root = storage, tree.root
+        self.mounts.append((len(self.mounts) + 1, storage, tree.root, user.uid, f"/{user.uid}/",
+                            _HOME_MOUNT))
+        self.mounted.add((user.uid, tree.root))
+        files: list[tuple[int, str, str, int, int]] = []  # fileid, path, kind, size, mtime
+
+        def put(path: str, size: int, kind: str, mime: str, mtime: int, own: bool = True) -> None:
+            fileid, path = tree.file(path, size, mime, mtime)
+            user.used += size
+            files.append((fileid, path, kind, size, mtime))
+            if own:  # people share their own files, rarely the skeleton's
+                user.items.append((fileid, path.rpartition("/")[2], False, mtime))
+
+        tree.folder("files", start)
+        trimmed = user.kind == "service" or rng.random() < 0.1  # deleted the big skeleton files
+        deleted: list[tuple[str, int, str]] = []
+        for rel, size, mime in _SKELETON:
+            if trimmed and rel in _SKELETON_BIG:
+                deleted.append((rel, size, mime))
+                continue
+            put(f"files/{rel}", size, rel.rpartition(".")[2], mime, start, own=False)
+        tree.folder("cache", start)
+        for top in ("Documents", "Photos"):
+            user.items.append((tree.ids[f"files/{top}"], top, True, start))
+
+        # the user's own files, in folders that fit the profile
+        folders = ["files"]
+        if user.profile != "idle":
+            choices = list(_PROFILE_FOLDERS[user.profile])
+            k = {"light": (1, 2), "regular": (2, 4), "heavy": (4, 8)}[user.profile]
+            tops = rng.sample(choices, min(len(choices), rng.randint(*k)))
+            if user.profile == "heavy" and not {"Videos", "Backups"} & set(tops):
+                tops.append(rng.choice(("Videos", "Backups")))
+            for top in tops:
+                folders.append(f"files/{top}")
+                subs = _FOLDERS[top][1]
+                for sub in rng.sample(subs, rng.randint(0, min(len(subs), 1 + (k[0] > 1) * 2))):
+                    folders.append(f"files/{top}/{sub}")
+        for path in folders[1:]:
+            mtime = self._when(start, end)
+            fileid = tree.folder(path, mtime)
+            user.items.append((fileid, path.rpartition("/")[2], True, mtime))
+        for _ in range(rng.randint(*_EXTRA_FILES[user.profile])):
+            folder = rng.choice(folders)
+            top = folder.split("/")[1] if folder != "files" else None
+            kind = rng.choice(_FOLDERS[top][0] if top else ("pdf", "jpg", "docx", "txt"))
+            mtime = self._when(start, end)
+            put(f"{folder}/{self._name(kind, mtime)}", self._size(kind), kind, _KINDS[kind][0],
+                mtime)
+
+        self._quota(user, lambda size, mtime: put(
+            f"files/Archive/{self._name('zip', mtime)}", size, "zip", _KINDS["zip"][0], mtime))
+        self._versions(user, tree, files)
+        self._trash(user, tree, deleted)
+        if user.apps and any(a in ("desktop", "android", "ios") for a in user.apps):
+            tree.folder("uploads", end)  # chunked-upload area the sync clients use
+        if user.created < self.now - 4 * _YEAR and rng.random() < 0.3:
+            # previews from the ownCloud era stay in the home folder and are still scanned
+            images = [f for f in files if f[2] in ("jpg", "png")]
+            for fileid, _, _, _, mtime in images[:rng.randint(1, 4)]:
+                tree.file(f"thumbnails/{fileid}/{rng.choice((32, 64, 1024))}-"
+                          f"{rng.choice((32, 64, 768))}.png", rng.randint(2_000, 90_000),
+                          "image/png", mtime)
+
+    def _quota(self, user: _User, fill: Callable[[int, int], None]) -> None:
+        """Pick files/quota; a few users end up near or over it, the rest comfortably below."""
+        rng = self.rng
+        table = _HEAVY_QUOTAS if user.profile == "heavy" else _QUOTAS
+        quota = rng.choices([q for q, _ in table], [w for _, w in table])[0]
+        if user.kind == "admin":
+            quota = None
+        roll = rng.random()
+        if user.profile in ("light", "regular") and roll < 0.05:
+            # near (90 %…99 %) or, after an admin lowered it, over quota (102 %…115 %)
+            ratio = rng.uniform(1.02, 1.15) if roll < 0.012 else rng.uniform(0.90, 0.99)
+            quota = next(q for q in _LADDER if _quota_bytes(q) * 0.8 >= user.used)
+            extra = int(_quota_bytes(quota) * ratio) - user.used
+            fill(extra, self._when(user.first_login, user.last_login or user.first_login))
+        else:
+            limit = None if quota == "none" else _quota_bytes(
+                _DEFAULT_QUOTA if quota in (None, "default") else quota)
+            if limit is not None and user.used > 0.8 * limit:
+                quota = next((q for q in _LADDER if _quota_bytes(q) * 0.6 >= user.used), "none")
+        user.quota = quota
+
+    def _versions(self, user: _User, tree: _Tree,
+                  files: list[tuple[int, str, str, int, int]]) -> None:
+        rng = self.rng
+        odds = {"idle": 0.0, "light": 0.15, "regular": 0.5, "heavy": 0.8}[user.profile]
+        docs = [f for f in files if f[2] in _DOC_KINDS and f[4] > user.first_login]
+        if not docs or rng.random() >= odds:
+            return
+        for _, path, kind, size, mtime in rng.sample(docs, min(len(docs), rng.randint(1, 8))):
+            stamp = mtime
+            for _ in range(rng.randint(1, 4)):  # each older than the one after it
+                stamp = self._when(user.first_login, stamp - 1, 0.3)
+                tree.file(f"files_versions/{path.removeprefix('files/')}.v{stamp}",
+                          int(size * rng.uniform(0.6, 1.05)), _KINDS[kind][0], stamp)
+
+    def _trash(self, user: _User, tree: _Tree, deleted: list[tuple[str, int, str]]) -> None:
+        rng = self.rng
+        odds = {"idle": 0.05, "light": 0.2, "regular": 0.45, "heavy": 0.6}[user.profile]
+        if not deleted and rng.random() >= odds:
+            return
+        start, end = user.first_login, user.last_login or user.first_login
+        for name in ("files", "versions", "keys"):
+            tree.folder(f"files_trashbin/{name}", start)
+        for rel, size, mime in deleted:
+            when = self._when(start, end)
+            tree.file(f"files_trashbin/files/{rel.rpartition('/')[2]}.d{when}", size, mime, when)
+        for _ in range(rng.randint(0 if deleted else 1, 8)):
+            kind = rng.choice(("pdf", "jpg", "docx", "txt", "png", "zip", "xlsx"))
+            when = self._when(start, end)
+            tree.file(f"files_trashbin/files/{self._name(kind, when)}.d{when}", self._size(kind),
+                      _KINDS[kind][0], when)
+        if user.profile in ("regular", "heavy") and rng.random() < 0.3:
+            when = self._when(start, end)
+            folder = f"files_trashbin/files/Old {rng.choice(_WORDS)}.d{when}"
+            for _ in range(rng.randint(1, 5)):
+                kind = rng.choice(("pdf", "odt", "jpg"))
+                tree.file(f"{folder}/{self._name(kind, when)}", self._size(kind), _KINDS[kind][0],
+                          when)
+
+    def _appdata(self, local: _Tree) -> None:
+        """appdata_<instanceid> on the local storage: avatars, previews and asset caches."""
+        rng = self.rng
+        app = f"appdata_{self.instance_id}"
+        for path, size, mime in (
+                ("js/core/merged-template-prepend.js", 11_942, "application/javascript"),
+                ("js/core/merged-template-prepend.js.deps", 346, "application/octet-stream"),
+                ("js/core/merged-template-prepend.js.gzip", 3_054, "application/x-gzip"),
+                ("css/core/server.css", 98_714, "text/css"),
+                ("css/core/server.css.deps", 1_203, "application/octet-stream"),
+                ("css/core/server.css.gzip", 17_650, "application/x-gzip"),
+                ("appstore/apps.json", 3_118_542, "application/json"),
+                ("appstore/categories.json", 24_816, "application/json"),
+                ("theming/0/icon-core-filetypes_folder.svg", 254, "image/svg+xml")):
+            local.file(f"{app}/{path}", size, mime, self.installed + rng.randint(0, _YEAR))
+        for user in self.users:
+            if user.last_login is None and rng.random() >= 0.3:
+                continue  # avatars are generated on first display
+            when = user.first_login or user.created
+            folder = f"{app}/avatar/{user.uid}"
+            if rng.random() < 0.2:  # uploaded a picture
+                local.file(f"{folder}/avatar.jpg", rng.randint(30_000, 250_000), "image/jpeg",
+                           when)
+                self.prefs.append((user.uid, "avatar", "generated", "false"))
+            else:
+                local.file(f"{folder}/avatar.png", rng.randint(5_000, 30_000), "image/png", when)
+                local.file(f"{folder}/generated", 0, "application/octet-stream", when)
+                self.prefs.append((user.uid, "avatar", "generated", "true"))
+            self.prefs.append((user.uid, "avatar", "version", str(rng.randint(0, 3))))
+            if rng.random() < 0.5:
+                local.file(f"{folder}/avatar.64.png", rng.randint(1_500, 6_000), "image/png",
+                           when)
+        # Previews of recent pictures, in NC 19+'s md5-hashed folder layout.
+        jpeg = self.mimetypes.get("image/jpeg")[0]
+        images = [row for row in self.cache.rows if row[6] == jpeg and row[1] != 2]
+        for row in rng.sample(images, min(len(images), max(1, self.count // 8))):
+            fileid, mtime = str(row[0]), row[9]
+            hashed = "/".join(hashlib.md5(fileid.encode()).hexdigest()[:7])
+            for name, size in (("4096-3072-max.jpg", row[8] // 3),
+                               ("256-256-crop.jpg", rng.randint(8_000, 20_000)),
+                               ("64-64-crop.jpg", rng.randint(1_500, 4_000))):
+                local.file(f"{app}/preview/{hashed}/{fileid}/{name}", size, "image/jpeg", mtime)
+
+    # -- groups --------------------------------------------------------------------------------
+
+    def build_groups(self) -> None:
+        rng = self.rng
+
+        def group(gid: str, display: str, uids: list[str]) -> None:
+            self.groups.append((gid, display))
+            self.members[gid] = uids
+            for uid in uids:
+                self.by_uid[uid].groups.append(gid)
+
+        people = [u for u in self.users if u.kind in ("staff", "admin")]
+        staff = [u for u in self.users if u.kind == "staff"]
+        it_people = rng.sample(staff, min(len(staff), max(1, len(self.users) // 150)))
+        group("admin", "admin", ["admin"] + [u.uid for u in it_people])
+        group("staff", "staff", [u.uid for u in people if rng.random() < 0.9 or u.kind == "admin"])
+        departments = rng.choices(range(len(_DEPARTMENTS) + 1),
+                                  [w for *_, w in _DEPARTMENTS] + [12], k=len(staff))
+        for index, (gid, display, _) in enumerate(_DEPARTMENTS):
+            uids = [u.uid for u, d in zip(staff, departments, strict=True) if d == index]
+            if gid == "it":
+                uids = [u.uid for u in it_people if u.uid not in uids] + uids
+            if uids:
+                group(gid, display, uids)
+        contractors = [u.uid for u in self.users if u.kind == "contractor"]
+        if contractors:
+            group("contractors", "External contractors", contractors)
+        for name in _PROJECTS[:max(2, len(self.users) // 50)]:
+            pool = people + [u for u in self.users if u.kind == "contractor"]
+            if len(pool) >= 2:
+                picked = rng.sample(pool, min(len(pool), rng.randint(3, 12)))
+                group(f"project-{name}", f"Project {name.title()}", [u.uid for u in picked])
+
+    # -- shares --------------------------------------------------------------------------------
+
+    def build_shares(self) -> None:
+        rng = self.rng
+        owners = [u for u in self.users if u.storage and u.items]
+        if len(owners) < 1 or len(self.users) < 2:
+            return
+        level = {"idle": 0.3, "light": 1.5, "regular": 4.0, "heavy": 6.0}
+        weights = [level[u.profile] * (2 if u.band <= _BAND_30D else 1) for u in owners]
+        scale = len(self.users) / DEMO_USERS
+        shared: set[tuple[int, str]] = set()
+        # group shares go to teams and projects; each adds a row per member
+        small_groups = [g for g, _ in self.groups if g not in ("staff", "admin")
+                        and len(self.members[g]) <= 15]
+        planned = [t for t, base in _SHARES for _ in range(max(1, round(base * scale)))]
+        records: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] = []
+        for share_type in planned:
+            for _attempt in range(20):
+                owner = rng.choices(owners, weights)[0]
+                if share_type == 1:
+                    mine = [g for g in owner.groups if g in small_groups]
+                    if not mine:
+                        continue
+                    target = rng.choice(mine)
+                elif share_type == 0:
+                    target = rng.choice(self.users).uid
+                    if target == owner.uid:
+                        continue
+                else:
+                    target = ""
+                fileid, name, is_dir, mtime = rng.choice(owner.items)
+                if share_type in (0, 1) and (fileid, target) in shared:
+                    continue
+                shared.add((fileid, target))
+                stime = self._when(max(mtime, owner.first_login), owner.last_login or mtime)
+                row = self._share(share_type, owner, target, fileid, name, is_dir, stime)
+                children = []
+                if share_type == 1:  # Nextcloud adds one USERGROUP row per member, owner too
+                    for uid in self.members[target]:
+                        child = dict(row, share_type=2, share_with=uid, accepted=1)
+                        children.append(child)
+                records.append((stime, row, children))
+                break
+        records.sort(key=lambda r: r[0])  # ids follow creation time
+        left = next((r for r in records if len(r[2]) >= 3), None)
+        if left and len(self.users) >= 50:
+            rng.choice([c for c in left[2] if c["share_with"] != left[1]["uid_owner"]])[
+                "permissions"] = 0  # a recipient deleted the group share from their files
+        next_id = 1
+        for _, row, children in records:
+            if rng.random() < 0.05:
+                next_id += 1  # a deleted share leaves a gap
+            row["id"] = next_id
+            self.shares.append(row)
+            next_id += 1
+            for child in children:
+                child["id"], child["parent"] = next_id, row["id"]
+                self.shares.append(child)
+                next_id += 1
+        for row in self.shares:
+            self._share_mount(row)
+        self._received()
+
+    def _share(self, share_type: int, owner: _User, target: str, fileid: int, name: str,
+               is_dir: bool, stime: int) -> dict[str, Any]:
+        rng = self.rng
+        row: dict[str, Any] = {
+            "share_type": share_type, "share_with": target or None, "password": None,
+            "uid_owner": owner.uid, "uid_initiator": owner.uid, "parent": None,
+            "item_type": "folder" if is_dir else "file", "item_source": str(fileid),
+            "item_target": None, "file_source": fileid, "file_target": f"/{name}",
+            "permissions": rng.choice((31, 31, 15, 1) if is_dir else (19, 19, 1, 3)),
+            "stime": stime, "accepted": 0, "expiration": None, "token": None, "mail_send": 0,
+            "share_name": None, "password_by_talk": 0, "note": None, "hide_download": 0,
+            "label": None, "attributes": None, "password_expiration_time": None,
+        }
+        if share_type == 0:
+            row["accepted"] = 1  # NC 24 accepts user shares automatically
+        elif share_type == 3:
+            row.update(token=self._random(_HUMAN, 15), label=rng.choice(("",) * 4 + _LABELS),
+                       permissions=rng.choice((17, 17, 31, 4)) if is_dir else 17,
+                       hide_download=int(rng.random() < 0.1))
+            if rng.random() < 0.35:
+                row["password"] = self._hash()
+            if rng.random() < 0.3:  # some of these have already expired: still counted
+                row["expiration"] = _day(stime + rng.randint(7, 90) * _DAY) + " 00:00:00"
+        elif share_type == 4:
+            first = rng.choice(_FIRST).lower()
+            row.update(share_with=f"{first}@{rng.choice(('client.example', 'gmail.example'))}",
+                       token=self._random(_HUMAN, 15), permissions=17, file_target="",
+                       note="", label="", password=self._hash() if rng.random() < 0.3 else None)
+        elif share_type == 6:
+            remote = rng.choice(_REMOTES).removeprefix("https://").rstrip("/")
+            row.update(share_with=f"{rng.choice(_FIRST).lower()}@{remote}", file_target="",
+                       token=self._random(_HUMAN, 15), permissions=31 if is_dir else 1)
+        elif share_type == 7:
+            row["share_with"] = self._random(_ALNUM, 31)  # the team's (circle's) singleId
+        elif share_type == 10:
+            row.update(share_with=self._random("abcdefghijklmnopqrstuvwxyz0123456789", 8),
+                       file_target=f"/{{TALK_PLACEHOLDER}}/{name}",
+                       token=self._random(_HUMAN, 15), permissions=31 if is_dir else 19)
+        elif share_type == 12:
+            row.update(share_with=str(rng.randint(1, 900)),  # the Deck card id
+                       file_target=f"/{{DECK_PLACEHOLDER}}/{name}")
+        return row
+
+    def _share_mount(self, row: dict[str, Any]) -> None:
+        """Recipients who have logged in see the share as a mount in their files."""
+        if row["share_type"] not in (0, 2) or row["permissions"] == 0:
+            return
+        recipient = self.by_uid.get(str(row["share_with"]))
+        owner = self.by_uid[str(row["uid_owner"])]
+        root = row["file_source"]
+        if recipient is None or not recipient.storage or recipient is owner:
+            return
+        if (recipient.uid, root) in self.mounted:
+            return
+        self.mounted.add((recipient.uid, root))
+        self.mounts.append((len(self.mounts) + 1, owner.storage, root, recipient.uid,
+                            f"/{recipient.uid}/files{row['file_target']}/", _SHARE_MOUNT))
+
+    def _received(self) -> None:
+        """oc_share_external: federated shares other servers sent to local users."""
+        rng = self.rng
+        users = [u for u in self.users if u.storage and u.kind != "service"]
+        seen: set[tuple[str, str]] = set()
+        for _ in range(max(1, round(_RECEIVED_FEDERATED * len(self.users) / DEMO_USERS))):
+            if not users:
+                return
+            user = rng.choice(users)
+            kind = rng.choice(("pdf", "docx", "xlsx", "zip", "jpg"))
+            name = "/" + self._name(kind, self._when(user.first_login, self.now))
+            accepted = int(rng.random() < 0.7)
+            mountpoint = name if accepted else f"{{{{TemporaryMountPointName#{name}}}}}"
+            digest = hashlib.md5(mountpoint.encode()).hexdigest()
+            if (user.uid, digest) in seen:
+                continue
+            seen.add((user.uid, digest))
+            self.external.append((len(self.external) + 1, -1, 0, rng.choice(_REMOTES),
+                                  str(rng.randint(100, 60_000)), self._random(_HUMAN, 15), None,
+                                  name, rng.choice(_FIRST).lower(), user.uid, mountpoint, digest,
+                                  accepted))
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def build_tokens(self) -> None:
+        rng, now = self.rng, self.now
+        # (last_activity, uid, login_name, name, type, remember)
+        rows: list[tuple[int, str, str, str, int, int]] = []
+        for user in self.users:
+            last = user.last_login
+            if last is None or user.basic_auth_only:
+                continue
+            first = user.first_login
+            login = user.email if user.email and rng.random() < 0.1 else user.uid
+            mine: list[tuple[int, str, str, str, int, int]] = []
+            if now - last < _REMEMBER_LIFETIME and user.kind != "service":
+                for _ in range(rng.choices((1, 2, 3), (6, 3, 1))[0]):
+                    oldest = max(first, now - _REMEMBER_LIFETIME + _HOUR)
+                    mine.append((self._when(oldest, last, 1.0), user.uid, login,
+                                 rng.choice(_BROWSERS), 0, 1))
+            if now - last < _SESSION_LIFETIME and rng.random() < 0.08:
+                oldest = max(first, now - _SESSION_LIFETIME + _HOUR)
+                mine.append((self._when(oldest, last, 1.0), user.uid, login, rng.choice(_WEBDAV),
+                             0, 0))
+            for app in user.apps:
+                spread = {"desktop": 3 * _DAY, "rclone": _HOUR}.get(app, 20 * _DAY)
+                if rng.random() < 0.15:  # an old device nobody revoked
+                    activity = self._when(first, last, 1.0)
+                else:
+                    activity = max(first, last - int(rng.expovariate(1 / spread)))
+                mine.append((activity, user.uid, user.uid, rng.choice(_APPS[app]), 1, 0))
+            if mine and rng.random() < 0.9:
+                # the client behind the last login; lastLogin moves on each login, while
+                # last_activity is only written once a minute
+                i = rng.randrange(len(mine))
+                mine[i] = (max(first, last - rng.randint(0, 59)), *mine[i][1:])
+            rows += mine
+        rows.sort()  # ids in creation order, which roughly follows activity
+        androids = [i for i, r in enumerate(rows) if "Nextcloud-android" in r[3]]
+        wipe = rng.choice(androids) if androids and len(self.users) >= 50 else -1
+        for number, (activity, uid, login, name, kind, remember) in enumerate(rows, start=1):
+            if number - 1 == wipe:
+                kind = 2  # a lost phone waiting for its remote wipe
+            public = base64.b64encode(self.rng.randbytes(294)).decode()
+            pem = "\n".join(public[i:i + 64] for i in range(0, len(public), 64))
+            self.tokens.append((
+                number, uid, login,
+                base64.b64encode(self.rng.randbytes(256)).decode(),  # encrypted login password
+                _ua(name), hashlib.sha512(self.rng.randbytes(32)).hexdigest(), kind, remember,
+                activity, activity, None, None,
+                # the real private key is ~3.6 kB of hex ciphertext; nothing reads it
+                self.rng.randbytes(128).hex(),
+                f"-----BEGIN PUBLIC KEY-----\n{pem}\n-----END PUBLIC KEY-----\n", 2, 0))
+            if kind == 0 and remember:  # the remember-me cookie's server side
+                self.prefs.append((uid, "login_token", self._random(_ALNUM + "+/", 32),
+                                   str(max(self.by_uid[uid].first_login,
+                                           activity - rng.randint(0, 5 * _DAY)))))
+
+    # -- preferences and accounts --------------------------------------------------------------
+
+    def build_preferences(self) -> None:
+        rng = self.rng
+        for user in self.users:
+            add = self.prefs.append
+            if user.last_login is not None:
+                add((user.uid, "login", "lastLogin", str(user.last_login)))
+                add((user.uid, "core", "templateDirectory", ""))
+                add((user.uid, "activity", "configured", "yes"))
+                if user.kind != "service" and rng.random() < 0.7:
+                    add((user.uid, "core", "timezone", rng.choice(_TIMEZONES)))
+                if rng.random() < 0.2:
+                    add((user.uid, "core", "lang", rng.choice(_LANGS)))
+                if rng.random() < 0.03:
+                    add((user.uid, "password_policy", "failedLoginAttempts",
+                         str(rng.randint(1, 4))))
+            elif user.kind != "admin" and rng.random() < 0.35:
+                # admins often set a quota when they create the account
+                user.quota = rng.choices([q for q, _ in _QUOTAS], [w for _, w in _QUOTAS])[0]
+            if user.disabled:
+                add((user.uid, "core", "enabled", "false"))
+            if user.quota is not None:
+                add((user.uid, "files", "quota", user.quota))
+            if user.email:
+                add((user.uid, "settings", "email", user.email))
+
+    def _account(self, user: _User) -> str:
+        def prop(value: object, scope: str = "v2-local", verified: str = "0") -> dict[str, Any]:
+            return {"value": value, "scope": scope, "verified": verified}
+
+        data = {
+            "displayname": prop(user.display or user.uid, "v2-federated"),
+            "address": prop(""), "website": prop(""),
+            "email": prop(user.email, "v2-federated", "1" if user.email else "0"),
+            "avatar": prop("", "v2-federated"), "phone": prop(""), "twitter": prop(""),
+            "organisation": prop(""), "role": prop(""), "headline": prop(""),
+            "biography": prop(""), "profile_enabled": prop("1"),
+        }
+        return json.dumps(data, separators=(",", ":"))  # escaped like PHP's json_encode
+
+    def appconfig(self) -> list[tuple[str, str, str]]:
+        now = self.now
+        rows = [
+            ("core", "installedat", f"{self.installed}.{self.rng.randint(1000, 9999)}"),
+            ("core", "lastupdatedat", f"{now - 40 * _DAY}.{self.rng.randint(1000, 9999)}"),
+            ("core", "lastcron", str(now - self.rng.randint(0, 290))),
+            ("core", "backgroundjobs_mode", "cron"),
+            ("core", "public_files", "files_sharing/public.php"),
+            ("core", "public_webdav", "dav/appinfo/v1/publicwebdav.php"),
+            ("core", "shareapi_allow_links", "yes"),
+            ("core", "vendor", "nextcloud"),
+            ("files", "default_quota", _DEFAULT_QUOTA),
+            ("sharebymail", "sendpasswordmail", "yes"),
+            # what serverinfo's UpdateStorageStats job last stored (it runs every 3 h)
+            ("serverinfo", "cached_count_filecache", str(len(self.cache.rows))),
+            ("serverinfo", "cached_count_storages", str(len(self.storages))),
+        ]
+        for app, version, types in _APP_VERSIONS:
+            rows += [(app, "enabled", "yes"), (app, "installed_version", version),
+                     (app, "types", types)]
+        return rows
+
+    # -- output --------------------------------------------------------------------------------
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        many = conn.executemany
+        many("INSERT INTO oc_users (uid, displayname, password, uid_lower) VALUES (?, ?, ?, ?)",
+             [(u.uid, u.display, self._hash(), u.uid.lower()) for u in self.users])
+        many("INSERT INTO oc_accounts (uid, data) VALUES (?, ?)",
+             [(u.uid, self._account(u)) for u in self.users])
+        many("INSERT INTO oc_preferences (userid, appid, configkey, configvalue) "
+             "VALUES (?, ?, ?, ?)", self.prefs)
+        many("INSERT INTO oc_appconfig (appid, configkey, configvalue) VALUES (?, ?, ?)",
+             self.appconfig())
+        many("INSERT INTO oc_groups (gid, displayname) VALUES (?, ?)", self.groups)
+        many("INSERT INTO oc_group_user (gid, uid) VALUES (?, ?)",
+             [(gid, uid) for gid, _ in self.groups for uid in self.members[gid]])
+        many("INSERT INTO oc_mimetypes (id, mimetype) VALUES (?, ?)",
+             [(i, m) for m, i in self.mimetypes.ids.items()])
+        many("INSERT INTO oc_storages (numeric_id, id, available, last_checked) "
+             "VALUES (?, ?, 1, NULL)", self.storages)
+        many("INSERT INTO oc_mounts (id, storage_id, root_id, user_id, mount_point, "
+             "mount_provider_class) VALUES (?, ?, ?, ?, ?, ?)", self.mounts)
+        many("INSERT INTO oc_filecache (fileid, storage, path, path_hash, parent, name, mimetype, "
+             "mimepart, size, mtime, storage_mtime, encrypted, unencrypted_size, etag, "
+             "permissions, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             self.cache.rows)
+        columns = ("id", "share_type", "share_with", "password", "uid_owner", "uid_initiator",
+                   "parent", "item_type", "item_source", "item_target", "file_source",
+                   "file_target", "permissions", "stime", "accepted", "expiration", "token",
+                   "mail_send", "share_name", "password_by_talk", "note", "hide_download",
+                   "label", "attributes", "password_expiration_time")
+        many(f"INSERT INTO oc_share ({', '.join(columns)}) "
+             f"VALUES ({', '.join('?' * len(columns))})",
+             [tuple(row[c] for c in columns) for row in self.shares])
+        many("INSERT INTO oc_share_external (id, parent, share_type, remote, remote_id, "
+             "share_token, password, name, owner, user, mountpoint, mountpoint_hash, accepted) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.external)
+        many("INSERT INTO oc_authtoken (id, uid, login_name, password, name, token, type, "
+             "remember, last_activity, last_check, scope, expires, private_key, public_key, "
+             "version, password_invalid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             self.tokens)
+
+
+def _statements(script: str) -> list[str]:
+    statements, buffer = [], ""
+    for line in script.strip().splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return statements
+
+
+def build_demo_database(path: str | Path, *, now: float, users: int = DEMO_USERS,
+                        seed: int = 7) -> None:
+    """Create a Nextcloud 24 SQLite database at `path` with `users` synthetic accounts whose
+    activity is spread over the years before `now` (unix seconds). The same seed and `now` give
+    the same rows. An existing file at `path` is replaced atomically."""
+    if users < 1:
+        raise ValueError("users must be at least 1")
+    builder = _Builder(random.Random(seed), int(now), users)
+    builder.make_users()
+    builder.assign_activity()
+    builder.build_files()
+    builder.build_groups()
+    builder.build_shares()
+    builder.build_tokens()
+    builder.build_preferences()
+
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    statements = _statements(_SCHEMA)
+    try:
+        conn = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            # Nothing to protect until the rename below: skip journaling and fsyncs.
+            conn.execute("PRAGMA journal_mode = OFF")
+            conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("BEGIN")
+            for statement in statements:
+                if statement.startswith("CREATE TABLE"):
+                    conn.execute(statement)
+            builder.write(conn)
+            for statement in statements:  # indexes after the rows: faster, same result
+                if not statement.startswith("CREATE TABLE"):
+                    conn.execute(statement)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,698 @@
+"""Real PostgreSQL, MariaDB and Prometheus servers for the test suite.
+
+Every server runs on 127.0.0.1, on a free random port, with its data in a fresh temporary
+directory, and is stopped by PID (then its directory removed) when the fixture that started it
+ends. An atexit hook and a parent-death signal catch what a crashed or killed session would
+otherwise leave behind.
+
+conftest.py exposes the fixtures with ``from tests.servers import *`` (see ``__all__``).
+
+PYTEST_DONT_REWRITE: this module is both imported and loaded as a plugin; it has no asserts, and
+the marker keeps pytest from warning that it cannot rewrite an already imported module.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+__all__ = [
+    "MariaDBServer",
+    "PostgresServer",
+    "PrometheusFactory",
+    "PrometheusServer",
+    "ServerProcess",
+    "find_mariadb",
+    "find_postgres_bindir",
+    "find_prometheus",
+    "free_port",
+    "mariadb_server",
+    "postgres_server",
+    "prometheus_server",
+    "promtool_path",
+    "start_mariadb",
+    "start_postgres",
+    "start_prometheus",
+    "wait_for_ready",
+]
+
+HOST = "127.0.0.1"
+ADMIN_USER = "admin"
+# Database names go into URLs, role names and SQL identifiers; keeping them plain avoids quoting
+# bugs and stays under PostgreSQL's 63-byte identifier limit once prefixed with "ro_".
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+_T = TypeVar("_T")
+
+
+# --- availability ----------------------------------------------------------------------------
+
+
+def _require(found: _T | None, package: str) -> _T:
+    """Return ``found``, or skip (locally) / fail (in CI) naming the Debian package to install."""
+    if found is not None:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail(
+            f"{package} is not installed but CI is set; the CI image must provide the Debian "
+            f"package {package!r} (apt-get install {package})",
+            pytrace=False,
+        )
+    pytest.skip(f"install {package} (apt-get install {package}) or run .ci/run")
+
+
+def _which(*names: str) -> str | None:
+    # Daemons live in /usr/sbin, which a non-login root shell may not have on PATH.
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin"])
+    for name in names:
+        found = shutil.which(name, path=path)
+        if found:
+            return found
+    return None
+
+
+def find_postgres_bindir() -> Path | None:
+    """Newest /usr/lib/postgresql/<ver>/bin that has initdb and postgres, if any."""
+
+    def version(bindir: Path) -> tuple[int, ...]:
+        return tuple(int(p) for p in re.findall(r"\d+", bindir.parent.name))
+
+    candidates = [
+        p.parent
+        for p in Path("/usr/lib/postgresql").glob("*/bin/postgres")
+        if (p.parent / "initdb").exists()
+    ]
+    return max(candidates, key=version) if candidates else None
+
+
+def find_mariadb() -> tuple[str, str] | None:
+    """(server binary, install-db script), if both are installed."""
+    server = _which("mariadbd", "mysqld")
+    install_db = _which("mariadb-install-db", "mysql_install_db")
+    return (server, install_db) if server and install_db else None
+
+
+def find_prometheus() -> str | None:
+    return _which("prometheus")
+
+
+def promtool_path() -> str:
+    """Path of promtool; skips or fails (CI) like the server fixtures when it is missing."""
+    return _require(_which("promtool"), "prometheus")
+
+
+# --- processes -------------------------------------------------------------------------------
+
+_LIVE: dict[int, ServerProcess] = {}
+
+try:
+    _LIBC: ctypes.CDLL | None = (
+        ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+    )
+except OSError:
+    _LIBC = None
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec (after the uid switch, which would reset it):
+    # if pytest is SIGKILLed, atexit never runs, but the kernel still sends SIGTERM here.
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """One server process we started, its log file and the temp dir it owns."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    workdir: Path
+    stop_signal: int = signal.SIGTERM
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as exc:
+            return f"(no log: {exc})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Signal the PID, wait, SIGKILL if it is still there, then remove the temp dir."""
+        try:
+            if self.popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, self.stop_signal)
+                try:
+                    self.popen.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.pid, signal.SIGKILL)
+                    self.popen.wait(10)
+        finally:
+            _LIVE.pop(self.pid, None)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _stop_all() -> None:
+    for proc in list(_LIVE.values()):
+        with contextlib.suppress(Exception):
+            proc.stop(timeout=5)
+
+
+atexit.register(_stop_all)
+
+
+def _os_user(user: str | None) -> dict[str, Any]:
+    # Drop root's supplementary groups too, so files come out owned by user:user only.
+    return {} if user is None else {"user": user, "group": user, "extra_groups": []}
+
+
+def _run(argv: Sequence[str | Path], *, cwd: Path, user: str | None = None) -> None:
+    """Run a one-shot setup command (initdb, install-db); raise with its output on failure."""
+    result = subprocess.run(
+        [str(a) for a in argv],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=120,
+        check=False,
+        **_os_user(user),
+    )
+    if result.returncode != 0:
+        output = result.stdout.decode(errors="replace")[-4000:]
+        raise RuntimeError(f"{argv[0]} failed with exit code {result.returncode}:\n{output}")
+
+
+def _spawn(
+    name: str,
+    argv: Sequence[str | Path],
+    workdir: Path,
+    *,
+    user: str | None = None,
+    stop_signal: int = signal.SIGTERM,
+) -> ServerProcess:
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as log:
+        popen = subprocess.Popen(
+            [str(a) for a in argv],
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Own session: a Ctrl-C in the terminal reaches pytest only, which then stops the
+            # servers through the fixtures' finally blocks.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            **_os_user(user),
+        )
+    proc = ServerProcess(name, popen, log_path, workdir, stop_signal)
+    _LIVE[proc.pid] = proc
+    return proc
+
+
+def _wait_until(
+    proc: ServerProcess, probe: Callable[[], object], timeout: float, what: str
+) -> None:
+    """Poll ``probe`` until it returns without raising; bounded, with the log tail on failure."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        if not proc.running():
+            raise RuntimeError(
+                f"{proc.name} (pid {proc.pid}) exited with code {proc.popen.returncode} "
+                f"before {what}; last lines of {proc.log_path}:\n{proc.log_tail()}"
+            )
+        try:
+            probe()
+            return
+        except Exception as exc:
+            last_error = exc
+        time.sleep(0.1)
+    raise TimeoutError(
+        f"{proc.name} (pid {proc.pid}) did not {what} within {timeout:.0f}s "
+        f"(last error: {last_error!r}); last lines of {proc.log_path}:\n{proc.log_tail()}"
+    )
+
+
+def _check_name(name: str) -> str:
+    if not _NAME_RE.fullmatch(name):
+        raise ValueError(f"database name must match {_NAME_RE.pattern}: {name!r}")
+    return name
+
+
+def _mkdtemp(kind: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"usage-exporter-{kind}-"))
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+@dataclass
+class PostgresServer:
+    """A running PostgreSQL cluster with a password-authenticated superuser."""
+
+    port: int
+    user: str
+    password: str
+    process: ServerProcess
+    host: str = HOST
+    _readonly_passwords: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def url(self, dbname: str, user: str, password: str) -> str:
+        return f"postgresql+psycopg://{user}:{password}@{self.host}:{self.port}/{dbname}"
+
+    def admin_url(self, dbname: str) -> str:
+        return self.url(_check_name(dbname), self.user, self.password)
+
+    def _connect(self, dbname: str = "postgres") -> Any:
+        import psycopg  # imported lazily so collecting tests never needs the driver
+
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=dbname,
+            autocommit=True,
+            connect_timeout=5,
+        )
+
+    def create_database(self, name: str) -> str:
+        """(Re)create an empty UTF-8 database and return its superuser URL."""
+        from psycopg import sql
+
+        ident = sql.Identifier(_check_name(name))
+        with self._connect() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+            conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8'").format(ident))
+        return self.admin_url(name)
+
+    def readonly_url(self, dbname: str) -> str:
+        """URL of a login role that may only SELECT the tables of ``dbname``.
+
+        Call it after loading the tables; default privileges also cover tables the admin
+        creates later. Idempotent: the same role and password on every call.
+        """
+        from psycopg import sql
+
+        role = f"ro_{_check_name(dbname)}"
+        password = self._readonly_passwords.setdefault(role, secrets.token_hex(16))
+        role_id, db_id = sql.Identifier(role), sql.Identifier(dbname)
+        with self._connect() as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                sql.SQL(
+                    verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
+                ).format(role_id, sql.Literal(password))
+            )
+        with self._connect(dbname) as conn:
+            for statement in (
+                # PUBLIC gets CONNECT and TEMP by default; TEMP tables would be a write.
+                "REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+                "GRANT CONNECT ON DATABASE {db} TO {role}",
+                "GRANT USAGE ON SCHEMA public TO {role}",
+                "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+                "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role}",
+            ):
+                conn.execute(sql.SQL(statement).format(db=db_id, role=role_id))
+        return self.url(dbname, role, password)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_postgres(timeout: float = 30.0) -> PostgresServer:
+    """initdb + postgres as the ``postgres`` OS user (initdb refuses root)."""
+    bindir = _require(find_postgres_bindir(), "postgresql")
+    workdir = _mkdtemp("postgres")
+    proc: ServerProcess | None = None
+    try:
+        shutil.chown(workdir, "postgres", "postgres")
+        password = secrets.token_hex(16)
+        pwfile = workdir / "pwfile"
+        pwfile.write_text(password + "\n")
+        shutil.chown(pwfile, "postgres", "postgres")
+        datadir = workdir / "data"
+        _run(
+            [
+                bindir / "initdb",
+                f"--pgdata={datadir}",
+                f"--username={ADMIN_USER}",
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",  # a throwaway cluster needs no durability
+            ],
+            cwd=workdir,
+            user="postgres",
+        )
+        pwfile.unlink()
+        port = free_port()
+        proc = _spawn(
+            "postgres",
+            [
+                bindir / "postgres",
+                "-D", datadir,
+                "-p", str(port),
+                "-c", f"listen_addresses={HOST}",
+                "-c", f"unix_socket_directories={workdir}",
+                "-c", "fsync=off",
+                "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off",
+            ],
+            workdir,
+            user="postgres",
+            # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client (a leaked
+            # connection pool would hang it); SIGINT is the "fast" shutdown.
+            stop_signal=signal.SIGINT,
+        )  # fmt: skip
+        server = PostgresServer(port=port, user=ADMIN_USER, password=password, process=proc)
+
+        def probe() -> None:
+            server._connect().close()
+
+        _wait_until(proc, probe, timeout, "accept connections")
+        return server
+    except BaseException:
+        if proc is not None:
+            proc.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+# --- MariaDB ---------------------------------------------------------------------------------
+
+
+@dataclass
+class MariaDBServer:
+    """A running MariaDB server with a password-authenticated all-privileges user."""
+
+    port: int
+    user: str
+    password: str
+    socket_path: Path
+    process: ServerProcess
+    host: str = HOST
+    _readonly_passwords: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def url(self, dbname: str, user: str, password: str) -> str:
+        return f"mysql+pymysql://{user}:{password}@{self.host}:{self.port}/{dbname}?charset=utf8mb4"
+
+    def admin_url(self, dbname: str) -> str:
+        return self.url(_check_name(dbname), self.user, self.password)
+
+    def _connect(self) -> Any:
+        import pymysql
+
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            autocommit=True,
+            connect_timeout=5,
+        )
+
+    def create_database(self, name: str) -> str:
+        """(Re)create an empty database and return its admin URL.
+
+        utf8mb4_bin is what Nextcloud uses on MySQL, and it compares and uniques strings
+        byte-wise like SQLite does, so copied unique keys cannot collide by case.
+        """
+        _check_name(name)
+        with self._connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        return self.admin_url(name)
+
+    def readonly_url(self, dbname: str) -> str:
+        """URL of a user that has only SELECT on ``dbname`` (idempotent)."""
+        user = f"ro_{_check_name(dbname)}"
+        password = self._readonly_passwords.setdefault(user, secrets.token_hex(16))
+        account = f"'{user}'@'{self.host}'"
+        with self._connect() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (password,))
+            cur.execute(f"ALTER USER {account} IDENTIFIED BY %s", (password,))
+            cur.execute(f"GRANT SELECT ON `{dbname}`.* TO {account}")
+        return self.url(dbname, user, password)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_mariadb(timeout: float = 60.0) -> MariaDBServer:
+    """mariadb-install-db + mariadbd as root (``--user=root``), real grant tables."""
+    server_bin, install_db = _require(find_mariadb(), "mariadb-server")
+    workdir = _mkdtemp("mariadb")
+    proc: ServerProcess | None = None
+    try:
+        datadir = workdir / "data"
+        socket_path = workdir / "mysqld.sock"
+        password = secrets.token_hex(16)
+        _run(
+            [
+                install_db,
+                "--no-defaults",  # must come first; keeps /etc/mysql out of the test server
+                "--user=root",
+                f"--datadir={datadir}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ],
+            cwd=workdir,
+        )
+        # The init file runs with full privileges at startup: the simplest way to create a
+        # password user without a client binary or the unix_socket auth plugin in PyMySQL.
+        init_file = workdir / "init.sql"
+        account = f"'{ADMIN_USER}'@'{HOST}'"
+        init_file.write_text(
+            f"CREATE USER {account} IDENTIFIED BY '{password}';\n"
+            f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION;\n"
+        )
+        port = free_port()
+        proc = _spawn(
+            "mariadb",
+            [
+                server_bin,
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={datadir}",
+                f"--socket={socket_path}",
+                f"--pid-file={workdir / 'mysqld.pid'}",
+                f"--tmpdir={workdir}",
+                f"--init-file={init_file}",
+                f"--bind-address={HOST}",
+                f"--port={port}",
+                "--skip-name-resolve",  # clients are matched as 127.0.0.1, like the users
+                "--character-set-server=utf8mb4",
+                "--innodb-buffer-pool-size=64M",
+                "--innodb-flush-log-at-trx-commit=0",
+                "--innodb-doublewrite=0",
+                "--innodb-use-native-aio=0",  # io_setup() often fails in containers
+                "--skip-log-bin",
+            ],
+            workdir,
+        )
+        server = MariaDBServer(
+            port=port,
+            user=ADMIN_USER,
+            password=password,
+            socket_path=socket_path,
+            process=proc,
+        )
+
+        def probe() -> None:
+            server._connect().close()
+
+        _wait_until(proc, probe, timeout, "accept connections")
+        return server
+    except BaseException:
+        if proc is not None:
+            proc.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+# --- Prometheus ------------------------------------------------------------------------------
+
+
+def _http_get(url: str, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return bytes(response.read())
+
+
+def wait_for_ready(url: str, timeout: float = 30.0, proc: ServerProcess | None = None) -> None:
+    """Poll ``{url}/-/ready`` until it answers 200; bounded, clear error on timeout."""
+    ready = url.rstrip("/") + "/-/ready"
+    if proc is not None:
+        _wait_until(proc, lambda: _http_get(ready, timeout=2), timeout, f"answer {ready}")
+        return
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            _http_get(ready, timeout=2)
+            return
+        except (OSError, urllib.error.URLError) as exc:
+            last_error = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"{ready} not ready within {timeout:.0f}s (last error: {last_error!r})")
+
+
+@dataclass
+class PrometheusServer:
+    """A running Prometheus; ``url`` is its HTTP base URL."""
+
+    url: str
+    config_path: Path
+    process: ServerProcess
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        wait_for_ready(self.url, timeout, self.process)
+
+    def api(self, path: str, **params: str) -> Any:
+        """GET ``/api/v1/<path>`` and return its ``data`` (raises if status is not success)."""
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        body = json.loads(_http_get(f"{self.url}/api/v1/{path}{query}"))
+        if body.get("status") != "success":
+            raise RuntimeError(f"Prometheus API {path} failed: {body}")
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant query; the list of ``{"metric": ..., "value": [ts, "v"]}`` results."""
+        return list(self.api("query", query=expr)["result"])
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_prometheus(
+    targets: Sequence[str] = (),
+    *,
+    scrape_interval: str = "1s",
+    job_name: str = "usage-exporter",
+    metrics_path: str = "/metrics",
+    config: Mapping[str, Any] | None = None,
+    timeout: float = 30.0,
+) -> PrometheusServer:
+    """Start Prometheus scraping ``targets`` (``host:port``), or with a whole ``config``."""
+    binary = _require(find_prometheus(), "prometheus")
+    if config is None:
+        config = {
+            "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+            "scrape_configs": [
+                {
+                    "job_name": job_name,
+                    "metrics_path": metrics_path,
+                    "static_configs": [{"targets": list(targets)}],
+                }
+            ],
+        }
+    workdir = _mkdtemp("prometheus")
+    proc: ServerProcess | None = None
+    try:
+        config_path = workdir / "prometheus.yml"
+        config_path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
+        port = free_port()
+        proc = _spawn(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address={HOST}:{port}",
+            ],
+            workdir,
+        )
+        server = PrometheusServer(
+            url=f"http://{HOST}:{port}", config_path=config_path, process=proc
+        )
+        server.wait_ready(timeout)
+        return server
+    except BaseException:
+        if proc is not None:
+            proc.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+# --- pytest fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the whole session; tests create their own databases in it."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    """One MariaDB for the whole session; tests create their own databases in it."""
+    server = start_mariadb()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# Calls start_prometheus() with the same arguments and stops what it started.
+PrometheusFactory = Callable[..., PrometheusServer]
+
+
+@pytest.fixture
+def prometheus_server() -> Iterator[PrometheusFactory]:
+    """Factory: ``prometheus_server(["127.0.0.1:9999"])``; all are stopped after the test."""
+    _require(find_prometheus(), "prometheus")  # skip/fail before the test body runs
+    started: list[PrometheusServer] = []
+
+    def start(targets: Sequence[str] = (), **kwargs: Any) -> PrometheusServer:
+        server = start_prometheus(targets, **kwargs)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
