@@ -3,9 +3,11 @@ answers, and configs pointing at them."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import sqlite3
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,22 @@ from tests.servers import mariadb_server, postgres_server, prometheus_server  # 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 NEXTCLOUD = FIXTURES / "nextcloud"
+SYNAPSE = FIXTURES / "synapse"
+# SQLite creates side files (-shm) next to a WAL database even when reading it, so tests read
+# copies and shared/ stays exactly as it is.
+_COPIES = Path(tempfile.mkdtemp(prefix="usage-exporter-fixtures-"))
+atexit.register(shutil.rmtree, _COPIES, ignore_errors=True)
+
+
+def fixture_copy(path: Path) -> Path:
+    copy = _COPIES / path.parent.name / path.name
+    if not copy.exists():
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copyfile(path, copy)
+    return copy
+
+
+NEXTCLOUD_DB = fixture_copy(NEXTCLOUD / "nextcloud.db")
 API_KEY = "test-key-0123456789abcdef"
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 SERVER_FIXTURES = {"postgresql": "postgres_server", "mariadb": "mariadb_server"}
@@ -70,7 +88,5 @@ def nextcloud_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
                   server_database: Callable[[str, str, Path], str]) -> str:
     """The real Nextcloud fixture database, on each database server we support."""
     if request.param == "sqlite":
-        return f"sqlite:///{NEXTCLOUD / 'nextcloud.db'}"
-    copy = tmp_path_factory.mktemp("nextcloud") / "nextcloud.db"
-    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
-    return server_database(request.param, "nextcloud", copy)
+        return f"sqlite:///{NEXTCLOUD_DB}"
+    return server_database(request.param, "nextcloud", NEXTCLOUD_DB)

@@ -5,10 +5,7 @@ directory, and is stopped by PID (then its directory removed) when the fixture t
 ends. An atexit hook and a parent-death signal catch what a crashed or killed session would
 otherwise leave behind.
 
-conftest.py exposes the fixtures with ``from tests.servers import *`` (see ``__all__``).
-
-PYTEST_DONT_REWRITE: this module is both imported and loaded as a plugin; it has no asserts, and
-the marker keeps pytest from warning that it cannot rewrite an already imported module.
+conftest.py exposes the fixtures by importing them (``__all__`` lists the public names).
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ import contextlib
 import ctypes
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -59,6 +57,12 @@ __all__ = [
 
 HOST = "127.0.0.1"
 ADMIN_USER = "admin"
+# initdb/postgres refuse to run as root, so as root they run as the package's OS user; as any
+# other user they simply run as that user.
+_IS_ROOT = os.geteuid() == 0
+_PG_OS_USER = "postgres" if _IS_ROOT else None
+# mariadbd refuses root unless told explicitly.
+_MARIADB_AS_ROOT = ["--user=root"] if _IS_ROOT else []
 # Database names go into URLs, role names and SQL identifiers; keeping them plain avoids quoting
 # bugs and stays under PostgreSQL's 63-byte identifier limit once prefixed with "ro_".
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
@@ -92,7 +96,10 @@ def _which(*names: str) -> str | None:
 
 
 def find_postgres_bindir() -> Path | None:
-    """Newest /usr/lib/postgresql/<ver>/bin that has initdb and postgres, if any."""
+    """Newest /usr/lib/postgresql/<ver>/bin that has initdb and postgres (and, as root, the
+    postgres OS user the package creates), if any."""
+    if _PG_OS_USER is not None and not _user_exists(_PG_OS_USER):
+        return None
 
     def version(bindir: Path) -> tuple[int, ...]:
         return tuple(int(p) for p in re.findall(r"\d+", bindir.parent.name))
@@ -103,6 +110,14 @@ def find_postgres_bindir() -> Path | None:
         if (p.parent / "initdb").exists()
     ]
     return max(candidates, key=version) if candidates else None
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def find_mariadb() -> tuple[str, str] | None:
@@ -359,16 +374,17 @@ class PostgresServer:
 
 
 def start_postgres(timeout: float = 30.0) -> PostgresServer:
-    """initdb + postgres as the ``postgres`` OS user (initdb refuses root)."""
+    """initdb + postgres (as the ``postgres`` OS user when we are root)."""
     bindir = _require(find_postgres_bindir(), "postgresql")
     workdir = _mkdtemp("postgres")
     proc: ServerProcess | None = None
     try:
-        shutil.chown(workdir, "postgres", "postgres")
         password = secrets.token_hex(16)
         pwfile = workdir / "pwfile"
         pwfile.write_text(password + "\n")
-        shutil.chown(pwfile, "postgres", "postgres")
+        if _PG_OS_USER is not None:
+            shutil.chown(workdir, _PG_OS_USER, _PG_OS_USER)
+            shutil.chown(pwfile, _PG_OS_USER, _PG_OS_USER)
         datadir = workdir / "data"
         _run(
             [
@@ -382,7 +398,7 @@ def start_postgres(timeout: float = 30.0) -> PostgresServer:
                 "--no-sync",  # a throwaway cluster needs no durability
             ],
             cwd=workdir,
-            user="postgres",
+            user=_PG_OS_USER,
         )
         pwfile.unlink()
         port = free_port()
@@ -399,7 +415,7 @@ def start_postgres(timeout: float = 30.0) -> PostgresServer:
                 "-c", "full_page_writes=off",
             ],
             workdir,
-            user="postgres",
+            user=_PG_OS_USER,
             # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client (a leaked
             # connection pool would hang it); SIGINT is the "fast" shutdown.
             stop_signal=signal.SIGINT,
@@ -479,7 +495,7 @@ class MariaDBServer:
 
 
 def start_mariadb(timeout: float = 60.0) -> MariaDBServer:
-    """mariadb-install-db + mariadbd as root (``--user=root``), real grant tables."""
+    """mariadb-install-db + mariadbd with real grant tables (``--user=root`` when root)."""
     server_bin, install_db = _require(find_mariadb(), "mariadb-server")
     workdir = _mkdtemp("mariadb")
     proc: ServerProcess | None = None
@@ -491,7 +507,7 @@ def start_mariadb(timeout: float = 60.0) -> MariaDBServer:
             [
                 install_db,
                 "--no-defaults",  # must come first; keeps /etc/mysql out of the test server
-                "--user=root",
+                *_MARIADB_AS_ROOT,
                 f"--datadir={datadir}",
                 "--auth-root-authentication-method=socket",
                 "--skip-test-db",
@@ -512,7 +528,7 @@ def start_mariadb(timeout: float = 60.0) -> MariaDBServer:
             [
                 server_bin,
                 "--no-defaults",
-                "--user=root",
+                *_MARIADB_AS_ROOT,
                 f"--datadir={datadir}",
                 f"--socket={socket_path}",
                 f"--pid-file={workdir / 'mysqld.pid'}",

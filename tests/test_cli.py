@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NEXTCLOUD, ROOT, read_json, sqlite_execute
+from tests.conftest import NEXTCLOUD, NEXTCLOUD_DB, ROOT, read_json, sqlite_execute
 from tests.servers import promtool_path
 
 SERVERINFO = read_json(NEXTCLOUD / "serverinfo.json")["ocs"]["data"]
@@ -67,7 +67,7 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 30) -> None
 def daemon(tmp_path, nextcloud_now) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
     config = write_config(tmp_path / "config.yaml",
-                          f"sqlite:///{NEXTCLOUD / 'nextcloud.db'}", port)
+                          f"sqlite:///{NEXTCLOUD_DB}", port)
     process = subprocess.Popen(
         [sys.executable, "-m", "exporter", "run", "--config", str(config),
          "--as-of", str(nextcloud_now)],
@@ -106,7 +106,7 @@ def test_sigterm_stops_the_daemon_within_seconds(daemon):
 
 
 def test_collect_prints_one_refresh_in_each_format(tmp_path, nextcloud_now):
-    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD / 'nextcloud.db'}",
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD_DB}",
                           free_port())
     as_of = ("--as-of", str(nextcloud_now))
     result = exporter("collect", "--config", str(config), "--format", "json", *as_of)
@@ -164,7 +164,7 @@ def test_an_unreachable_server_stops_start_up_with_one_message(tmp_path):
 
 def test_a_missing_table_stops_start_up_with_one_message(tmp_path):
     copy = tmp_path / "nc.db"
-    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
+    shutil.copy(NEXTCLOUD_DB, copy)
     sqlite_execute(copy, "DROP TABLE oc_share")
     error = startup_error(tmp_path, f"sqlite:///{copy}")
     assert error.startswith("the database does not look like nextcloud (table prefix 'oc_'): "

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from exporter.db import Database, DatabaseUnavailable, read_only_url
 from exporter.runner import Runner
-from tests.conftest import NEXTCLOUD, SERVER_FIXTURES, make_config
+from tests.conftest import NEXTCLOUD_DB, SERVER_FIXTURES, make_config
 
 SLOW_SQLITE = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
                "SELECT count(*) FROM n")
@@ -25,7 +25,7 @@ def sha256(path) -> str:
 
 def test_sqlite_is_opened_read_only(tmp_path):
     copy = tmp_path / "nc.db"
-    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
+    shutil.copy(NEXTCLOUD_DB, copy)
     database = Database(make_config(f"sqlite:///{copy}", "nextcloud").database)
     with database.connect(5) as conn, pytest.raises(DBAPIError, match="readonly database"):
         conn.execute(text("DELETE FROM oc_users"))
@@ -34,7 +34,7 @@ def test_sqlite_is_opened_read_only(tmp_path):
 
 def test_a_full_refresh_leaves_the_sqlite_file_byte_for_byte_unchanged(tmp_path):
     copy = tmp_path / "nc.db"
-    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
+    shutil.copy(NEXTCLOUD_DB, copy)
     before = sha256(copy)
     runner = Runner(make_config(f"sqlite:///{copy}", "nextcloud"))
     snapshot = runner.run_all()
@@ -52,7 +52,7 @@ def test_read_only_url_keeps_other_backends_unchanged():
 
 
 def test_a_slow_sqlite_statement_is_interrupted_at_the_deadline():
-    database = Database(make_config(f"sqlite:///{NEXTCLOUD / 'nextcloud.db'}",
+    database = Database(make_config(f"sqlite:///{NEXTCLOUD_DB}",
                                     "nextcloud").database)
     started = time.monotonic()
     with database.connect(0.5) as conn, pytest.raises(DBAPIError, match="interrupted"):

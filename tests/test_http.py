@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from exporter.config import ApiKey
 from exporter.http import App, HttpServer, authenticate
 from exporter.runner import Runner
-from tests.conftest import API_KEY, NEXTCLOUD, make_config
+from tests.conftest import API_KEY, NEXTCLOUD_DB, make_config
 
 
 def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
@@ -29,7 +29,7 @@ def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
 
 @pytest.fixture(scope="module")
 def runner(nextcloud_now) -> Iterator[Runner]:
-    runner = Runner(make_config(f"sqlite:///{NEXTCLOUD / 'nextcloud.db'}", "nextcloud"),
+    runner = Runner(make_config(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud"),
                     clock=lambda: nextcloud_now)
     yield runner
     runner.close()

@@ -8,13 +8,13 @@ import shutil
 import pytest
 
 from exporter.runner import Runner, StartupError
-from tests.conftest import NEXTCLOUD, make_config, sqlite_execute
+from tests.conftest import NEXTCLOUD_DB, make_config, sqlite_execute
 
 
 @pytest.fixture
 def nextcloud_copy(tmp_path):
     copy = tmp_path / "nextcloud.db"
-    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
+    shutil.copy(NEXTCLOUD_DB, copy)
     return copy
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from exporter.runner import Runner
 from exporter.scheduler import MAX_BACKOFF_SECONDS, Scheduler, backoff_delay
-from tests.conftest import NEXTCLOUD, make_config, sqlite_execute
+from tests.conftest import NEXTCLOUD_DB, make_config, sqlite_execute
 
 
 def test_backoff_doubles_and_is_capped():
@@ -27,7 +27,7 @@ def wait_for(predicate, seconds: float = 20) -> None:
 @pytest.fixture
 def runner(tmp_path):
     copy = tmp_path / "nc.db"
-    shutil.copy(NEXTCLOUD / "nextcloud.db", copy)
+    shutil.copy(NEXTCLOUD_DB, copy)
     runner = Runner(make_config(f"sqlite:///{copy}", "nextcloud", collectors={
         "users": {"interval": "1s", "timeout": "1s", "jitter": "0.01s"},
         "shares": {"interval": "1s", "timeout": "1s", "jitter": "0.01s"},

@@ -17,14 +17,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.copy_db import copy_tables
-
 from tests import servers
+from tests.copy_db import copy_tables
 from tests.servers import MariaDBServer, PostgresServer, PrometheusFactory
 
-# Registers the fixtures of tests/servers.py whether or not conftest.py imports them; if it
-# does, its copies take precedence and each server still starts once per session.
-pytest_plugins = ["tests.servers"]
+# The server fixtures come from tests/servers.py through conftest.py.
 
 DatabaseServer = PostgresServer | MariaDBServer
 

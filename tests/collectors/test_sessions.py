@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from exporter.runner import Runner
-from tests.conftest import NEXTCLOUD, make_config
+from tests.conftest import NEXTCLOUD_DB, make_config
 
 AGENTS = {
     "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0": "web",
@@ -58,12 +58,12 @@ def test_every_class_is_exported_even_when_empty(classify):
 
 
 def test_nextcloud_sessions_are_its_tokens_less_remote_wipe_markers():
-    runner = Runner(make_config(f"sqlite:///{NEXTCLOUD / 'nextcloud.db'}", "nextcloud"))
+    runner = Runner(make_config(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud"))
     snapshot = runner.run("sessions")
     runner.close()
     (result,) = snapshot.results()
     concurrent, sessions = result.metrics
-    uri = f"file:{NEXTCLOUD / 'nextcloud.db'}?mode=ro"
+    uri = f"file:{NEXTCLOUD_DB}?mode=ro"
     with sqlite3.connect(uri, uri=True) as db:
         tokens = dict(db.execute("SELECT uid, count(*) FROM oc_authtoken WHERE type <> 2 "
                                  "GROUP BY uid").fetchall())
