@@ -69,6 +69,8 @@ class Source:
     relations: Mapping[str, Subquery]
     now: float
     database: DatabaseConfig
+    # Whether activity exactly one window ago counts as within it (a platform convention).
+    inclusive_windows: bool = True
 
 
 class Collector(ABC):

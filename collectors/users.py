@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import ColumnElement, case, distinct, func, select
 
 from collectors.base import REFRESH_NOTE, Collector, CollectorResult, Gauge, Source
 from exporter.config import Option, choice, duration_label, duration_list
@@ -15,13 +15,14 @@ USER_COLUMNS = ("display_name", "backend", "status", "is_admin", "created_at", "
 
 class UsersCollector(Collector):
     name = "users"
-    relations = ("users",)
+    relations = ("users", "activity")
     optional_relations = ("sessions",)
     options = {
         "windows": Option(duration_list, DEFAULT_WINDOWS),
-        # last_login: the platform's last-login time (Nextcloud serverinfo since 2025, ownCloud);
-        # session_activity: last use of a session token (serverinfo up to Nextcloud 29).
-        "active_by": Option(choice("last_login", "session_activity"), "last_login"),
+        # activity: the platform's own notion (last login on ownCloud and Nextcloud, as
+        # serverinfo counts since 2025; client requests on Synapse); session_activity: last use
+        # of a session token (Nextcloud serverinfo up to version 29).
+        "active_by": Option(choice("activity", "session_activity"), "activity"),
     }
 
     def collect(self, source: Source) -> CollectorResult:
@@ -32,14 +33,19 @@ class UsersCollector(Collector):
         seen = conn.execute(select(func.count(users.c.last_login))).scalar_one()
 
         if self.config.options["active_by"] == "session_activity":
-            activity = source.relations["sessions"]
-            user_id, last_active = activity.c.user_id, activity.c.last_activity
+            sessions = source.relations["sessions"]
+            user_id, last_active = sessions.c.user_id, sessions.c.last_activity
         else:
-            user_id, last_active = users.c.user_id, users.c.last_login
+            activity = source.relations["activity"]
+            user_id, last_active = activity.c.user_id, activity.c.last_active
         windows = self.config.options["windows"]
+
+        def within(window: float) -> ColumnElement[bool]:
+            since = source.now - window
+            return last_active >= since if source.inclusive_windows else last_active > since
+
         active = conn.execute(select(*(
-            func.count(distinct(case((last_active >= source.now - window, user_id))))
-            for window in windows))).one()
+            func.count(distinct(case((within(window), user_id)))) for window in windows))).one()
 
         rows = conn.execute(select(users.c.user_id, *(users.c[c] for c in USER_COLUMNS)))
         columns: dict[str, dict[str, object]] = {c: {} for c in USER_COLUMNS}

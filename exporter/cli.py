@@ -20,6 +20,7 @@ import structlog
 from collectors import available
 from exporter import __version__, log
 from exporter.config import Config, ConfigError, listen_address, load_config, parse_config
+from exporter.demo_data import DEMO_USERS, build_demo_database
 from exporter.exposition import snapshot_json
 from exporter.http import App, HttpServer
 from exporter.runner import Runner, StartupError
@@ -195,7 +196,7 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="build a demo Nextcloud database and serve it")
     demo.add_argument("--listen", type=listen_address, default=("127.0.0.1", 10191),
                       help="host:port to serve on (default 127.0.0.1:10191)")
-    demo.add_argument("--users", type=int, default=400)
+    demo.add_argument("--users", type=int, default=DEMO_USERS)
     demo.add_argument("--directory", help="where to keep the demo database (default: a new "
                       "temporary directory)")
     demo.set_defaults(func=cmd_demo)

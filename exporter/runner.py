@@ -79,8 +79,9 @@ class Runner:
             with self.database.connect(timeout) as conn:
                 relations = {r: self.profile.relation(r, conn).subquery(r)
                              for r in self._relations(collector)}
-                result = collector.collect(Source(conn, relations, self.clock(),
-                                                  self.config.database))
+                result = collector.collect(Source(
+                    conn, relations, self.clock(), self.config.database,
+                    inclusive_windows=self.profile.activity_window_inclusive))
                 version = self.profile.version(conn)
         except DatabaseUnavailable as error:
             return self._failed(name, str(error), started, database_up=False, error=error)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from exporter.demo_data import DEMO_USERS, build_demo_database
+from tests.conftest import NEXTCLOUD_DB
 
 NOW = 1_795_424_683  # any instant works; this is the one the real Nextcloud fixture was taken at
 WINDOWS = {"5m": 300, "1h": 3600, "1d": 86400, "7d": 604800, "30d": 2592000, "90d": 7776000,
@@ -17,7 +18,6 @@ WINDOWS = {"5m": 300, "1h": 3600, "1d": 86400, "7d": 604800, "30d": 2592000, "90
 TABLES = ("oc_users", "oc_preferences", "oc_appconfig", "oc_accounts", "oc_authtoken", "oc_share",
           "oc_share_external", "oc_filecache", "oc_storages", "oc_mounts", "oc_mimetypes",
           "oc_groups", "oc_group_user")
-REAL_SCHEMA = Path(__file__).resolve().parents[2] / "shared/fixtures/nextcloud/nextcloud.db"
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -54,10 +54,9 @@ def test_default_size(db):
     assert 300 <= scalar(db, "SELECT COUNT(*) FROM oc_authtoken") <= 800
 
 
-@pytest.mark.skipif(not REAL_SCHEMA.exists(), reason="real Nextcloud fixture not available")
 def test_schema_is_nextclouds_own(db):
     """Every table and index is created by exactly the statement Nextcloud 24 used."""
-    real = connect(REAL_SCHEMA)
+    real = connect(NEXTCLOUD_DB)
     try:
         ours = db.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
                           "AND name != 'sqlite_sequence'").fetchall()

@@ -1,7 +1,7 @@
 """Platform profiles by name. Adding a platform is one module and one line here."""
 
 from exporter.config import DatabaseConfig
-from exporter.platforms.base import RELATIONS, Profile
+from exporter.platforms.base import Profile
 from exporter.platforms.nextcloud import NextcloudProfile
 from exporter.platforms.owncloud import OwnCloudProfile
 
@@ -12,4 +12,4 @@ def profile_for(database: DatabaseConfig) -> Profile:
     return PROFILES[database.platform](database)
 
 
-__all__ = ["PROFILES", "RELATIONS", "Profile", "profile_for"]
+__all__ = ["PROFILES", "Profile", "profile_for"]

@@ -1,20 +1,5 @@
-"""Platform profiles map a platform's schema to canonical relations.
+"""Platform profiles map a platform's schema to the canonical relations of exporter.relations.
 
-Canonical relations (each a SELECT whose columns carry exactly these labels):
-
-| relation | columns |
-| --- | --- |
-| users | user_id, display_name, backend, status, is_admin, created_at, last_login |
-| sessions | user_id, client, last_activity |
-| shares | owner, type, password_protected |
-| incoming_federated_shares | user_id |
-| home_storage | user_id, used_bytes, files |
-| quotas | user_id, quota_bytes (NULL = unlimited) |
-| storages | kind (home, local, other), entries |
-| storage_roots | used_bytes |
-
-Timestamps are Unix seconds; `last_login` is NULL for accounts that never logged in. `type` is a
-canonical share type: user, group, guest, link, email, federated, federated_group, team, room, deck.
 A profile leaves out what its platform lacks; collectors that need it are then not applicable.
 """
 
@@ -25,13 +10,13 @@ from typing import ClassVar
 from sqlalchemy import Connection, Select
 
 from exporter.config import DatabaseConfig
-
-RELATIONS = ("users", "sessions", "shares", "incoming_federated_shares", "home_storage",
-             "quotas", "storages", "storage_roots")
+from exporter.relations import RELATIONS
 
 
 class Profile:
     name: ClassVar[str]
+    # Whether activity exactly one window ago still counts as active in that window.
+    activity_window_inclusive: ClassVar[bool] = True
 
     def __init__(self, database: DatabaseConfig) -> None:
         self.database = database

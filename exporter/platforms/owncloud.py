@@ -92,6 +92,11 @@ class OwnCloudProfile(Profile):
             .outerjoin(admins, (admins.c.uid == accounts.c.user_id) & (admins.c.gid == "admin"))
         )
 
+    def activity(self, conn: Connection) -> Select:
+        users = self.users(conn).subquery("accounts")
+        return (select(users.c.user_id, users.c.last_login.label("last_active"))
+                .where(users.c.last_login.is_not(None)))
+
     def sessions(self, conn: Connection) -> Select:
         tokens = self.t("authtoken", "uid", "name", "last_activity", "type")
         return select(tokens.c.uid.label("user_id"), tokens.c.name.label("client"),

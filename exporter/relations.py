@@ -1,0 +1,29 @@
+"""The canonical relations: the seam between platform profiles and collectors.
+
+A profile maps its platform's tables to these (each a SELECT whose columns carry exactly these
+labels); a collector aggregates them and never names a platform table. Timestamps are Unix
+seconds unless the column name says otherwise.
+"""
+
+RELATIONS: dict[str, tuple[str, ...]] = {
+    # status: enabled, disabled, guest, deactivated, ... ; last_login NULL = never.
+    "users": ("user_id", "display_name", "backend", "status", "is_admin", "created_at",
+              "last_login"),
+    # When each user was last active, by the platform's own notion (one or more rows a user).
+    "activity": ("user_id", "last_active"),
+    # Exact past activity: one row per user and UTC day (day = Unix seconds at 00:00 UTC).
+    "daily_activity": ("user_id", "day"),
+    # Live sessions; client is a user agent or device name.
+    "sessions": ("user_id", "client", "last_activity"),
+    # type: user, group, guest, link, email, federated, federated_group, team, room, deck.
+    "shares": ("owner", "type", "password_protected"),
+    "incoming_federated_shares": ("user_id",),
+    "home_storage": ("user_id", "used_bytes", "files"),
+    # quota_bytes NULL = unlimited.
+    "quotas": ("user_id", "quota_bytes"),
+    # kind: home, local, other; entries: file cache rows of the storage.
+    "storages": ("kind", "entries"),
+    "storage_roots": ("used_bytes",),
+    # bytes NULL = upload pending; created_ms in milliseconds, as media APIs filter by it.
+    "media": ("user_id", "display_name", "bytes", "created_ms"),
+}
