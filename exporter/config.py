@@ -18,7 +18,9 @@ import yaml
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-PLATFORMS = ("owncloud", "nextcloud")
+from exporter.relations import RELATIONS
+
+PLATFORMS = ("owncloud", "nextcloud", "synapse", "custom")
 DEFAULT_PORT = 10191
 
 
@@ -136,6 +138,8 @@ class DatabaseConfig:
     data_directory: str | None = None
     available_storage_bytes: int | None = None
     connect_timeout: float = 10.0
+    # platform custom: canonical relation name -> the SELECT that produces it
+    relations: Mapping[str, str] = field(default_factory=dict)
 
     def sqlalchemy_url(self) -> URL:
         return make_url(self.url)
@@ -171,6 +175,14 @@ class PerUserMetricsConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    """Where daily rollups (DAU, users by status) are kept: SQLite file or PostgreSQL."""
+
+    url: str = "sqlite:///usage-exporter-history.db"
+    retention_days: int = 400
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "info"
     format: str = "auto"
@@ -184,6 +196,7 @@ class Config:
     collectors: tuple[CollectorConfig, ...]
     per_user_metrics: PerUserMetricsConfig
     logging: LoggingConfig
+    history: HistoryConfig = field(default_factory=HistoryConfig)
 
     def collector(self, name: str) -> CollectorConfig:
         return next(c for c in self.collectors if c.name == name)
@@ -286,6 +299,31 @@ def _substitute_env(node: Any, path: str, reader: _Reader) -> Any:
     return _ENV.sub(replace, node)
 
 
+def _relations(node: Any, platform: str | None, reader: _Reader) -> dict[str, str]:
+    """database.relations: the SQL of each canonical relation, for the custom platform only."""
+    if node is None:
+        if platform == "custom":
+            reader.problem("database.relations", "is required for platform custom: give the "
+                           "SELECT behind each relation (see README, Custom SQL)")
+        return {}
+    if platform != "custom":
+        reader.problem("database.relations", "only the custom platform takes relations")
+        return {}
+    if not isinstance(node, dict) or not node:
+        reader.problem("database.relations", "expected a mapping of relation name to SELECT")
+        return {}
+    relations = {}
+    for name, sql in node.items():
+        path = f"database.relations.{name}"
+        if name not in RELATIONS:
+            reader.problem(path, f"unknown relation (known: {', '.join(RELATIONS)})")
+        elif not isinstance(sql, str) or not sql.strip():
+            reader.problem(path, "expected the text of a SELECT statement")
+        else:
+            relations[name] = sql.strip().rstrip(";")
+    return relations
+
+
 def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Option]],
                  base_dir: Path | None = None) -> Config:
     """Validate a loaded YAML document. `collector_options` maps each known collector name to the
@@ -294,13 +332,15 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): expected a mapping with at least a database section"])
     raw = _substitute_env(raw, "", reader)
-    sections = {"database", "server", "api", "collectors", "per_user_metrics", "logging"}
+    sections = {"database", "server", "api", "collectors", "per_user_metrics", "logging",
+                "history"}
     for key in raw:
         if key not in sections:
             reader.problem(str(key), f"unknown section (known: {', '.join(sorted(sections))})")
 
     db_node = raw.get("database")
     password_file = db_node.pop("password_file", None) if isinstance(db_node, dict) else None
+    relations = db_node.pop("relations", None) if isinstance(db_node, dict) else None
     db = reader.section(db_node, "database", {
         "url": Option(database_url, required=True),
         "platform": Option(choice(*PLATFORMS), required=True),
@@ -316,6 +356,8 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         except OSError as error:
             reader.problem("database.password_file",
                            f"cannot read {password_file}: {error.strerror}")
+
+    db["relations"] = _relations(relations, db["platform"], reader)
 
     server = reader.section(raw.get("server"), "server", {
         "listen": Option(listen_address, ("127.0.0.1", DEFAULT_PORT)),
@@ -368,6 +410,10 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         "enabled": Option(boolean, False),
         "limit": Option(positive_int, 100),
     })
+    history = reader.section(raw.get("history"), "history", {
+        "url": Option(database_url, HistoryConfig.url),
+        "retention_days": Option(positive_int, HistoryConfig.retention_days),
+    })
     logging = reader.section(raw.get("logging"), "logging", {
         "level": Option(choice("debug", "info", "warning", "error"), "info"),
         "format": Option(choice("auto", "json", "console"), "auto"),
@@ -382,6 +428,7 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         collectors=tuple(collectors),
         per_user_metrics=PerUserMetricsConfig(**per_user),
         logging=LoggingConfig(**logging),
+        history=HistoryConfig(**history),
     )
 
 

@@ -26,4 +26,6 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "storage_roots": ("used_bytes",),
     # bytes NULL = upload pending; created_ms in milliseconds, as media APIs filter by it.
     "media": ("user_id", "display_name", "bytes", "created_ms"),
+    # Exact past statuses: each change of a user's status and when it happened.
+    "status_changes": ("user_id", "status", "changed_at"),
 }

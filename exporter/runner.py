@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import partial
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from collectors import available
@@ -17,6 +17,7 @@ from exporter.db import Database, DatabaseUnavailable, describe_error
 from exporter.exposition import render
 from exporter.log import debug_enabled
 from exporter.platforms import profile_for
+from exporter.relations import RELATIONS
 from exporter.snapshot import Snapshot, SnapshotStore
 
 log = structlog.get_logger()
@@ -61,7 +62,11 @@ class Runner:
             with self.database.connect(self.config.database.connect_timeout * 3) as conn:
                 for relation in sorted(needed):
                     query = self.profile.relation(relation, conn).subquery()
-                    conn.execute(select(query).limit(0)).all()
+                    found = conn.execute(select(text("*")).select_from(query).limit(0)).keys()
+                    missing = [c for c in RELATIONS[relation] if c not in found]
+                    if missing:
+                        raise StartupError(f"relation {relation} has no column "
+                                           f"{', '.join(missing)}")
         except DatabaseUnavailable as error:
             raise StartupError(f"cannot connect to the {self.profile.name} database: {error}") \
                 from None
