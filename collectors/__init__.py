@@ -12,6 +12,8 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from collectors.base import Collector
+from collectors.dau import DauCollector
+from collectors.media import MediaCollector
 from collectors.sessions import SessionsCollector
 from collectors.shares import SharesCollector
 from collectors.storage import StorageCollector
@@ -19,7 +21,7 @@ from collectors.users import UsersCollector
 
 ENTRY_POINT_GROUP = "usage_exporter.collectors"
 BUILT_IN: tuple[type[Collector], ...] = (UsersCollector, SessionsCollector, SharesCollector,
-                                         StorageCollector)
+                                         StorageCollector, DauCollector, MediaCollector)
 
 
 def available() -> dict[str, type[Collector]]:

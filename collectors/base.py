@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from sqlalchemy import ColumnElement, Connection, Subquery, case, func
 
 from exporter.config import CollectorConfig, DatabaseConfig, Option
+from exporter.history import HistoryRows
 
 REFRESH_NOTE = "Refreshed on a schedule, not at scrape time."
 INF = float("inf")
@@ -58,6 +59,8 @@ class CollectorResult:
     metrics: tuple[Metric, ...]
     # Per-user columns: column name -> {user_id: value}. Merged across collectors by user id.
     users: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Daily rollups for the history store, written by the runner after a successful run.
+    history: HistoryRows | None = None
 
 
 @dataclass(frozen=True)

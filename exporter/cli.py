@@ -48,7 +48,8 @@ def serve(config: Config, clock: Callable[[], float] = time.time,
     runner = Runner(config, clock)
     try:
         runner.preflight()
-        server = HttpServer(App(lambda: runner.snapshot, config.api_keys),
+        history = runner.history if "dau" in runner.applicable() else None
+        server = HttpServer(App(lambda: runner.snapshot, config.api_keys, history, runner.clock),
                             config.server.host, config.server.port, config.server.threads)
     except StartupError as error:
         logger.error("startup_failed", error=str(error))
@@ -98,7 +99,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     config = read_config(args.config)
     log.configure(config.logging.level, config.logging.format)
-    runner = Runner(config, fixed_clock(args.as_of))
+    # One refresh to look at: nothing is added to the history store.
+    runner = Runner(config, fixed_clock(args.as_of), keep_history=False)
     try:
         runner.preflight()
         snapshot = runner.run_all()
@@ -146,6 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                      "data_directory": str(directory)},
         "server": {"listen": f"{host}:{port}"},
         "api": {"keys": [{"name": "demo", "secret": key}]},
+        "history": {"url": f"sqlite:///{directory / 'history.db'}"},
         "collectors": {name: {"interval": "15s", "timeout": "10s", "jitter": "1s"}
                        for name in available()},
     }, collector_options=collector_options())

@@ -10,16 +10,20 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from waitress import create_server
 
 from exporter.config import ApiKey
 from exporter.exposition import snapshot_json
+from exporter.history import HistoryError, HistoryStore
 from exporter.snapshot import Snapshot
 
 StartResponse = Callable[..., Any]
@@ -72,11 +76,39 @@ def flag(query: dict[str, list[str]], name: str) -> bool:
     return value in ("true", "1")
 
 
-class App:
-    """The WSGI application. `snapshot` returns the current snapshot; reading it never blocks."""
+def history_zone(query: dict[str, list[str]]) -> str:
+    """`tz` (an IANA name) or `tz_offset` (whole hours east of UTC, as Coder takes it)."""
+    if "tz" in query and "tz_offset" in query:
+        raise HttpError(400.3, 'Provide either "tz" or "tz_offset", not both.')
+    if "tz_offset" in query:
+        offset = integer(query, "tz_offset", 0, low=-12, high=14)
+        # Etc/GMT zones have the POSIX sign: Etc/GMT-2 is two hours east of UTC.
+        return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+    return query.get("tz", ["UTC"])[-1]
 
-    def __init__(self, snapshot: Callable[[], Snapshot], api_keys: Iterable[ApiKey]) -> None:
+
+def integer(query: dict[str, list[str]], name: str, default: int, *, low: int,
+            high: int) -> int:
+    raw = query.get(name, [str(default)])[-1]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HttpError(400.2, f"Parameter {name} must be an integer.") from None
+    if not low <= value <= high:
+        raise HttpError(400.2, f"Parameter {name} must be between {low} and {high}.")
+    return value
+
+
+class App:
+    """The WSGI application. `snapshot` returns the current snapshot; reading it never blocks.
+    `history` opens the history store (API routes only; /metrics never touches it)."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot], api_keys: Iterable[ApiKey],
+                 history: Callable[[], HistoryStore] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.snapshot = snapshot
+        self.history = history
+        self.clock = clock
         self.api_keys = tuple(api_keys)
         self.routes: dict[str, Callable[[Environ], tuple[int, str, bytes, list]]] = {
             "/metrics": self.metrics,
@@ -84,6 +116,8 @@ class App:
             "/-/ready": self.ready,
             "/": lambda environ: (200, "text/html; charset=utf-8", LANDING, []),
             "/api/v1/snapshot": self.api_snapshot,
+            "/api/v1/history/dau": self.api_history_dau,
+            "/api/v1/history/user-status": self.api_history_status,
         }
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
@@ -123,6 +157,36 @@ class App:
         query = parse_qs(environ.get("QUERY_STRING", ""))
         body = snapshot_json(self.snapshot(), users=flag(query, "users"))
         return 200, JSON, json.dumps(body, default=str).encode(), []
+
+
+    def _history_query(self, environ: Environ) -> tuple[HistoryStore, str, date]:
+        authenticate(self.api_keys, presented_key(environ))
+        if self.history is None:
+            raise HttpError(404.2, "History is not kept: enable the dau collector.")
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        zone = history_zone(query)
+        days = integer(query, "days", 30, low=1, high=3660)
+        try:
+            store = self.history()
+        except HistoryError as error:
+            raise HttpError(503.1, f"The history store is unavailable: {error}") from None
+        if zone not in store.timezones():
+            raise HttpError(400.4, f"No history is kept for time zone {zone!r}; configure it in "
+                            "collectors.dau.timezones.")
+        today = datetime.fromtimestamp(self.clock(), ZoneInfo(zone)).date()
+        return store, zone, today - timedelta(days=days - 1)
+
+    def api_history_dau(self, environ: Environ) -> tuple[int, str, bytes, list]:
+        store, zone, since = self._history_query(environ)
+        entries = [{"date": day.isoformat(), "amount": amount}
+                   for day, amount in store.daily_active(zone, since)]
+        return 200, JSON, json.dumps({"timezone": zone, "entries": entries}).encode(), []
+
+    def api_history_status(self, environ: Environ) -> tuple[int, str, bytes, list]:
+        store, zone, since = self._history_query(environ)
+        counts = {status: [{"date": day.isoformat(), "count": count} for day, count in series]
+                  for status, series in store.status_counts(zone, since).items()}
+        return 200, JSON, json.dumps({"timezone": zone, "status_counts": counts}).encode(), []
 
 
 class HttpServer:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 
 import structlog
 from sqlalchemy import select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from collectors import available
 from collectors.base import Collector, Source
 from exporter.config import Config
 from exporter.db import Database, DatabaseUnavailable, describe_error
 from exporter.exposition import render
+from exporter.history import HistoryError, HistoryStore
 from exporter.log import debug_enabled
 from exporter.platforms import profile_for
 from exporter.relations import RELATIONS
@@ -28,11 +31,14 @@ class StartupError(Exception):
 
 
 class Runner:
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time, *,
+                 keep_history: bool = True) -> None:
         self.config = config
         self.clock = clock
+        self.keep_history = keep_history
         self.profile = profile_for(config.database)
         self.database = Database(config.database)
+        self._history: HistoryStore | None = None
         classes = available()
         self.collectors: dict[str, Collector] = {
             c.name: classes[c.name](c) for c in config.enabled_collectors}
@@ -80,22 +86,37 @@ class Runner:
         collector = self.collectors[name]
         timeout = collector.config.timeout
         started = time.monotonic()
+        now = self.clock()
         try:
             with self.database.connect(timeout) as conn:
                 relations = {r: self.profile.relation(r, conn).subquery(r)
                              for r in self._relations(collector)}
                 result = collector.collect(Source(
-                    conn, relations, self.clock(), self.config.database,
+                    conn, relations, now, self.config.database,
                     inclusive_windows=self.profile.activity_window_inclusive))
                 version = self.profile.version(conn)
+            if result.history is not None and self.keep_history:
+                self.history().write(result.history, today=datetime.fromtimestamp(now, UTC).date())
         except DatabaseUnavailable as error:
             return self._failed(name, str(error), started, database_up=False, error=error)
+        except HistoryError as error:
+            return self._failed(name, str(error), started, database_up=True, error=error)
         except Exception as error:
             return self._failed(name, describe_error(error), started, database_up=True,
                                 error=error)
         duration = time.monotonic() - started
         log.debug("collector_succeeded", collector=name, duration_seconds=round(duration, 4))
         return self.store.record_success(name, result, duration, platform_version=version)
+
+    def history(self) -> HistoryStore:
+        """The history store, opened on first use and again after it failed."""
+        if self._history is None:
+            try:
+                self._history = HistoryStore(self.config.history)
+            except (HistoryError, SQLAlchemyError) as error:
+                where = make_url(self.config.history.url).render_as_string(hide_password=True)
+                raise HistoryError(f"history store {where}: {describe_error(error)}") from None
+        return self._history
 
     def run_all(self) -> Snapshot:
         for name in self.applicable():
@@ -104,6 +125,8 @@ class Runner:
 
     def close(self) -> None:
         self.database.dispose()
+        if self._history is not None:
+            self._history.close()
 
     def _relations(self, collector: Collector) -> list[str]:
         provided = self.profile.provides()

@@ -67,8 +67,10 @@ def nextcloud_now() -> int:
 
 def make_config(url: str, platform: str, **sections: Any) -> Config:
     database = {"url": url, "platform": platform, **sections.pop("database", {})}
-    raw = {"database": database, "api": {"keys": [{"name": "tests", "secret": API_KEY}]},
-           **sections}
+    history = {"url": f"sqlite:///{tempfile.mkdtemp(dir=_COPIES)}/history.db",
+               **sections.pop("history", {})}
+    raw = {"database": database, "history": history,
+           "api": {"keys": [{"name": "tests", "secret": API_KEY}]}, **sections}
     return parse_config(raw, collector_options={n: c.options for n, c in available().items()})
 
 

@@ -13,11 +13,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import NEXTCLOUD, NEXTCLOUD_DB, ROOT, read_json, sqlite_execute
+from tests.conftest import API_KEY, NEXTCLOUD, NEXTCLOUD_DB, ROOT, read_json, sqlite_execute
 from tests.servers import promtool_path
 
 SERVERINFO = read_json(NEXTCLOUD / "serverinfo.json")["ocs"]["data"]
@@ -39,7 +40,9 @@ server:
 api:
   keys:
     - name: tests
-      secret: test-key-0123456789abcdef
+      secret: {API_KEY}
+history:
+  url: sqlite:///{path.parent / "history.db"}
 {extra}""")
     return path
 
@@ -63,14 +66,11 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 30) -> None
     raise AssertionError("the daemon never became ready")
 
 
-@pytest.fixture
-def daemon(tmp_path, nextcloud_now) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = free_port()
-    config = write_config(tmp_path / "config.yaml",
-                          f"sqlite:///{NEXTCLOUD_DB}", port)
+@contextmanager
+def running_daemon(config: Path, port: int,
+                   as_of: float) -> Iterator[tuple[str, subprocess.Popen]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "run", "--config", str(config),
-         "--as-of", str(nextcloud_now)],
+        [sys.executable, "-m", "exporter", "run", "--config", str(config), "--as-of", str(as_of)],
         cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     url = f"http://127.0.0.1:{port}"
@@ -79,8 +79,20 @@ def daemon(tmp_path, nextcloud_now) -> Iterator[tuple[str, subprocess.Popen]]:
         yield url, process
     finally:
         if process.poll() is None:
-            process.kill()
-            process.communicate()
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+
+
+@pytest.fixture
+def daemon(tmp_path, nextcloud_now) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = free_port()
+    config = write_config(tmp_path / "config.yaml", f"sqlite:///{NEXTCLOUD_DB}", port)
+    with running_daemon(config, port, nextcloud_now) as running:
+        yield running
 
 
 def test_daemon_serves_metrics_that_promtool_accepts(daemon, tmp_path):
@@ -169,3 +181,31 @@ def test_a_missing_table_stops_start_up_with_one_message(tmp_path):
     error = startup_error(tmp_path, f"sqlite:///{copy}")
     assert error.startswith("the database does not look like nextcloud (table prefix 'oc_'): "
                             "OperationalError: no such table: oc_share")
+
+
+def api_get(url: str) -> dict:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {API_KEY}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_dau_history_survives_a_daemon_restart(tmp_path, nextcloud_now):
+    copy = tmp_path / "nextcloud.db"
+    shutil.copy(NEXTCLOUD_DB, copy)
+    day_before = nextcloud_now - 86400
+    login = ("UPDATE oc_preferences SET configvalue = '{}' WHERE userid = 'zoe' "
+             "AND appid = 'login' AND configkey = 'lastLogin'")
+    sqlite_execute(copy, login.format(int(day_before - 60)))
+    port = free_port()
+    config = write_config(tmp_path / "config.yaml", f"sqlite:///{copy}", port)
+    with running_daemon(config, port, day_before) as (url, _):
+        first = api_get(url + "/api/v1/history/dau?days=2")["entries"]
+    # zoe logs in again the next day: her last login moves on; the day before must keep her.
+    sqlite_execute(copy, login.format(int(nextcloud_now - 60)))
+    with running_daemon(config, port, nextcloud_now) as (url, _):
+        second = api_get(url + "/api/v1/history/dau?days=2")["entries"]
+        statuses = api_get(url + "/api/v1/history/user-status?days=2")["status_counts"]
+    assert first == [{"date": "2026-11-22", "amount": 1}]
+    assert second[0] == first[0]
+    assert second[1]["date"] == "2026-11-23" and second[1]["amount"] > 1
+    assert [entry["date"] for entry in statuses["enabled"]] == ["2026-11-22", "2026-11-23"]

@@ -31,7 +31,8 @@ def runner(tmp_path):
     runner = Runner(make_config(f"sqlite:///{copy}", "nextcloud", collectors={
         "users": {"interval": "1s", "timeout": "1s", "jitter": "0.01s"},
         "shares": {"interval": "1s", "timeout": "1s", "jitter": "0.01s"},
-        "sessions": {"enabled": False}, "storage": {"enabled": False}}))
+        "sessions": {"enabled": False}, "storage": {"enabled": False},
+        "dau": {"enabled": False}}))
     yield runner, copy
     runner.close()
 

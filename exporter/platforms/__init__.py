@@ -4,8 +4,10 @@ from exporter.config import DatabaseConfig
 from exporter.platforms.base import Profile
 from exporter.platforms.nextcloud import NextcloudProfile
 from exporter.platforms.owncloud import OwnCloudProfile
+from exporter.platforms.synapse import SynapseProfile
 
-PROFILES: dict[str, type[Profile]] = {p.name: p for p in (OwnCloudProfile, NextcloudProfile)}
+PROFILES: dict[str, type[Profile]] = {p.name: p for p in (OwnCloudProfile, NextcloudProfile,
+                                                          SynapseProfile)}
 
 
 def profile_for(database: DatabaseConfig) -> Profile:

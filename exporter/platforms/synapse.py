@@ -1,0 +1,152 @@
+"""Matrix Synapse: numbers as Synapse's admin API and phone-home stats define them.
+
+Sources: research/synapse.md (read from the matrix-synapse 1.163.2 source and checked against a
+live server). Units differ by table: users.creation_ts is seconds, every other timestamp here is
+milliseconds. Synapse has no table prefix, so database.table_prefix is ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    Integer,
+    Select,
+    SmallInteger,
+    String,
+    TableClause,
+    case,
+    column,
+    func,
+    select,
+    table,
+    true,
+)
+
+from exporter.platforms.base import Profile
+
+# Synapse's booleans are SMALLINT (0/1) in older columns and BOOLEAN in newer ones (real booleans
+# on PostgreSQL), so each column is typed as declared and compared in a way both accept.
+_USERS = table("users", column("name", String), column("creation_ts", BigInteger),
+               column("admin", SmallInteger), column("is_guest", SmallInteger),
+               column("deactivated", SmallInteger), column("appservice_id", String),
+               column("user_type", String), column("shadow_banned", Boolean),
+               column("locked", Boolean), column("suspended", Boolean),
+               column("approved", Boolean))
+_PROFILES = table("profiles", column("full_user_id", String), column("displayname", String))
+_USER_IPS = table("user_ips", column("user_id", String), column("last_seen", BigInteger))
+_DEVICES = table("devices", column("user_id", String), column("display_name", String),
+                 column("user_agent", String), column("last_seen", BigInteger),
+                 column("hidden", Boolean))
+_DAILY_VISITS = table("user_daily_visits", column("user_id", String),
+                      column("timestamp", BigInteger))
+_MEDIA = table("local_media_repository", column("user_id", String),
+               column("media_length", Integer), column("created_ts", BigInteger))
+_SCHEMA_VERSION = table("schema_version", column("version", Integer))
+
+
+def _seconds(ms: Any) -> Any:
+    """Milliseconds to seconds, exactly: a decimal on PostgreSQL and MariaDB, a double on SQLite
+    (ms values are far apart compared with a double's precision at today's timestamps)."""
+    return ms / 1000
+
+
+def _whole_seconds(ms: Any) -> Any:
+    """Milliseconds to whole seconds, rounded down (integer division on every backend)."""
+    return ms // 1000
+
+
+class SynapseProfile(Profile):
+    name = "synapse"
+    # Phone-home DAU/MAU count user_ips rows with last_seen > now - window (strict).
+    activity_window_inclusive = False
+
+    # --- relations ---
+
+    def users(self, conn: Connection) -> Select:
+        """One row per account. last_login is the admin API's last_seen_ts: the latest device
+        activity, else the latest client IP record (ms there, whole seconds here)."""
+        users, profiles = _USERS, _PROFILES
+        appservice = func.nullif(users.c.appservice_id, "")
+        device_seen = (select(_DEVICES.c.user_id, func.max(_DEVICES.c.last_seen).label("seen"))
+                       .group_by(_DEVICES.c.user_id).subquery("device_seen"))
+        ip_seen = (select(_USER_IPS.c.user_id, func.max(_USER_IPS.c.last_seen).label("seen"))
+                   .group_by(_USER_IPS.c.user_id).subquery("ip_seen"))
+        last_seen_ms = func.coalesce(device_seen.c.seen, ip_seen.c.seen, type_=BigInteger)
+        return (
+            select(users.c.name.label("user_id"),
+                   profiles.c.displayname.label("display_name"),
+                   func.coalesce(appservice, "native").label("backend"),
+                   self._status(users, appservice).label("status"),
+                   case((users.c.admin != 0, 1), else_=0).label("is_admin"),
+                   users.c.creation_ts.label("created_at"),
+                   _whole_seconds(last_seen_ms).label("last_login"))
+            .select_from(users)
+            .outerjoin(profiles, profiles.c.full_user_id == users.c.name)
+            .outerjoin(device_seen, device_seen.c.user_id == users.c.name)
+            .outerjoin(ip_seen, ip_seen.c.user_id == users.c.name)
+        )
+
+    def activity(self, conn: Connection) -> Select:
+        # Every recorded request, of every account (phone-home applies no user filter).
+        ips = _USER_IPS
+        return select(ips.c.user_id.label("user_id"),
+                      _seconds(ips.c.last_seen).label("last_active"))
+
+    def daily_activity(self, conn: Connection) -> Select:
+        # timestamp is 00:00 UTC of the day in ms, so the division is exact.
+        visits = _DAILY_VISITS
+        return select(visits.c.user_id.label("user_id"),
+                      _whole_seconds(visits.c.timestamp).label("day"))
+
+    def sessions(self, conn: Connection) -> Select:
+        """Logged-in devices, as the admin devices API lists them. Hidden rows are not devices:
+        Synapse stores each cross-signing public key as a hidden device so that signature ids
+        cannot collide with device ids, and its device APIs skip them."""
+        devices = _DEVICES
+        return (select(devices.c.user_id.label("user_id"),
+                       func.coalesce(devices.c.user_agent, devices.c.display_name)
+                       .label("client"),
+                       _seconds(devices.c.last_seen).label("last_activity"))
+                .where(devices.c.hidden.is_not(true())))
+
+    def media(self, conn: Connection) -> Select:
+        """Every local media row, as the media statistics API counts them: quarantined, pending
+        (no length yet) and URL-preview rows included; thumbnails and remote media are other
+        tables."""
+        media, profiles = _MEDIA, _PROFILES
+        return (select(media.c.user_id.label("user_id"),
+                       profiles.c.displayname.label("display_name"),
+                       media.c.media_length.label("bytes"),
+                       media.c.created_ts.label("created_ms"))
+                .select_from(media)
+                .outerjoin(profiles, profiles.c.full_user_id == media.c.user_id))
+
+    def version(self, conn: Connection) -> str:
+        """The database schema version (94 for Synapse 1.163); the release is not recorded."""
+        found = conn.execute(select(_SCHEMA_VERSION.c.version)).scalar()
+        return "" if found is None else str(found)
+
+    # --- shared pieces ---
+
+    @staticmethod
+    def _status(users: TableClause, appservice: Any) -> Any:
+        """One status per account, the first that applies: deactivated, locked, suspended,
+        awaiting_approval, shadow_banned, guest, the user_type (support, bot, or an extra
+        type), bridged (registered by an appservice), else enabled."""
+        return case(
+            (users.c.deactivated != 0, "deactivated"),
+            (users.c.locked.is_(true()), "locked"),
+            (users.c.suspended.is_(true()), "suspended"),
+            # NULL = accounts from before approval existed; they are approved.
+            (users.c.approved.is_not(None) & users.c.approved.is_not(true()),
+             "awaiting_approval"),
+            (users.c.shadow_banned.is_(true()), "shadow_banned"),
+            (users.c.is_guest != 0, "guest"),
+            (users.c.user_type.is_not(None) & (users.c.user_type != ""), users.c.user_type),
+            (appservice.is_not(None), "bridged"),
+            else_="enabled",
+        )
