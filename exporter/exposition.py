@@ -98,7 +98,8 @@ class SnapshotCollector:
 
     def _per_user(self) -> Iterator[Metric]:
         columns = self.snapshot.user_columns()
-        used = columns.get("used_bytes", {})
+        # Users are ranked by home storage, or by media on platforms without file storage.
+        used = columns.get("used_bytes") or columns.get("media_bytes") or {}
         top = heapq.nlargest(self.per_user_limit, used, key=lambda user: used[user] or 0)
         for name, column, help_text in PER_USER_GAUGES:
             family = GaugeMetricFamily(name, help_text + " Top users by storage only.",

@@ -77,9 +77,10 @@ class Runner:
             raise StartupError(f"cannot connect to the {self.profile.name} database: {error}") \
                 from None
         except DBAPIError as error:
-            raise StartupError(
-                f"the database does not look like {self.profile.name} (table prefix "
-                f"{self.config.database.table_prefix!r}): {describe_error(error)}") from None
+            prefix = (f" (table prefix {self.config.database.table_prefix!r})"
+                      if self.profile.uses_table_prefix else "")
+            raise StartupError(f"the database does not look like {self.profile.name}{prefix}: "
+                               f"{describe_error(error)}") from None
 
     def run(self, name: str) -> Snapshot:
         """One run of one collector: record the result, or the failure with the old values kept."""

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -209,3 +210,35 @@ def test_dau_history_survives_a_daemon_restart(tmp_path, nextcloud_now):
     assert second[0] == first[0]
     assert second[1]["date"] == "2026-11-23" and second[1]["amount"] > 1
     assert [entry["date"] for entry in statuses["enabled"]] == ["2026-11-22", "2026-11-23"]
+
+
+def test_the_demo_builds_its_database_and_serves_it(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{port}",
+         "--users", "60", "--directory", str(tmp_path)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process, seconds=60)
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+            body = response.read()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=10)
+    key = stdout.split("Authorization: Bearer ")[1].split("'")[0]
+    assert f"curl {url}/metrics" in stdout
+    assert len(key) >= 16
+    uri = f"file:{tmp_path / 'nextcloud.db'}?mode=ro"
+    with sqlite3.connect(uri, uri=True) as db:
+        accounts = db.execute("SELECT count(*) FROM oc_users").fetchone()[0]
+    db.close()
+    assert accounts == 60
+    enabled_and_disabled = sum(
+        float(line.split()[-1]) for line in body.decode().splitlines()
+        if line.startswith("usage_users{"))
+    assert enabled_and_disabled == accounts
+    lint = subprocess.run([promtool_path(), "check", "metrics"], input=body,
+                          capture_output=True, timeout=30)
+    assert lint.returncode == 0 and lint.stdout + lint.stderr == b""

@@ -43,7 +43,8 @@ def test_every_collector_runs_at_start_and_again_each_interval(runner):
     scheduler.start()
     try:
         wait_for(lambda: runner.snapshot.ready)
-        wait_for(lambda: all(s.runs >= 3 for s in runner.snapshot.collectors.values()))
+        wait_for(lambda: all(s.runs >= 3 for s in runner.snapshot.collectors.values()
+                             if s.state != "not_applicable"))
     finally:
         scheduler.stop()
 

@@ -2,12 +2,13 @@
 
 from exporter.config import DatabaseConfig
 from exporter.platforms.base import Profile
+from exporter.platforms.custom import CustomProfile
 from exporter.platforms.nextcloud import NextcloudProfile
 from exporter.platforms.owncloud import OwnCloudProfile
 from exporter.platforms.synapse import SynapseProfile
 
 PROFILES: dict[str, type[Profile]] = {p.name: p for p in (OwnCloudProfile, NextcloudProfile,
-                                                          SynapseProfile)}
+                                                          SynapseProfile, CustomProfile)}
 
 
 def profile_for(database: DatabaseConfig) -> Profile:

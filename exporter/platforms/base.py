@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, SelectBase
 
 from exporter.config import DatabaseConfig
 from exporter.relations import RELATIONS
@@ -17,6 +17,8 @@ class Profile:
     name: ClassVar[str]
     # Whether activity exactly one window ago still counts as active in that window.
     activity_window_inclusive: ClassVar[bool] = True
+    # Whether table names carry database.table_prefix (ownCloud's and Nextcloud's dbtableprefix).
+    uses_table_prefix: ClassVar[bool] = False
 
     def __init__(self, database: DatabaseConfig) -> None:
         self.database = database
@@ -25,7 +27,7 @@ class Profile:
     def provides(self) -> frozenset[str]:
         return frozenset(name for name in RELATIONS if hasattr(self, name))
 
-    def relation(self, name: str, conn: Connection) -> Select:
+    def relation(self, name: str, conn: Connection) -> SelectBase:
         """Build a relation. It may run small lookups (a default quota, say) on `conn`."""
         return getattr(self, name)(conn)
 

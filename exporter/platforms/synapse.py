@@ -49,8 +49,11 @@ _SCHEMA_VERSION = table("schema_version", column("version", Integer))
 
 
 def _seconds(ms: Any) -> Any:
-    """Milliseconds to seconds, exactly: a decimal on PostgreSQL and MariaDB, a double on SQLite
-    (ms values are far apart compared with a double's precision at today's timestamps)."""
+    """Milliseconds to fractional seconds, keeping window edges exact: SQLAlchemy's true
+    division of integers gives an exact decimal on PostgreSQL and MariaDB and the nearest double
+    on SQLite. Doubles near today's timestamps are ~1e-7 s apart, far finer than 1 ms, and a
+    request exactly at now - window maps to the same double as the bound, so strict edges hold
+    (tests check every recorded request as an edge)."""
     return ms / 1000
 
 

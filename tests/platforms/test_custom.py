@@ -1,0 +1,529 @@
+"""Platform custom, and the recipes of docs/custom-sql.md.
+
+Each recipe is loaded from docs/examples/ (only the database URL replaced), run by the exporter
+against a database with the platform's own schema (tests/platforms/custom_platforms.py), and every
+number it exports is compared with the platform's own definition, computed here independently with
+the platform's SQL (research/coder_odk_openl2m_grafana.md §1-3) at a fixed instant.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from sqlalchemy import Row, create_engine, select, text
+
+from collectors import available
+from exporter.config import Config, ConfigError, duration_label, parse_config
+from exporter.db import Database
+from exporter.exposition import snapshot_json
+from exporter.platforms import profile_for
+from exporter.platforms.custom import CustomProfile
+from exporter.relations import RELATIONS
+from exporter.runner import Runner, StartupError
+from tests.conftest import API_KEY, ROOT, make_config, sqlite_execute
+from tests.platforms.custom_platforms import build_coder, build_odk_central, build_openl2m
+
+EXAMPLES = ROOT / "docs" / "examples"
+CODER_NOW = datetime(2026, 11, 1, tzinfo=UTC)  # a UTC midnight, where Coder's days begin
+ODK_NOW = datetime(2026, 11, 1, 9, 41, 27, tzinfo=UTC)
+HOUR, DAY = 3600, 86400
+
+
+@dataclass(frozen=True)
+class Platform:
+    admin_url: str  # builds the database and answers the reference queries
+    url: str  # read-only role, as the exporter should be run
+
+    def query(self, sql: str, **params: Any) -> Sequence[Row[Any]]:
+        engine = create_engine(self.admin_url)
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+                return conn.execute(text(sql), params).all()
+        finally:
+            engine.dispose()
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        return self.query(sql, **params)[0][0]
+
+
+def example(name: str, url: str, windows: Sequence[float] | None = None) -> Config:
+    """A config from docs/examples, pointed at `url`; optionally other activity windows."""
+    raw = yaml.safe_load((EXAMPLES / name).read_text())
+    raw["database"]["url"] = url
+    if windows is not None:
+        raw["collectors"]["users"]["windows"] = list(windows)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("USAGE_EXPORTER_API_KEY", API_KEY)
+        return parse_config(raw, collector_options={n: c.options for n, c in available().items()})
+
+
+def export(config: Config, now: datetime) -> dict[str, Any]:
+    """What the daemon does: the start-up check of every relation, then a run of the users and
+    sessions collectors (the dau collector's history is tested by its own suite)."""
+    runner = Runner(config, clock=now.timestamp)
+    try:
+        runner.preflight()
+        for name in ("users", "sessions"):
+            if name in runner.applicable():
+                runner.run(name)
+    finally:
+        runner.close()
+    body = snapshot_json(runner.snapshot, users=True)
+    assert {n: c["last_error"] for n, c in body["collectors"].items()
+            if c["state"] == "failed"} == {}
+    return body
+
+
+def relation_rows(config: Config, name: str) -> list[Row[Any]]:
+    """Read a relation through the profile, its columns by their canonical names."""
+    database = Database(config.database)
+    try:
+        with database.connect(30) as conn:
+            relation = profile_for(config.database).relation(name, conn).subquery(name)
+            return list(conn.execute(select(*(relation.c[c] for c in RELATIONS[name]))))
+    finally:
+        database.dispose()
+
+
+def statuses_at(changes: Sequence[Row[Any]], instant: float) -> dict[str, int]:
+    """Users by status at an instant, replayed from status_changes: each user's latest change
+    up to it; deleted accounts are not counted."""
+    latest = {}
+    for user_id, status, changed_at in sorted(changes, key=lambda c: c.changed_at):
+        if changed_at <= instant:
+            latest[user_id] = status
+    return dict(Counter(s for s in latest.values() if s != "deleted"))
+
+
+def utc_days(rows: Sequence[Row[Any]]) -> Counter[date]:
+    """daily_activity rows counted by UTC day."""
+    return Counter(datetime.fromtimestamp(day, UTC).date() for _, day in rows)
+
+
+def timestamp(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+@pytest.fixture(scope="module")
+def coder(postgres_server: Any) -> Platform:
+    admin = postgres_server.create_database("custom_coder")
+    build_coder(admin, CODER_NOW)
+    return Platform(admin, postgres_server.readonly_url("custom_coder"))
+
+
+@pytest.fixture(scope="module")
+def odk(postgres_server: Any) -> Platform:
+    admin = postgres_server.create_database("custom_odk_central")
+    build_odk_central(admin, ODK_NOW)
+    return Platform(admin, postgres_server.readonly_url("custom_odk_central"))
+
+
+# --- Coder ----------------------------------------------------------------------------------
+
+
+def coder_daus(coder: Platform, now: datetime, tz_offset: int) -> dict[date, int]:
+    """GET /api/v2/insights/daus?tz_offset=N (coderd/insights.go, GetTemplateInsightsByInterval):
+    60 days plus today up to the next hour, in buckets starting at UTC midnights (Go's Truncate is
+    absolute), each labelled with its date in the tz_offset zone (positive = east)."""
+    next_hour = (int(now.timestamp()) // HOUR + 1) * HOUR
+    start = next_hour // DAY * DAY - 60 * DAY
+    rows = coder.query("""
+        WITH buckets AS (
+            SELECT from_, LEAST(from_ + interval '1 day', CAST(:end AS timestamptz)) AS to_
+            FROM generate_series(CAST(:start AS timestamptz),
+                                 CAST(:end AS timestamptz) - interval '1 microsecond',
+                                 interval '1 day') AS from_)
+        SELECT b.from_, COUNT(DISTINCT tus.user_id)
+        FROM buckets b LEFT JOIN template_usage_stats tus
+             ON tus.start_time >= b.from_ AND tus.end_time <= b.to_
+        GROUP BY b.from_ ORDER BY b.from_""",
+        start=datetime.fromtimestamp(start, UTC), end=datetime.fromtimestamp(next_hour, UTC))
+    zone = timezone(timedelta(hours=tz_offset))
+    return {from_.astimezone(zone).date(): amount for from_, amount in rows}
+
+
+def coder_active_users(coder: Platform, start: datetime, end: datetime) -> int:
+    """Active users of Coder's template insights over [start, end) (GetTemplateInsights)."""
+    return coder.scalar(
+        "SELECT COUNT(DISTINCT user_id) FROM template_usage_stats "
+        "WHERE start_time >= :start AND end_time <= :end", start=start, end=end)
+
+
+def coder_status_counts(coder: Platform, now: datetime, zone: str) -> dict[datetime, dict]:
+    """GET /api/v2/insights/user-status-counts?timezone=Z (GetUserStatusCounts, newest form):
+    users per status at each local midnight of the last 60 days and today; system users left
+    out; a user deleted by a date drops out of it."""
+    tz = ZoneInfo(zone)
+    end = datetime.fromtimestamp((int(now.timestamp()) // HOUR + 1) * HOUR, UTC)
+    start = datetime.combine(end.astimezone(tz).date() - timedelta(days=60), time(), tz)
+    rows = coder.query("""
+        WITH dates_of_interest AS (
+            SELECT timezone(:tz, local_midnight) AS date
+            FROM generate_series(timezone(:tz, CAST(:start AS timestamptz)),
+                                 timezone(:tz, CAST(:end AS timestamptz)),
+                                 interval '1 day') AS local_midnight),
+        people AS (SELECT id FROM users WHERE NOT is_system),
+        latest_status_before_range AS (
+            SELECT DISTINCT ON (usc.user_id) usc.user_id, usc.new_status, usc.changed_at
+            FROM user_status_changes usc JOIN people ON people.id = usc.user_id
+            WHERE usc.changed_at < :start
+              AND NOT EXISTS (SELECT 1 FROM user_deleted ud WHERE ud.user_id = usc.user_id
+                              AND (ud.deleted_at < usc.changed_at OR ud.deleted_at < :start))
+            ORDER BY usc.user_id, usc.changed_at DESC),
+        status_changes_during_range AS (
+            SELECT usc.user_id, usc.new_status, usc.changed_at
+            FROM user_status_changes usc JOIN people ON people.id = usc.user_id
+            WHERE usc.changed_at >= :start AND usc.changed_at <= :end
+              AND NOT EXISTS (SELECT 1 FROM user_deleted ud WHERE ud.user_id = usc.user_id
+                              AND ud.deleted_at < usc.changed_at)),
+        relevant AS (SELECT * FROM latest_status_before_range
+                     UNION ALL SELECT * FROM status_changes_during_range),
+        statuses AS (SELECT DISTINCT new_status FROM relevant),
+        ranked AS (
+            SELECT d.date, r.user_id, r.new_status,
+                   ROW_NUMBER() OVER (PARTITION BY d.date, r.user_id
+                                      ORDER BY r.changed_at DESC) AS rn
+            FROM dates_of_interest d LEFT JOIN relevant r ON r.changed_at <= d.date)
+        SELECT ranked.date, statuses.new_status::text,
+               COUNT(ranked.user_id) FILTER (WHERE ranked.rn = 1
+                   AND ranked.new_status = statuses.new_status
+                   AND NOT EXISTS (SELECT 1 FROM user_deleted ud
+                                   WHERE ud.user_id = ranked.user_id
+                                     AND ud.deleted_at <= ranked.date))
+        FROM ranked CROSS JOIN statuses
+        GROUP BY ranked.date, statuses.new_status""", tz=zone, start=start, end=end)
+    counts: dict[datetime, dict[str, int]] = {}
+    for instant, status, count in rows:
+        if count:
+            counts.setdefault(instant, {})[status] = count
+        else:
+            counts.setdefault(instant, {})
+    return counts
+
+
+@pytest.fixture(scope="module")
+def coder_export(coder: Platform) -> dict[str, Any]:
+    return export(example("coder.yaml", coder.url), CODER_NOW)
+
+
+def test_coder_users_by_status_equal_coders_counts(coder, coder_export):
+    """coderd_api_total_user_count{status}: accounts not deleted, system users left out."""
+    expected = dict(coder.query("SELECT status::text, count(*) FROM users "
+                                "WHERE NOT deleted AND NOT is_system GROUP BY status"))
+    expected["deleted"] = coder.scalar("SELECT count(*) FROM users WHERE deleted AND NOT is_system")
+    metrics = coder_export["metrics"]
+    assert metrics["usage_users"] == expected
+    assert set(expected) == {"active", "dormant", "suspended", "deleted"}
+    assert metrics["usage_users_seen"] == coder.scalar(
+        "SELECT count(*) FROM users WHERE NOT is_system AND last_seen_at > '0001-01-01'")
+    admins = {row["user_id"] for row in coder_export["users"] if row["is_admin"]}
+    assert admins == {str(u) for u, in coder.query(
+        "SELECT id FROM users WHERE 'owner' = ANY (rbac_roles)")}
+
+
+def test_coder_active_users_equal_coders_dau_and_insights(coder, coder_export):
+    """At a UTC midnight the 1d window is yesterday's entry of /insights/daus; 7d and 30d are the
+    active users of the template insights for the last 7 and 30 days."""
+    active = coder_export["metrics"]["usage_users_active"]
+    yesterday = (CODER_NOW - timedelta(days=1)).date()
+    assert active["1d"] == coder_daus(coder, CODER_NOW, 0)[yesterday]
+    for label, days in (("7d", 7), ("30d", 30)):
+        assert active[label] == coder_active_users(
+            coder, CODER_NOW - timedelta(days=days), CODER_NOW), label
+    assert active["1h"] == coder_active_users(coder, CODER_NOW - timedelta(hours=1), CODER_NOW)
+    assert 0 < active["1d"] < active["7d"] < active["30d"]
+
+
+@pytest.mark.parametrize("tz_offset", [0, 3, -5])
+def test_coder_daily_activity_is_coders_daus(coder, tz_offset):
+    """Each entry of /api/v2/insights/daus is one UTC day of daily_activity; tz_offset only
+    relabels it: a negative offset labels a UTC day with the previous date."""
+    days = utc_days(relation_rows(example("coder.yaml", coder.url), "daily_activity"))
+    entries = coder_daus(coder, CODER_NOW, tz_offset)
+    first = (CODER_NOW - timedelta(days=60)).date()
+    shift = timedelta(days=-1 if tz_offset < 0 else 0)
+    assert len(entries) == 61
+    assert entries == {first + timedelta(days=n) + shift: days[first + timedelta(days=n)]
+                       for n in range(61)}
+    assert sum(entries.values()) > 100
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/St_Johns"])
+def test_coder_status_changes_replay_user_status_counts(coder, zone):
+    """Replaying status_changes gives, at each local midnight, /insights/user-status-counts."""
+    changes = relation_rows(example("coder.yaml", coder.url), "status_changes")
+    expected = coder_status_counts(coder, CODER_NOW, zone)
+    assert len(expected) == 61
+    for instant, counts in expected.items():
+        assert statuses_at(changes, instant.timestamp()) == counts, instant
+    first, last = (expected[k] for k in (min(expected), max(expected)))
+    assert first != last  # statuses changed within the 60 days
+
+
+def test_coder_sessions_are_live_api_keys(coder, coder_export):
+    live = coder.query("SELECT count(*), count(DISTINCT user_id) FROM api_keys "
+                       "WHERE expires_at > now()")[0]
+    metrics = coder_export["metrics"]
+    assert metrics["usage_sessions"] == {"desktop": 0, "mobile": 0, "web": 0, "other": live[0]}
+    assert metrics["usage_users_concurrent"] == live[1]
+    assert 0 < live[0] < coder.scalar("SELECT count(*) FROM api_keys")
+
+
+# --- ODK Central ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def odk_export(odk: Platform) -> dict[str, Any]:
+    return export(example("odk-central.yaml", odk.url), ODK_NOW)
+
+
+def test_odk_active_users_are_centrals_logins(odk, odk_export):
+    """DAU, WAU and MAU as the research gives them for Central: distinct web users with a
+    user.session.create audit in the last 1, 7 and 30 days (inclusive)."""
+    active = odk_export["metrics"]["usage_users_active"]
+    for label, days in (("1d", 1), ("7d", 7), ("30d", 30)):
+        assert active[label] == odk.scalar("""
+            SELECT count(DISTINCT a."actorId")
+            FROM audits a JOIN actors ac ON ac.id = a."actorId"
+            WHERE a.action = 'user.session.create' AND ac.type = 'user'
+              AND a."loggedAt" >= CAST(:now AS timestamptz) - make_interval(days => :days)""",
+            now=ODK_NOW, days=days), label
+    assert 0 < active["1d"] < active["7d"] < active["30d"]
+
+
+def test_odk_users_are_centrals_web_users(odk, odk_export):
+    metrics = odk_export["metrics"]
+    assert metrics["usage_users"] == {
+        "enabled": odk.scalar("""SELECT count(*) FROM actors
+                                 WHERE type = 'user' AND "deletedAt" IS NULL"""),
+        "deleted": odk.scalar("""SELECT count(*) FROM actors
+                                 WHERE type = 'user' AND "deletedAt" IS NOT NULL""")}
+    # last_login is Central's users."lastLoginAt"; is_admin its num_admins.
+    last_login = dict(odk.query('SELECT "actorId"::text, "lastLoginAt" FROM users'))
+    users = {row["user_id"]: row for row in odk_export["users"]}
+    assert {u: row["last_login"] for u, row in users.items()} == \
+        {u: timestamp(when) for u, when in last_login.items()}
+    assert metrics["usage_users_seen"] == sum(when is not None for when in last_login.values())
+    assert sum(row["is_admin"] for row in users.values()) == odk.scalar(
+        'SELECT count(*) FROM users JOIN assignments a USING ("actorId") WHERE a."roleId" = 1')
+
+
+def test_odk_sessions_are_live_web_sessions(odk, odk_export):
+    count, users = odk.query("""
+        SELECT count(*), count(DISTINCT s."actorId")
+        FROM sessions s JOIN actors ON actors.id = s."actorId"
+        WHERE actors.type = 'user' AND s."expiresAt" > now()""")[0]
+    metrics = odk_export["metrics"]
+    assert metrics["usage_sessions"]["other"] == count
+    assert metrics["usage_users_concurrent"] == users
+    assert 0 < count < odk.scalar("SELECT count(*) FROM sessions")
+
+
+def test_odk_daily_activity_is_centrals_logins_per_day(odk):
+    days = utc_days(relation_rows(example("odk-central.yaml", odk.url), "daily_activity"))
+    expected = dict(odk.query("""
+        SELECT ("loggedAt" AT TIME ZONE 'UTC')::date AS day, count(DISTINCT "actorId")
+        FROM audits a JOIN actors ac ON ac.id = a."actorId"
+        WHERE a.action = 'user.session.create' AND ac.type = 'user'
+        GROUP BY 1"""))
+    assert dict(days) == expected
+    assert len(expected) > 100
+
+
+def test_odk_status_changes_replay_centrals_user_list(odk):
+    changes = relation_rows(example("odk-central.yaml", odk.url), "status_changes")
+    for days_ago in range(0, 70, 7):
+        instant = ODK_NOW - timedelta(days=days_ago)
+        expected = odk.scalar("""
+            SELECT count(*) FROM actors WHERE type = 'user' AND "createdAt" <= :at
+               AND ("deletedAt" IS NULL OR "deletedAt" > :at)""", at=instant)
+        assert statuses_at(changes, instant.timestamp()) == {"enabled": expected}, days_ago
+
+
+# --- OpenL2M --------------------------------------------------------------------------------
+
+OPENL2M_NOWS = {"midnight": datetime(2026, 11, 1, tzinfo=UTC),
+                "afternoon": datetime(2026, 11, 1, 13, 30, tzinfo=UTC)}
+
+
+@pytest.fixture(scope="module", params=list(OPENL2M_NOWS))
+def openl2m(request: pytest.FixtureRequest, postgres_server: Any) -> Iterator[tuple]:
+    name = f"custom_openl2m_{request.param}"
+    admin = postgres_server.create_database(name)
+    build_openl2m(admin, OPENL2M_NOWS[request.param])
+    yield Platform(admin, postgres_server.readonly_url(name)), OPENL2M_NOWS[request.param]
+
+
+def openl2m_usage(openl2m: Platform, now: datetime, key: str, tz: str = "UTC") -> tuple[int, bool]:
+    """A users_* value of OpenL2M's /api/stats/ (switches/stats.py, TIME_ZONE = tz), and whether
+    a failed login (no user) in its window made it one larger: Django counts the rows of
+    SELECT DISTINCT user_id, NULL included."""
+    window = {
+        "users_last_hour": "\"timestamp\" >= CAST(:now AS timestamptz) - interval '1 hour'",
+        "users_today": "(\"timestamp\" AT TIME ZONE :tz)::date = "
+                       "(CAST(:now AS timestamptz) AT TIME ZONE :tz)::date",
+        "users_last_7_days": "\"timestamp\" >= (((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')"
+                             "::date - 7)::timestamp AT TIME ZONE :tz)",
+        "users_last_31_days": "\"timestamp\" >= (((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')"
+                              "::date - 31)::timestamp AT TIME ZONE :tz)",
+    }[key]
+    value = openl2m.scalar("SELECT count(*) FROM (SELECT DISTINCT user_id FROM switches_log "
+                           f"WHERE type = 5 AND {window}) s", now=now, tz=tz)
+    failed = openl2m.scalar("SELECT count(*) > 0 FROM switches_log "
+                            f"WHERE type = 5 AND user_id IS NULL AND {window}", now=now, tz=tz)
+    return value, failed
+
+
+def openl2m_windows(now: datetime) -> dict[str, float]:
+    """The span each users_* value covers at `now` (TIME_ZONE = UTC): the last hour, today since
+    midnight, and N whole days plus today."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    spans = {"users_last_hour": 3600.0,
+             "users_today": (now - midnight).total_seconds(),
+             "users_last_7_days": (now - midnight + timedelta(days=7)).total_seconds(),
+             "users_last_31_days": (now - midnight + timedelta(days=31)).total_seconds()}
+    return {key: span for key, span in spans.items() if span > 0}
+
+
+def test_openl2m_active_users_equal_api_stats_minus_failed_logins(openl2m):
+    """With a window set to the span OpenL2M counts, usage_users_active equals its users_* value,
+    less the one it adds when a failed login (NULL user) falls in the window."""
+    platform, now = openl2m
+    spans = openl2m_windows(now)
+    active = export(example("openl2m.yaml", platform.url, windows=spans.values()), now)[
+        "metrics"]["usage_users_active"]
+    quirks = 0
+    for key, span in spans.items():
+        value, failed = openl2m_usage(platform, now, key)
+        assert active[duration_label(span)] == value - failed, key
+        quirks += failed
+    assert quirks > 0  # the data exercises the NULL-user difference
+
+
+@pytest.mark.parametrize("openl2m", ["midnight"], indirect=True)
+def test_openl2m_example_windows_are_api_stats_at_utc_midnight(openl2m):
+    """The example's 7d and 31d are OpenL2M's last 7 and 31 days only at 00:00 UTC."""
+    platform, now = openl2m
+    active = export(example("openl2m.yaml", platform.url), now)["metrics"]["usage_users_active"]
+    for label, key in (("1h", "users_last_hour"), ("7d", "users_last_7_days"),
+                       ("31d", "users_last_31_days")):
+        value, failed = openl2m_usage(platform, now, key)
+        assert active[label] == value - failed, label
+
+
+def test_openl2m_users_and_no_sessions(openl2m):
+    platform, now = openl2m
+    body = export(example("openl2m.yaml", platform.url), now)
+    assert body["metrics"]["usage_users"] == dict(platform.query(
+        "SELECT CASE WHEN is_active THEN 'enabled' ELSE 'disabled' END, count(*) "
+        "FROM auth_user GROUP BY 1"))
+    assert sum(row["is_admin"] for row in body["users"]) == platform.scalar(
+        "SELECT count(*) FROM auth_user WHERE is_superuser")
+    # Django's sessions are opaque to SQL, so the recipe has none and sessions does not apply.
+    assert body["collectors"]["sessions"]["state"] == "not_applicable"
+
+
+def test_openl2m_daily_activity_is_users_today_of_each_day(openl2m):
+    """Each UTC day of daily_activity is OpenL2M's users_today at that day's end (TIME_ZONE UTC),
+    less the failed-login row."""
+    platform, _ = openl2m
+    days = utc_days(relation_rows(example("openl2m.yaml", platform.url), "daily_activity"))
+    rows = platform.query("""
+        SELECT day, count(*), bool_or(user_id IS NULL)
+        FROM (SELECT DISTINCT ("timestamp" AT TIME ZONE 'UTC')::date AS day, user_id
+              FROM switches_log WHERE type = 5) s
+        GROUP BY day""")
+    assert dict(days) == {day: users - failed for day, users, failed in rows if users - failed}
+    assert len(days) > 30
+
+
+# --- the profile, the config and start-up ----------------------------------------------------
+
+PEOPLE = ("CREATE TABLE people (uid TEXT, name TEXT, state TEXT, seen INTEGER)",
+          "INSERT INTO people VALUES ('ann', 'Ann', 'on', 1700000000), "
+          "('bob', 'Bob', 'off', NULL), ('cy', 'Cy', 'on', 1700086000)")
+USERS_SQL = ("SELECT uid AS user_id, name AS display_name, NULL AS backend, state AS status, "
+             "0 AS is_admin, NULL AS created_at, seen AS last_login FROM people")
+ACTIVITY_SQL = "SELECT uid AS user_id, seen AS last_active FROM people WHERE seen IS NOT NULL"
+
+
+def people_config(tmp_path: Path, **relations: str) -> Config:
+    path = tmp_path / "people.db"
+    if not path.exists():
+        sqlite_execute(path, *PEOPLE)
+    return make_config(f"sqlite:///{path}", "custom", database={"relations": relations})
+
+
+def test_the_profile_provides_exactly_the_configured_relations(tmp_path):
+    config = people_config(tmp_path, users=USERS_SQL, activity=ACTIVITY_SQL)
+    assert isinstance(profile_for(config.database), CustomProfile)
+    assert profile_for(config.database).provides() == {"users", "activity"}
+    runner = Runner(config, clock=lambda: 1700086400)
+    snapshot = runner.run_all()
+    runner.close()
+    assert snapshot.collectors["users"].state == "ok"
+    assert snapshot.collectors["shares"].state == "not_applicable"
+    assert snapshot.collectors["sessions"].last_error == "custom has no sessions"
+
+
+def test_a_missing_column_stops_start_up_naming_it(tmp_path):
+    users = USERS_SQL.replace("0 AS is_admin, ", "")
+    runner = Runner(people_config(tmp_path, users=users, activity=ACTIVITY_SQL))
+    with pytest.raises(StartupError, match=r"^relation users has no column is_admin$"):
+        runner.preflight()
+    runner.close()
+
+
+def test_columns_are_matched_by_name_and_the_sql_reaches_the_database_verbatim(tmp_path):
+    """Any column order, extra columns, and colons in string literals (which SQLAlchemy's text()
+    would take for bind parameters) are fine."""
+    users = ("SELECT seen AS last_login, 'x:y' AS extra, NULL AS created_at, 0 AS is_admin, "
+             "state AS status, NULL AS backend, name || ':' || 'n:a' AS display_name, "
+             "uid AS user_id FROM people")
+    config = people_config(tmp_path, users=users, activity=ACTIVITY_SQL)
+    body = export(config, datetime.fromtimestamp(1700086400, UTC))
+    assert body["metrics"]["usage_users"] == {"on": 2, "off": 1}
+    assert body["metrics"]["usage_users_active"]["1d"] == 2
+    assert {row["user_id"]: row["display_name"] for row in body["users"]} == \
+        {"ann": "Ann:n:a", "bob": "Bob:n:a", "cy": "Cy:n:a"}
+
+
+def test_postgresql_casts_colons_and_percent_signs(coder):
+    """On psycopg (pyformat parameters), '%' in a LIKE and '::' casts pass through too."""
+    relations = {"users": "SELECT id::text AS user_id, 'a:b' AS display_name, NULL AS backend, "
+                          "status::text AS status, 0 AS is_admin, NULL AS created_at, "
+                          "NULL AS last_login FROM users WHERE username LIKE 'regular-%'",
+                 "activity": example("coder.yaml", coder.url).database.relations["activity"]}
+    config = make_config(coder.url, "custom", database={"relations": relations})
+    body = export(config, CODER_NOW)
+    assert sum(body["metrics"]["usage_users"].values()) == coder.scalar(
+        "SELECT count(*) FROM users WHERE username LIKE 'regular-%'") > 0
+    assert {row["display_name"] for row in body["users"]} == {"a:b"}
+
+
+@pytest.mark.parametrize(("database", "problem"), [
+    ({}, "database.relations: is required for platform custom"),
+    ({"relations": {"users": USERS_SQL, "logins": "SELECT 1"}},
+     "database.relations.logins: unknown relation (known: users, activity,"),
+    ({"relations": {"users": "  "}}, "database.relations.users: expected the text of a SELECT"),
+    ({"relations": ["SELECT 1"]}, "database.relations: expected a mapping of relation name"),
+])
+def test_config_errors_name_the_relation(database, problem):
+    with pytest.raises(ConfigError) as error:
+        make_config("sqlite:///platform.db", "custom", database=database)
+    assert any(p.startswith(problem) for p in error.value.problems), error.value.problems
+
+
+def test_only_the_custom_platform_takes_relations():
+    with pytest.raises(ConfigError, match="only the custom platform takes relations"):
+        make_config("sqlite:///platform.db", "nextcloud",
+                    database={"relations": {"users": USERS_SQL}})
