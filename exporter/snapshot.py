@@ -50,6 +50,11 @@ class Snapshot:
     bodies: Bodies = field(default_factory=Bodies)
 
     @property
+    def failures(self) -> dict[str, str | None]:
+        """Collectors whose last run failed, with their error."""
+        return {s.name: s.last_error for s in self.collectors.values() if s.state == "failed"}
+
+    @property
     def ready(self) -> bool:
         return all(s.state != "pending" for s in self.collectors.values())
 

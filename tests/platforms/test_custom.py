@@ -448,6 +448,13 @@ def test_openl2m_daily_activity_is_users_today_of_each_day(openl2m):
 
 # --- the profile, the config and start-up ----------------------------------------------------
 
+
+@pytest.mark.parametrize("name", ["coder.yaml", "odk-central.yaml", "openl2m.yaml"])
+def test_the_docs_show_the_tested_example_files(name):
+    doc = (ROOT / "docs" / "custom-sql.md").read_text()
+    assert f"```yaml\n{(EXAMPLES / name).read_text()}```" in doc
+
+
 PEOPLE = ("CREATE TABLE people (uid TEXT, name TEXT, state TEXT, seen INTEGER)",
           "INSERT INTO people VALUES ('ann', 'Ann', 'on', 1700000000), "
           "('bob', 'Bob', 'off', NULL), ('cy', 'Cy', 'on', 1700086000)")

@@ -32,9 +32,7 @@ def collect(url: str, now: int, **collectors: Any) -> dict[str, Any]:
         snapshot = runner.run_all()
     finally:
         runner.close()
-    failed = {n: s.last_error for n, s in snapshot.collectors.items()
-              if s.state not in ("ok", "not_applicable")}
-    assert not failed
+    assert snapshot.failures == {}
     return snapshot_json(snapshot, users=True)
 
 
