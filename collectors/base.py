@@ -18,6 +18,8 @@ from exporter.history import HistoryRows
 
 REFRESH_NOTE = "Refreshed on a schedule, not at scrape time."
 INF = float("inf")
+# Bucket bounds for per-user byte distributions: 1 MiB, 4 MiB, ... 1 TiB.
+BYTE_BOUNDS = tuple(float(1024**2 * 4**k) for k in range(11))
 
 
 @dataclass(frozen=True)

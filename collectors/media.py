@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, cast, func, select
 
 from collectors.base import (
+    BYTE_BOUNDS,
     REFRESH_NOTE,
     Collector,
     CollectorResult,
@@ -18,9 +19,6 @@ from collectors.base import (
     cumulative_bucket_counts,
     histogram,
 )
-
-MIB = 1024**2
-MEDIA_BYTES_BOUNDS = tuple(float(MIB * 4**k) for k in range(11))  # 1 MiB ... 1 TiB
 
 
 class MediaCollector(Collector):
@@ -42,7 +40,7 @@ class MediaCollector(Collector):
         user_bytes = func.coalesce(per_user.c.media_bytes, 0)
         users, bytes_sum, *buckets = conn.execute(select(
             func.count(), func.coalesce(func.sum(user_bytes), 0),
-            *cumulative_bucket_counts(user_bytes, MEDIA_BYTES_BOUNDS))).one()
+            *cumulative_bucket_counts(user_bytes, BYTE_BOUNDS))).one()
 
         columns: dict[str, dict[str, object]] = {"media_count": {}, "media_bytes": {}}
         for user_id, count, user_total in conn.execute(
@@ -59,7 +57,7 @@ class MediaCollector(Collector):
                              "content has not arrived yet (no size). " + REFRESH_NOTE,
                              files - sized),
                 histogram("usage_user_media_bytes", "Users with uploaded media by their media "
-                          "bytes. " + REFRESH_NOTE, MEDIA_BYTES_BOUNDS, buckets, users,
+                          "bytes. " + REFRESH_NOTE, BYTE_BOUNDS, buckets, users,
                           bytes_sum),
             ),
             users=columns,

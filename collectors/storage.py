@@ -7,6 +7,7 @@ import os
 from sqlalchemy import Float, case, cast, func, select
 
 from collectors.base import (
+    BYTE_BOUNDS,
     REFRESH_NOTE,
     Collector,
     CollectorResult,
@@ -17,8 +18,6 @@ from collectors.base import (
     histogram,
 )
 
-MIB = 1024**2
-USED_BYTES_BOUNDS = tuple(float(MIB * 4**k) for k in range(11))  # 1 MiB ... 1 TiB
 QUOTA_RATIO_BOUNDS = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 
 
@@ -33,7 +32,7 @@ class StorageCollector(Collector):
         count, used_sum, files, *buckets = conn.execute(select(
             func.count(), func.coalesce(func.sum(home.c.used_bytes), 0),
             func.coalesce(func.sum(home.c.files), 0),
-            *cumulative_bucket_counts(home.c.used_bytes, USED_BYTES_BOUNDS))).one()
+            *cumulative_bucket_counts(home.c.used_bytes, BYTE_BOUNDS))).one()
         roots = rel["storage_roots"]
         used = conn.execute(select(func.coalesce(func.sum(roots.c.used_bytes), 0))
                             .where(roots.c.used_bytes > 0)).scalar_one()
@@ -43,7 +42,7 @@ class StorageCollector(Collector):
             Gauge.single("usage_storage_used_bytes", "Bytes used by all storages (sum of their "
                          "root folders). " + REFRESH_NOTE, used),
             histogram("usage_user_storage_used_bytes", "Users by bytes used in their home "
-                      "storage. " + REFRESH_NOTE, USED_BYTES_BOUNDS, buckets, count, used_sum),
+                      "storage. " + REFRESH_NOTE, BYTE_BOUNDS, buckets, count, used_sum),
         ]
         free = self._free_bytes(source, int(used))
         if free is not None:

@@ -16,6 +16,8 @@ import pytest
 
 from collectors import available
 from exporter.config import Config, parse_config
+from exporter.exposition import snapshot_json
+from exporter.runner import Runner
 from tests.copy_db import copy_tables
 from tests.servers import mariadb_server, postgres_server, prometheus_server  # noqa: F401
 
@@ -72,6 +74,18 @@ def make_config(url: str, platform: str, **sections: Any) -> Config:
     raw = {"database": database, "history": history,
            "api": {"keys": [{"name": "tests", "secret": API_KEY}]}, **sections}
     return parse_config(raw, collector_options={n: c.options for n, c in available().items()})
+
+
+def collect_json(url: str, platform: str, now: float, **collectors: Any) -> dict[str, Any]:
+    """One refresh of every collector as of `now`; every applicable one must succeed."""
+    runner = Runner(make_config(url, platform, collectors=collectors), clock=lambda: now)
+    try:
+        runner.preflight()
+        snapshot = runner.run_all()
+    finally:
+        runner.close()
+    assert snapshot.failures == {}
+    return snapshot_json(snapshot, users=True)
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -295,13 +295,14 @@ def _mkdtemp(kind: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"usage-exporter-{kind}-"))
 
 
-# --- PostgreSQL ------------------------------------------------------------------------------
+# --- database servers --------------------------------------------------------------------------
 
 
-@dataclass
-class PostgresServer:
-    """A running PostgreSQL cluster with a password-authenticated superuser."""
+@dataclass(kw_only=True)
+class _DatabaseServer:
+    """A running database server with a password-authenticated administrator."""
 
+    url_format: ClassVar[str]
     port: int
     user: str
     password: str
@@ -310,10 +311,24 @@ class PostgresServer:
     _readonly_passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
     def url(self, dbname: str, user: str, password: str) -> str:
-        return f"postgresql+psycopg://{user}:{password}@{self.host}:{self.port}/{dbname}"
+        return self.url_format.format(user=user, password=password, host=self.host,
+                                      port=self.port, dbname=dbname)
 
     def admin_url(self, dbname: str) -> str:
         return self.url(_check_name(dbname), self.user, self.password)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class PostgresServer(_DatabaseServer):
+    """A running PostgreSQL cluster with a password-authenticated superuser."""
+
+    url_format = "postgresql+psycopg://{user}:{password}@{host}:{port}/{dbname}"
 
     def _connect(self, dbname: str = "postgres") -> Any:
         import psycopg  # imported lazily so collecting tests never needs the driver
@@ -368,9 +383,6 @@ class PostgresServer:
             ):
                 conn.execute(sql.SQL(statement).format(db=db_id, role=role_id))
         return self.url(dbname, role, password)
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 def start_postgres(timeout: float = 30.0) -> PostgresServer:
@@ -437,23 +449,12 @@ def start_postgres(timeout: float = 30.0) -> PostgresServer:
 # --- MariaDB ---------------------------------------------------------------------------------
 
 
-@dataclass
-class MariaDBServer:
+@dataclass(kw_only=True)
+class MariaDBServer(_DatabaseServer):
     """A running MariaDB server with a password-authenticated all-privileges user."""
 
-    port: int
-    user: str
-    password: str
+    url_format = "mysql+pymysql://{user}:{password}@{host}:{port}/{dbname}?charset=utf8mb4"
     socket_path: Path
-    process: ServerProcess
-    host: str = HOST
-    _readonly_passwords: dict[str, str] = field(default_factory=dict, repr=False)
-
-    def url(self, dbname: str, user: str, password: str) -> str:
-        return f"mysql+pymysql://{user}:{password}@{self.host}:{self.port}/{dbname}?charset=utf8mb4"
-
-    def admin_url(self, dbname: str) -> str:
-        return self.url(_check_name(dbname), self.user, self.password)
 
     def _connect(self) -> Any:
         import pymysql
@@ -489,9 +490,6 @@ class MariaDBServer:
             cur.execute(f"ALTER USER {account} IDENTIFIED BY %s", (password,))
             cur.execute(f"GRANT SELECT ON `{dbname}`.* TO {account}")
         return self.url(dbname, user, password)
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 def start_mariadb(timeout: float = 60.0) -> MariaDBServer:

@@ -77,10 +77,8 @@ def export(config: Config, now: datetime) -> dict[str, Any]:
                 runner.run(name)
     finally:
         runner.close()
-    body = snapshot_json(runner.snapshot, users=True)
-    assert {n: c["last_error"] for n, c in body["collectors"].items()
-            if c["state"] == "failed"} == {}
-    return body
+    assert runner.snapshot.failures == {}
+    return snapshot_json(runner.snapshot, users=True)
 
 
 def relation_rows(config: Config, name: str) -> list[Row[Any]]:

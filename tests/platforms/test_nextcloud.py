@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from exporter.exposition import snapshot_json
-from exporter.runner import Runner
-from tests.conftest import NEXTCLOUD, make_config, read_json
+from tests.conftest import NEXTCLOUD, collect_json, read_json
 
 SERVERINFO = read_json(NEXTCLOUD / "serverinfo.json")["ocs"]["data"]
 DERIVED = read_json(NEXTCLOUD / "derived_modern_serverinfo.json")
@@ -27,13 +25,7 @@ def derived(prefix: str) -> Any:
 
 
 def collect(url: str, now: int, **collectors: Any) -> dict[str, Any]:
-    runner = Runner(make_config(url, "nextcloud", collectors=collectors), clock=lambda: now)
-    try:
-        snapshot = runner.run_all()
-    finally:
-        runner.close()
-    assert snapshot.failures == {}
-    return snapshot_json(snapshot, users=True)
+    return collect_json(url, "nextcloud", now, **collectors)
 
 
 @pytest.fixture(scope="module")

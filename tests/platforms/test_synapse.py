@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from exporter.exposition import snapshot_json
 from exporter.platforms import profile_for
 from exporter.runner import Runner
-from tests.conftest import BACKENDS, SYNAPSE, fixture_copy, make_config, read_json
+from tests.conftest import BACKENDS, SYNAPSE, collect_json, fixture_copy, make_config, read_json
 
 SYNAPSE_DB = fixture_copy(SYNAPSE / "homeserver.db")
 PHONE_HOME = read_json(SYNAPSE / "phone_home_stats.json")
@@ -76,14 +76,7 @@ def synapse_url(request: pytest.FixtureRequest,
 
 
 def collect(url: str, now: float = NOW_MS / 1000) -> dict[str, Any]:
-    runner = Runner(make_config(url, "synapse"), clock=lambda: now)
-    try:
-        runner.preflight()
-        snapshot = runner.run_all()
-    finally:
-        runner.close()
-    assert snapshot.failures == {}
-    return snapshot_json(snapshot, users=True)
+    return collect_json(url, "synapse", now)
 
 
 @pytest.fixture(scope="module")
