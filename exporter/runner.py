@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 import structlog
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -64,23 +64,26 @@ class Runner:
         """Connect once and check that every relation the collectors need can be read, so a
         wrong URL or a missing table stops the daemon at start-up with one clear message."""
         needed = {r for name in self.applicable() for r in self._relations(self.collectors[name])}
+        prefix = (f" (table prefix {self.config.database.table_prefix!r})"
+                  if self.profile.uses_table_prefix else "")
         try:
             with self.database.connect(self.config.database.connect_timeout * 3) as conn:
                 for relation in sorted(needed):
-                    query = self.profile.relation(relation, conn).subquery()
-                    found = conn.execute(select(text("*")).select_from(query).limit(0)).keys()
-                    missing = [c for c in RELATIONS[relation] if c not in found]
-                    if missing:
-                        raise StartupError(f"relation {relation} has no column "
-                                           f"{', '.join(missing)}")
+                    self._check_relation(conn, relation, prefix)
         except DatabaseUnavailable as error:
             raise StartupError(f"cannot connect to the {self.profile.name} database: {error}") \
                 from None
+
+    def _check_relation(self, conn: Connection, relation: str, prefix: str) -> None:
+        try:
+            query = self.profile.relation(relation, conn).subquery()
+            found = conn.execute(select(text("*")).select_from(query).limit(0)).keys()
         except DBAPIError as error:
-            prefix = (f" (table prefix {self.config.database.table_prefix!r})"
-                      if self.profile.uses_table_prefix else "")
             raise StartupError(f"the database does not look like {self.profile.name}{prefix}: "
-                               f"{describe_error(error)}") from None
+                               f"relation {relation}: {describe_error(error)}") from None
+        missing = [c for c in RELATIONS[relation] if c not in found]
+        if missing:
+            raise StartupError(f"relation {relation} has no column {', '.join(missing)}")
 
     def run(self, name: str) -> Snapshot:
         """One run of one collector: record the result, or the failure with the old values kept."""

@@ -180,8 +180,8 @@ def test_a_missing_table_stops_start_up_with_one_message(tmp_path):
     shutil.copy(NEXTCLOUD_DB, copy)
     sqlite_execute(copy, "DROP TABLE oc_share")
     error = startup_error(tmp_path, f"sqlite:///{copy}")
-    assert error.startswith("the database does not look like nextcloud (table prefix 'oc_'): "
-                            "OperationalError: no such table: oc_share")
+    assert error == ("the database does not look like nextcloud (table prefix 'oc_'): "
+                     "relation shares: OperationalError: no such table: oc_share")
 
 
 def api_get(url: str) -> dict:

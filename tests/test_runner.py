@@ -80,7 +80,8 @@ def test_preflight_names_the_missing_table_and_the_prefix(nextcloud_copy):
     runner.preflight()
     prefixed = make_config(f"sqlite:///{nextcloud_copy}", "nextcloud",
                            database={"table_prefix": "nc_"})
-    with pytest.raises(StartupError, match=r"table prefix 'nc_'\): OperationalError: no such "):
+    with pytest.raises(StartupError,
+                       match=r"table prefix 'nc_'\): relation \w+: OperationalError: no such "):
         Runner(prefixed).preflight()
 
 
