@@ -18,11 +18,11 @@ from types import FrameType
 import structlog
 
 from collectors import available
-from exporter import __version__, log
+from exporter import __version__, api, log
 from exporter.config import Config, ConfigError, listen_address, load_config, parse_config
 from exporter.demo_data import DEMO_USERS, build_demo_database
 from exporter.exposition import snapshot_json
-from exporter.http import App, HttpServer
+from exporter.http import App, Context, HttpServer
 from exporter.runner import Runner, StartupError
 from exporter.scheduler import Scheduler
 
@@ -48,9 +48,10 @@ def serve(config: Config, clock: Callable[[], float] = time.time,
     runner = Runner(config, clock)
     try:
         runner.preflight()
-        history = runner.history if "dau" in runner.applicable() else None
-        server = HttpServer(App(lambda: runner.snapshot, config.api_keys, history, runner.clock),
-                            config.server.host, config.server.port, config.server.threads)
+        context = Context(lambda: runner.snapshot, config.api_keys,
+                          runner.history if "dau" in runner.applicable() else None, runner.clock)
+        server = HttpServer(App(context, api.routes(context)), config.server.host,
+                            config.server.port, config.server.threads)
     except StartupError as error:
         logger.error("startup_failed", error=str(error))
         runner.close()

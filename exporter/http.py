@@ -1,8 +1,8 @@
-"""HTTP: /metrics from pre-rendered bytes, health, and the JSON API; served by waitress.
+"""HTTP: /metrics from pre-rendered bytes, health, and the API routes of exporter.api; served by
+waitress.
 
 waitress reads requests and writes responses in its own event loop, so idle or slow clients hold a
-socket, not a worker thread; workers only run the handlers below, none of which touches the
-database.
+socket, not a worker thread. /metrics and the health routes only read the current snapshot.
 """
 
 from __future__ import annotations
@@ -12,18 +12,17 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
-from zoneinfo import ZoneInfo
 
+import structlog
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from waitress import create_server
 
 from exporter.config import ApiKey
-from exporter.exposition import snapshot_json
-from exporter.history import HistoryError, HistoryStore
+from exporter.history import HistoryStore
 from exporter.snapshot import Snapshot
 
 StartResponse = Callable[..., Any]
@@ -35,22 +34,65 @@ LANDING = b"""<!doctype html><html><head><meta charset="utf-8"><title>usage-expo
 <body><h1>usage-exporter</h1><p><a href="/metrics">Metrics</a> &middot;
 <a href="/-/ready">Readiness</a></p></body></html>"""
 
+log = structlog.get_logger()
+
 
 class HttpError(Exception):
+    """A refused request: `code` is the native API's error code (HTTP status = its integer part);
+    compatibility routes turn it into their platform's own error shape."""
+
     def __init__(self, code: float, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
 
+    @property
+    def status(self) -> int:
+        return int(self.code)
 
-def presented_key(environ: Environ) -> str | None:
+
+@dataclass(frozen=True)
+class Request:
+    environ: Environ
+    path: str
+    query: dict[str, list[str]]
+
+    @classmethod
+    def from_environ(cls, environ: Environ) -> Request:
+        return cls(environ, environ.get("PATH_INFO", ""),
+                   parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+
+    def header(self, name: str) -> str | None:
+        return self.environ.get("HTTP_" + name.upper().replace("-", "_"))
+
+    def param(self, name: str) -> str | None:
+        """The last value of a query parameter, as most web frameworks read it."""
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes | Iterable[bytes]
+    content_type: str = JSON
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200) -> Response:
+        return cls(status, json.dumps(value, ensure_ascii=False, default=str).encode())
+
+
+Handler = Callable[[Request], Response]
+
+
+def presented_key(request: Request) -> str | None:
     """The API key from any header our clients use: Authorization (Bearer or Token), the ownCloud
     metrics app's OC-MetricsApiKey, or Coder's Coder-Session-Token."""
-    authorization = environ.get("HTTP_AUTHORIZATION", "")
-    scheme, _, credentials = authorization.partition(" ")
+    scheme, _, credentials = (request.header("Authorization") or "").partition(" ")
     if scheme.lower() in ("bearer", "token") and credentials.strip():
         return credentials.strip()
-    return environ.get("HTTP_OC_METRICSAPIKEY") or environ.get("HTTP_CODER_SESSION_TOKEN") or None
+    return request.header("OC-MetricsApiKey") or request.header("Coder-Session-Token") or None
 
 
 def authenticate(keys: Iterable[ApiKey], presented: str | None) -> ApiKey:
@@ -69,124 +111,72 @@ def authenticate(keys: Iterable[ApiKey], presented: str | None) -> ApiKey:
     return match
 
 
-def flag(query: dict[str, list[str]], name: str) -> bool:
-    value = query.get(name, ["false"])[-1].lower()
-    if value not in ("true", "false", "1", "0"):
-        raise HttpError(400.1, f"Parameter {name} must be true or false.")
-    return value in ("true", "1")
+@dataclass(frozen=True)
+class Context:
+    """What API handlers may use: the current snapshot (never blocks), the keys, the history
+    store (opened on demand), and the clock the exporter measures time by."""
 
+    snapshot: Callable[[], Snapshot]
+    api_keys: tuple[ApiKey, ...]
+    history: Callable[[], HistoryStore] | None = None
+    clock: Callable[[], float] = time.time
 
-def history_zone(query: dict[str, list[str]]) -> str:
-    """`tz` (an IANA name) or `tz_offset` (whole hours east of UTC, as Coder takes it)."""
-    if "tz" in query and "tz_offset" in query:
-        raise HttpError(400.3, 'Provide either "tz" or "tz_offset", not both.')
-    if "tz_offset" in query:
-        offset = integer(query, "tz_offset", 0, low=-12, high=14)
-        # Etc/GMT zones have the POSIX sign: Etc/GMT-2 is two hours east of UTC.
-        return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
-    return query.get("tz", ["UTC"])[-1]
-
-
-def integer(query: dict[str, list[str]], name: str, default: int, *, low: int,
-            high: int) -> int:
-    raw = query.get(name, [str(default)])[-1]
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HttpError(400.2, f"Parameter {name} must be an integer.") from None
-    if not low <= value <= high:
-        raise HttpError(400.2, f"Parameter {name} must be between {low} and {high}.")
-    return value
+    def authorize(self, request: Request) -> ApiKey:
+        """The caller's key, or HttpError; each use is logged with the key's name, never the
+        secret."""
+        key = authenticate(self.api_keys, presented_key(request))
+        log.info("api_request", key=key.name, route=request.path,
+                 query=request.environ.get("QUERY_STRING", ""))
+        return key
 
 
 class App:
-    """The WSGI application. `snapshot` returns the current snapshot; reading it never blocks.
-    `history` opens the history store (API routes only; /metrics never touches it)."""
+    """The WSGI application: /metrics and health here, API routes from exporter.api."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot], api_keys: Iterable[ApiKey],
-                 history: Callable[[], HistoryStore] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.snapshot = snapshot
-        self.history = history
-        self.clock = clock
-        self.api_keys = tuple(api_keys)
-        self.routes: dict[str, Callable[[Environ], tuple[int, str, bytes, list]]] = {
+    def __init__(self, context: Context, routes: dict[str, Handler] | None = None) -> None:
+        self.context = context
+        self.routes: dict[str, Handler] = {
             "/metrics": self.metrics,
-            "/-/healthy": lambda environ: (200, "text/plain", b"OK\n", []),
+            "/-/healthy": lambda request: Response(200, b"OK\n", "text/plain"),
             "/-/ready": self.ready,
-            "/": lambda environ: (200, "text/html; charset=utf-8", LANDING, []),
-            "/api/v1/snapshot": self.api_snapshot,
-            "/api/v1/history/dau": self.api_history_dau,
-            "/api/v1/history/user-status": self.api_history_status,
+            "/": lambda request: Response(200, LANDING, "text/html; charset=utf-8"),
+            **(routes or {}),
         }
 
-    def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request.from_environ(environ)
         try:
-            route = self.routes.get(environ.get("PATH_INFO", ""))
-            if route is None:
+            handler = self.routes.get(request.path)
+            if handler is None:
                 raise HttpError(404.1, "Not found.")
             if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
                 raise HttpError(405.1, "Only GET is supported.")
-            status, content_type, body, headers = route(environ)
+            response = handler(request)
         except HttpError as error:
-            status, content_type, headers = int(error.code), JSON, []
-            body = json.dumps({"code": error.code, "message": error.message}).encode()
-        start_response(f"{status} {HTTPStatus(status).phrase}",
-                       [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                        *headers])
-        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
+            response = Response.json({"code": error.code, "message": error.message}, error.status)
+        headers = [("Content-Type", response.content_type), *response.headers]
+        if isinstance(response.body, bytes):
+            headers.append(("Content-Length", str(len(response.body))))
+        start_response(f"{response.status} {HTTPStatus(response.status).phrase}", headers)
+        if environ["REQUEST_METHOD"] == "HEAD":
+            return [b""]
+        return [response.body] if isinstance(response.body, bytes) else response.body
 
-    def metrics(self, environ: Environ) -> tuple[int, str, bytes, list]:
-        bodies = self.snapshot().bodies
-        _, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+    def metrics(self, request: Request) -> Response:
+        bodies = self.context.snapshot().bodies
+        _, content_type = choose_encoder(request.header("Accept") or "")
         openmetrics = content_type.startswith(OPENMETRICS)
-        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+        vary = ("Vary", "Accept, Accept-Encoding")
+        if gzip_accepted(request.header("Accept-Encoding") or ""):
             body = bodies.openmetrics_gzip if openmetrics else bodies.text_gzip
-            return 200, content_type, body, [("Content-Encoding", "gzip"),
-                                             ("Vary", "Accept, Accept-Encoding")]
-        body = bodies.openmetrics if openmetrics else bodies.text
-        return 200, content_type, body, [("Vary", "Accept, Accept-Encoding")]
+            return Response(200, body, content_type, [("Content-Encoding", "gzip"), vary])
+        return Response(200, bodies.openmetrics if openmetrics else bodies.text, content_type,
+                        [vary])
 
-    def ready(self, environ: Environ) -> tuple[int, str, bytes, list]:
-        if self.snapshot().ready:
-            return 200, "text/plain", b"Ready\n", []
-        return 503, "text/plain", b"Waiting for the first run of every collector\n", []
-
-    def api_snapshot(self, environ: Environ) -> tuple[int, str, bytes, list]:
-        authenticate(self.api_keys, presented_key(environ))
-        query = parse_qs(environ.get("QUERY_STRING", ""))
-        body = snapshot_json(self.snapshot(), users=flag(query, "users"))
-        return 200, JSON, json.dumps(body, default=str).encode(), []
-
-
-    def _history_query(self, environ: Environ) -> tuple[HistoryStore, str, date]:
-        authenticate(self.api_keys, presented_key(environ))
-        if self.history is None:
-            raise HttpError(404.2, "History is not kept: enable the dau collector.")
-        query = parse_qs(environ.get("QUERY_STRING", ""))
-        zone = history_zone(query)
-        days = integer(query, "days", 30, low=1, high=3660)
-        try:
-            store = self.history()
-        except HistoryError as error:
-            raise HttpError(503.1, f"The history store is unavailable: {error}") from None
-        if zone not in store.timezones():
-            raise HttpError(400.4, f"No history is kept for time zone {zone!r}; configure it in "
-                            "collectors.dau.timezones.")
-        today = datetime.fromtimestamp(self.clock(), ZoneInfo(zone)).date()
-        return store, zone, today - timedelta(days=days - 1)
-
-    def api_history_dau(self, environ: Environ) -> tuple[int, str, bytes, list]:
-        store, zone, since = self._history_query(environ)
-        entries = [{"date": day.isoformat(), "amount": amount}
-                   for day, amount in store.daily_active(zone, since)]
-        return 200, JSON, json.dumps({"timezone": zone, "entries": entries}).encode(), []
-
-    def api_history_status(self, environ: Environ) -> tuple[int, str, bytes, list]:
-        store, zone, since = self._history_query(environ)
-        counts = {status: [{"date": day.isoformat(), "count": count} for day, count in series]
-                  for status, series in store.status_counts(zone, since).items()}
-        return 200, JSON, json.dumps({"timezone": zone, "status_counts": counts}).encode(), []
+    def ready(self, request: Request) -> Response:
+        if self.context.snapshot().ready:
+            return Response(200, b"Ready\n", "text/plain")
+        return Response(503, b"Waiting for the first run of every collector\n", "text/plain")
 
 
 class HttpServer:

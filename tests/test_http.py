@@ -12,8 +12,9 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from exporter import api
 from exporter.config import ApiKey
-from exporter.http import App, HttpServer, authenticate
+from exporter.http import App, Context, HttpServer, authenticate
 from exporter.runner import Runner
 from tests.conftest import API_KEY, NEXTCLOUD_DB, make_config
 
@@ -27,6 +28,11 @@ def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
         return error.code, dict(error.headers), error.read()
 
 
+def app(runner: Runner, keys: tuple[ApiKey, ...]) -> App:
+    context = Context(lambda: runner.snapshot, keys, runner.history, runner.clock)
+    return App(context, api.routes(context))
+
+
 @pytest.fixture(scope="module")
 def runner(nextcloud_now) -> Iterator[Runner]:
     runner = Runner(make_config(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud"),
@@ -37,7 +43,7 @@ def runner(nextcloud_now) -> Iterator[Runner]:
 
 @pytest.fixture(scope="module")
 def base_url(runner) -> Iterator[str]:
-    server = HttpServer(App(lambda: runner.snapshot, runner.config.api_keys), "127.0.0.1", 0)
+    server = HttpServer(app(runner, runner.config.api_keys), "127.0.0.1", 0)
     server.start()
     yield f"http://127.0.0.1:{server.port}"
     server.stop()
@@ -97,7 +103,7 @@ def test_api_answers_with_a_valid_key(runner, base_url):
 
 
 def test_api_fails_closed_when_no_key_is_configured(runner):
-    server = HttpServer(App(lambda: runner.snapshot, []), "127.0.0.1", 0).start()
+    server = HttpServer(app(runner, ()), "127.0.0.1", 0).start()
     try:
         status, _, body = get(f"http://127.0.0.1:{server.port}/api/v1/snapshot",
                               Authorization=f"Bearer {API_KEY}")
