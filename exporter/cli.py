@@ -49,7 +49,8 @@ def serve(config: Config, clock: Callable[[], float] = time.time,
     try:
         runner.preflight()
         context = Context(lambda: runner.snapshot, config.api_keys,
-                          runner.history if "dau" in runner.applicable() else None, runner.clock)
+                          runner.history if "dau" in runner.applicable() else None, runner.clock,
+                          read=runner.read)
         server = HttpServer(App(context, api.routes(context)), config.server.host,
                             config.server.port, config.server.threads)
     except StartupError as error:

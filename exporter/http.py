@@ -11,14 +11,15 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs
 
 import structlog
 from prometheus_client.exposition import choose_encoder, gzip_accepted
+from sqlalchemy import Connection, Subquery
 from waitress import create_server
 
 from exporter.config import ApiKey
@@ -84,6 +85,12 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+T = TypeVar("T")
+
+
+class Reader(Protocol):
+    def __call__(self, relations: Sequence[str],
+                 query: Callable[[Connection, Mapping[str, Subquery]], T]) -> T: ...
 
 
 def presented_key(request: Request) -> str | None:
@@ -114,12 +121,16 @@ def authenticate(keys: Iterable[ApiKey], presented: str | None) -> ApiKey:
 @dataclass(frozen=True)
 class Context:
     """What API handlers may use: the current snapshot (never blocks), the keys, the history
-    store (opened on demand), and the clock the exporter measures time by."""
+    store (opened on demand), the clock the exporter measures time by, `read` for the few
+    questions a snapshot cannot answer (it runs a function on a read-only connection with the
+    named relations, under a statement timeout), and `audit`, told of every authorized use."""
 
     snapshot: Callable[[], Snapshot]
     api_keys: tuple[ApiKey, ...]
     history: Callable[[], HistoryStore] | None = None
     clock: Callable[[], float] = time.time
+    read: Reader | None = None
+    audit: Callable[[ApiKey, Request], None] | None = None
 
     def authorize(self, request: Request) -> ApiKey:
         """The caller's key, or HttpError; each use is logged with the key's name, never the
@@ -127,6 +138,8 @@ class Context:
         key = authenticate(self.api_keys, presented_key(request))
         log.info("api_request", key=key.name, route=request.path,
                  query=request.environ.get("QUERY_STRING", ""))
+        if self.audit is not None:
+            self.audit(key, request)
         return key
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
+from typing import TypeVar
 
 import structlog
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Subquery, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -24,6 +25,7 @@ from exporter.relations import RELATIONS
 from exporter.snapshot import Snapshot, SnapshotStore
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 
 class StartupError(Exception):
@@ -111,6 +113,15 @@ class Runner:
         duration = time.monotonic() - started
         log.debug("collector_succeeded", collector=name, duration_seconds=round(duration, 4))
         return self.store.record_success(name, result, duration, platform_version=version)
+
+    def read(self, relations: Sequence[str],
+             query: Callable[[Connection, Mapping[str, Subquery]], T],
+             timeout: float = 30.0) -> T:
+        """Run `query` on a read-only connection with the named relations, for API questions a
+        snapshot cannot answer. Raises DatabaseUnavailable or the driver's error."""
+        with self.database.connect(timeout) as conn:
+            built = {r: self.profile.relation(r, conn).subquery(r) for r in relations}
+            return query(conn, built)
 
     def history(self) -> HistoryStore:
         """The history store, opened on first use and again after it failed."""
