@@ -19,9 +19,10 @@ import structlog
 
 from collectors import available
 from exporter import __version__, api, log
+from exporter.api.audit import AuditLog
 from exporter.config import Config, ConfigError, listen_address, load_config, parse_config
 from exporter.demo_data import DEMO_USERS, build_demo_database
-from exporter.exposition import snapshot_json
+from exporter.exposition import metric_rows, snapshot_json
 from exporter.http import App, Context, HttpServer
 from exporter.runner import Runner, StartupError
 from exporter.scheduler import Scheduler
@@ -48,10 +49,14 @@ def serve(config: Config, clock: Callable[[], float] = time.time,
     runner = Runner(config, clock)
     try:
         runner.preflight()
+        # The audit log is in the history store whether or not dau keeps days there; its
+        # times are real ones, also under --as-of.
         context = Context(lambda: runner.snapshot, config.api_keys,
                           runner.history if "dau" in runner.applicable() else None, runner.clock,
-                          read=runner.read)
-        server = HttpServer(App(context, api.routes(context)), config.server.host,
+                          read=runner.read,
+                          audit=AuditLog(runner.history, [k.secret for k in config.api_keys]))
+        today_zone = config.collector("dau").options["timezones"][0]
+        server = HttpServer(App(context, api.routes(context, today_zone)), config.server.host,
                             config.server.port, config.server.threads)
     except StartupError as error:
         logger.error("startup_failed", error=str(error))
@@ -125,15 +130,7 @@ def write_metrics_csv(metrics: dict) -> None:
     """metric,label,value rows: one per sample (histograms as their buckets, count and sum)."""
     writer = csv.writer(sys.stdout, lineterminator="\r\n")
     writer.writerow(["metric", "label", "value"])
-    for name, value in metrics.items():
-        if isinstance(value, dict) and "buckets" in value:
-            rows = [(f"le={le}", count) for le, count in value["buckets"].items()]
-            rows += [("count", value["count"]), ("sum", value["sum"])]
-        elif isinstance(value, dict):
-            rows = list(value.items())
-        else:
-            rows = [("", value)]
-        writer.writerows((name, label, v) for label, v in rows)
+    writer.writerows(metric_rows(metrics))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -151,3 +151,19 @@ def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
     if users:
         body["users"] = list(snapshot.user_rows())
     return body
+
+
+def metric_rows(metrics: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(metric, label, value) per sample of snapshot_json's metrics: histograms as their buckets
+    (le=...), count and sum; several labels as name=value pairs joined by commas."""
+    for name, value in metrics.items():
+        if isinstance(value, dict) and "buckets" in value:
+            yield from ((name, f"le={le}", count) for le, count in value["buckets"].items())
+            yield from ((name, "count", value["count"]), (name, "sum", value["sum"]))
+        elif isinstance(value, dict):
+            yield from ((name, label, v) for label, v in value.items())
+        elif isinstance(value, list):
+            yield from ((name, ",".join(f"{k}={v}" for k, v in sample["labels"].items()),
+                         sample["value"]) for sample in value)
+        else:
+            yield name, "", value

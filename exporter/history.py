@@ -1,5 +1,6 @@
-"""The history store: daily active users and users by status per calendar day, kept in the
-exporter's own database (a SQLite file by default, PostgreSQL for replicas sharing it).
+"""The history store: daily active users and users by status per calendar day, and the API
+audit log, kept in the exporter's own database (a SQLite file by default, PostgreSQL for replicas
+sharing it).
 
 Writes are idempotent upserts keyed by (time zone, day, ...), so a restart, a retried run or two
 replicas writing the same day never duplicate or lose a row. Active users are stored as 64-bit
@@ -9,28 +10,33 @@ keys derived from the user id, so the history holds no user names.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     delete,
     func,
     insert,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from exporter.config import HistoryConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 metadata = MetaData()
 schema = Table("usage_history_schema", metadata, Column("version", Integer, primary_key=True))
 active_users = Table(
@@ -47,11 +53,40 @@ status_counts = Table(
     Column("count", BigInteger, nullable=False),
 )
 
+# Added in version 2: one row per authorized API request.
+api_audits = Table(
+    "usage_api_audits", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # ISO 8601 UTC with milliseconds, fixed width: sorts and compares as text.
+    Column("logged_at", String(24), nullable=False),
+    Column("key_name", String(128), nullable=False),
+    Column("action", String(256), nullable=False),
+    Column("details", Text, nullable=False),  # JSON
+    Index("usage_api_audits_logged_at", "logged_at"),
+    Index("usage_api_audits_action", "action", "logged_at"),
+)
+
+
+def _add_api_audits(conn: Connection) -> None:
+    api_audits.create(conn, checkfirst=True)
+
+
+# MIGRATIONS[v] upgrades a store from version v to v + 1.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_api_audits}
+
 
 def user_key(user_id: str) -> int:
     """A stable 64-bit key for a user id (signed, to fit BIGINT)."""
     digest = hashlib.blake2b(user_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    logged_at: str
+    key_name: str
+    action: str
+    details: str
 
 
 @dataclass(frozen=True)
@@ -71,18 +106,27 @@ class HistoryStore:
     def __init__(self, config: HistoryConfig) -> None:
         self.retention_days = config.retention_days
         self.engine: Engine = create_engine(config.url, pool_pre_ping=True)
+        self._audits_pruned_on: str | None = None
         self._migrate()
 
     def _migrate(self) -> None:
-        """Create the tables, or check that an existing store is one this version can use."""
-        metadata.create_all(self.engine)
+        """Create the tables, or upgrade an older store step by step, or refuse a newer one."""
+        schema.create(self.engine, checkfirst=True)
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # Replicas starting together: one migrates, the others then find it done.
+                conn.execute(text(f"LOCK TABLE {schema.name} IN EXCLUSIVE MODE"))
             version = conn.execute(select(func.max(schema.c.version))).scalar()
             if version is None:
-                conn.execute(insert(schema).values(version=SCHEMA_VERSION))
+                metadata.create_all(conn)
             elif version > SCHEMA_VERSION:
                 raise HistoryError(f"the history store has schema version {version}, newer than "
                                    f"this exporter's {SCHEMA_VERSION}; upgrade the exporter")
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[step](conn)
+            if version != SCHEMA_VERSION:
+                conn.execute(insert(schema).values(version=SCHEMA_VERSION))
 
     def write(self, rows: HistoryRows, today: date) -> None:
         with self.engine.begin() as conn:
@@ -137,6 +181,36 @@ class HistoryStore:
         for status, day, count in rows:
             series.setdefault(status, []).append((date.fromisoformat(day), count))
         return series
+
+    # --- the API audit log ---
+
+    def record_audit(self, row: AuditRow) -> None:
+        """Add one entry, and drop entries past retention once a day."""
+        day = row.logged_at[:10]
+        with self.engine.begin() as conn:
+            conn.execute(insert(api_audits).values(
+                logged_at=row.logged_at, key_name=row.key_name, action=row.action,
+                details=row.details))
+            if day != self._audits_pruned_on:
+                oldest = date.fromisoformat(day) - timedelta(days=self.retention_days)
+                conn.execute(delete(api_audits).where(api_audits.c.logged_at < oldest.isoformat()))
+        self._audits_pruned_on = day
+
+    def audits(self, *, action: str | None, start: str | None, end: str | None, limit: int,
+               offset: int) -> list[AuditRow]:
+        """Entries newest first; start and end are inclusive bounds in the logged_at format."""
+        query = select(api_audits.c.logged_at, api_audits.c.key_name, api_audits.c.action,
+                       api_audits.c.details)
+        if action is not None:
+            query = query.where(api_audits.c.action == action)
+        if start is not None:
+            query = query.where(api_audits.c.logged_at >= start)
+        if end is not None:
+            query = query.where(api_audits.c.logged_at <= end)
+        query = query.order_by(api_audits.c.logged_at.desc(), api_audits.c.id.desc())
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(limit).offset(offset)).all()
+        return [AuditRow(*row) for row in rows]
 
     def close(self) -> None:
         self.engine.dispose()

@@ -31,10 +31,6 @@ Environ = dict[str, Any]
 JSON = "application/json"
 OPENMETRICS = "application/openmetrics-text"
 
-LANDING = b"""<!doctype html><html><head><meta charset="utf-8"><title>usage-exporter</title></head>
-<body><h1>usage-exporter</h1><p><a href="/metrics">Metrics</a> &middot;
-<a href="/-/ready">Readiness</a></p></body></html>"""
-
 log = structlog.get_logger()
 
 
@@ -152,7 +148,6 @@ class App:
             "/metrics": self.metrics,
             "/-/healthy": lambda request: Response(200, b"OK\n", "text/plain"),
             "/-/ready": self.ready,
-            "/": lambda request: Response(200, LANDING, "text/html; charset=utf-8"),
             **(routes or {}),
         }
 

@@ -1,14 +1,25 @@
 """The native API: /api/v1/*. Errors are {"code": 404.1, "message": "..."} with the HTTP status
-the integer part of the code."""
+the integer part of the code. exporter.api.openapi describes every route."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporter.exposition import snapshot_json
+from exporter.api.audit import AuditLog, bound
+from exporter.api.csvout import stream_csv
+from exporter.api.openapi import OPENAPI
+from exporter.api.paging import TokenError, UserQuery, user_ids
+from exporter.exposition import metric_rows, snapshot_json
 from exporter.history import HistoryError, HistoryStore
 from exporter.http import Context, Handler, HttpError, Request, Response
+
+MAX_PAGE = 1000
+MAX_TEXT = 256
+# Offsets beyond this are past any audit log and would overflow SQL's 64-bit OFFSET.
+MAX_OFFSET = 2**62
 
 
 def flag(request: Request, name: str) -> bool:
@@ -31,6 +42,18 @@ def integer(request: Request, name: str, default: int, *, low: int, high: int) -
     return value
 
 
+def bounded_text(request: Request, name: str) -> str | None:
+    value = request.param(name)
+    if value is not None and len(value) > MAX_TEXT:
+        raise HttpError(400.8, f"Parameter {name} must be at most {MAX_TEXT} characters.")
+    return value
+
+
+def csv_response(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
+    return Response(200, stream_csv(header, rows), "text/csv; charset=utf-8; header=present",
+                    [("Content-Disposition", f'attachment; filename="{filename}"')])
+
+
 def history_zone(request: Request) -> str:
     """`tz` (an IANA name) or `tz_offset` (whole hours east of UTC, as Coder takes it)."""
     if request.param("tz") is not None and request.param("tz_offset") is not None:
@@ -42,7 +65,9 @@ def history_zone(request: Request) -> str:
     return request.param("tz") or "UTC"
 
 
-def routes(context: Context) -> dict[str, Handler]:
+def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
+    """`today_zone`: the calendar day of /api/v1/stats' "today" (the first dau time zone)."""
+
     def snapshot(request: Request) -> Response:
         context.authorize(request)
         return Response.json(snapshot_json(context.snapshot(), users=flag(request, "users")))
@@ -75,8 +100,97 @@ def routes(context: Context) -> dict[str, Handler]:
                   for status, series in store.status_counts(zone, since).items()}
         return Response.json({"timezone": zone, "status_counts": counts})
 
+    def users(request: Request) -> Response:
+        context.authorize(request)
+        columns = context.snapshot().user_columns()
+        order_by = request.param("order_by") or "user_id"
+        if order_by != "user_id" and order_by not in columns:
+            raise HttpError(400.6, "Parameter order_by must be one of: "
+                            f"{', '.join(['user_id', *columns])}.")
+        direction = request.param("dir") or "f"
+        if direction not in ("f", "b"):
+            raise HttpError(400.7, 'Parameter dir must be "f" (forwards) or "b" (backwards).')
+        query = UserQuery(order_by, direction == "b", bounded_text(request, "search_term") or "",
+                          integer(request, "limit", 100, low=1, high=MAX_PAGE))
+        token = request.param("from")
+        try:
+            after = query.position(token) if token else None
+        except TokenError as error:
+            raise HttpError(400.5, f"Parameter from {error}.") from None
+        rows, total, last = query.page(columns, after)
+        body: dict[str, Any] = {"users": rows, "total": total}
+        if last is not None:
+            body["next_token"] = query.token(last)
+        return Response.json(body)
+
+    def users_csv(request: Request) -> Response:
+        context.authorize(request)
+        columns = context.snapshot().user_columns()
+        rows = ([user_id, *(values.get(user_id) for values in columns.values())]
+                for user_id in user_ids(columns))
+        return csv_response(["user_id", *columns], rows, "users.csv")
+
+    def system_csv(request: Request) -> Response:
+        context.authorize(request)
+        metrics = snapshot_json(context.snapshot())["metrics"]
+        return csv_response(["metric", "label", "value"], metric_rows(metrics), "system.csv")
+
+    def users_today() -> int | None:
+        """Distinct users active today in `today_zone`, from the dau history; None when it is
+        not kept or dau has not recorded yet."""
+        dau = context.snapshot().collectors.get("dau")
+        if context.history is None or dau is None or dau.last_success is None:
+            return None
+        today = datetime.fromtimestamp(context.clock(), ZoneInfo(today_zone)).date()
+        try:
+            days = context.history().daily_active(today_zone, today)
+        except HistoryError:
+            return None
+        return sum(amount for _, amount in days)
+
+    def stats(request: Request) -> Response:
+        context.authorize(request)
+        metrics = snapshot_json(context.snapshot())["metrics"]
+        active = metrics.get("usage_users_active") or {}
+
+        def total(name: str) -> int | float | None:
+            values = metrics.get(name)
+            return None if values is None else sum(values.values())
+
+        usage = {key: {"label": label, "value": value} for key, label, value in (
+            ("users_last_hour", "Users active in the last hour", active.get("1h")),
+            ("users_today", "Users active today", users_today()),
+            ("users_last_7_days", "Users active in the last 7 days", active.get("7d")),
+            ("users_last_31_days", "Users active in the last 31 days", active.get("31d")),
+            ("sessions_now", "Live sessions", total("usage_sessions")),
+            ("shares_now", "Shares", total("usage_shares")),
+        )}
+        return Response.json({"usage": usage, "timezone": today_zone})
+
+    def audits(request: Request) -> Response:
+        context.authorize(request)
+        if not isinstance(context.audit, AuditLog):
+            raise HttpError(404.3, "The audit log is not kept.")
+        start, end = request.param("start"), request.param("end")
+        return Response.json(context.audit.entries(
+            action=bounded_text(request, "action") or None,
+            start=bound(start, end=False) if start else None,
+            end=bound(end, end=True) if end else None,
+            limit=integer(request, "limit", 100, low=1, high=MAX_PAGE),
+            offset=integer(request, "offset", 0, low=0, high=MAX_OFFSET)))
+
+    def openapi(request: Request) -> Response:
+        context.authorize(request)
+        return Response.json(OPENAPI)
+
     return {
         "/api/v1/snapshot": snapshot,
+        "/api/v1/users": users,
+        "/api/v1/users.csv": users_csv,
+        "/api/v1/system.csv": system_csv,
         "/api/v1/history/dau": history_dau,
         "/api/v1/history/user-status": history_status,
+        "/api/v1/stats": stats,
+        "/api/v1/audits": audits,
+        "/api/v1/openapi.json": openapi,
     }

@@ -61,9 +61,11 @@ def spec_to_bytes(spec: Any, specs: set[str | None]) -> Any:
 class OwnCloudProfile(Profile):
     name = "owncloud"
     uses_table_prefix = True
-    # oc_share.share_type -> canonical type. 2 (per-member rows of group shares), 4 (UI-only
-    # constant), 5 (unused) are never counted; guests are type 0 shares to a guest account.
-    share_types = {0: "user", 1: "group", 3: "link", 6: "federated", 7: "federated_group"}
+    # oc_share.share_type -> canonical type. 2 (per-member rows of group shares) and 5 (unused)
+    # are never counted; guests are type 0 shares to a guest account. 4 is a UI-only constant
+    # that legacy rows still carry; the metrics app counts them per user as "guest" shares.
+    share_types = {0: "user", 1: "group", 3: "link", 4: "email", 6: "federated",
+                   7: "federated_group"}
 
     def t(self, name: str, *columns: str, **typed: Any) -> TableClause:
         return table(self.prefix + name, *(column(c) for c in columns),

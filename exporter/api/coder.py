@@ -1,0 +1,195 @@
+"""Coder's insights API, drop-in: GET /api/v2/insights/daus and /api/v2/insights/user-status-counts.
+
+Parameters, validation errors, shapes and the 401 as coderd serves them
+(research/coder_odk_openl2m_grafana.md §1.1-1.2; coderd/insights.go, httpapi/queryparams.go,
+httpmw/apikey.go), answered from the history store that the dau collector fills. The key goes in
+Coder-Session-Token (or Authorization: Bearer).
+
+One difference on purpose: a tz_offset N reads the days of zone Etc/GMT-N, which must be listed
+in collectors.dau.timezones, and those are real local days; Coder's own DAU days start at 00:00
+UTC whatever tz_offset says. tz_offset=0 (UTC) gives exactly Coder's entries.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from exporter.history import HistoryError, HistoryStore
+from exporter.http import Context, Handler, HttpError, Request, Response
+
+DAUS = "/api/v2/insights/daus"
+STATUS_COUNTS = "/api/v2/insights/user-status-counts"
+DAYS_BACK = 60  # "Always return 60 days of data", plus today
+SIGNED_OUT = "You are signed out or your session has expired. Please sign in again to continue."
+INVALID_PARAMS = "Query parameters have invalid values."
+GO_INT = re.compile(r"[+-]?[0-9]+")
+INT64 = 2**63
+
+
+class CoderError(Exception):
+    """An answer in codersdk.Response's shape: message, optional detail and validations."""
+
+    def __init__(self, status: int, message: str, detail: str | None = None,
+                 validations: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"message": message}
+        if detail is not None:
+            self.body["detail"] = detail
+        if validations:
+            self.body["validations"] = validations
+
+
+def coder_json(status: int, body: dict[str, Any]) -> Response:
+    """httpapi.Write: Go's encoding/json, HTML characters escaped, a newline at the end."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    return Response(status, (text + "\n").encode(), "application/json; charset=utf-8")
+
+
+def go_quote(value: str) -> str:
+    """Go's %q, near enough for error details."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+class QueryParams:
+    """httpapi.QueryParamParser: the first value of each parameter, an empty one as absent,
+    every problem collected, and parameters nobody asked for reported too."""
+
+    def __init__(self, request: Request) -> None:
+        self.values = request.query
+        self.parsed: set[str] = set()
+        self.errors: list[dict[str, str]] = []
+
+    def string(self, name: str) -> str:
+        self.parsed.add(name)
+        return self.values.get(name, [""])[0]
+
+    def integer(self, name: str, default: int) -> int:
+        raw = self.string(name)
+        if raw == "":
+            return default
+        problem = None if GO_INT.fullmatch(raw) else "invalid syntax"
+        if problem is None and not -INT64 <= int(raw) < INT64:
+            problem = "value out of range"
+        if problem is not None:
+            self.errors.append({"field": name, "detail": (
+                f"Query param {go_quote(name)} must be a valid integer "
+                f"(strconv.Atoi: parsing {go_quote(raw)}: {problem})")})
+            return 0
+        return int(raw)
+
+    def check(self) -> None:
+        self.errors += [{"field": name, "detail": f"Query param {go_quote(name)} is not a valid "
+                         "query param"} for name in self.values if name not in self.parsed]
+        if self.errors:
+            raise CoderError(400, INVALID_PARAMS, validations=self.errors)
+
+
+def offset_zone(offset: int) -> str:
+    """Coder's own mapping of tz_offset (hours east of UTC); Etc/GMT zones have the POSIX sign."""
+    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def next_hour(now: float) -> int:
+    """The end of Coder's range: the next full hour (Go truncates absolute time)."""
+    return (int(now) // 3600 + 1) * 3600
+
+
+def local_midnight_utc(day: date, zone: ZoneInfo) -> str:
+    """A local midnight as Go writes a time.Time read from PostgreSQL in UTC (RFC 3339)."""
+    instant = datetime.combine(day, time(), zone).astimezone(UTC)
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def routes(context: Context) -> dict[str, Handler]:
+    def authorize(request: Request) -> None:
+        try:
+            context.authorize(request)
+        except HttpError as error:
+            detail = {401.1: 'Cookie "coder_session_token" or query parameter must be provided.',
+                      403.1: "API key is invalid."}.get(error.code, error.message)
+            raise CoderError(401, SIGNED_OUT, detail) from None
+
+    def history(zone: str, field: str, failure: str) -> HistoryStore:
+        if context.history is None:
+            raise CoderError(404, "History is not kept: enable the dau collector.")
+        try:
+            store = context.history()
+            recorded = store.timezones()
+        except HistoryError as error:
+            raise CoderError(500, failure, str(error)) from None
+        if zone not in recorded:
+            raise CoderError(400, INVALID_PARAMS, validations=[{
+                "field": field, "detail": f"No history is kept for time zone {go_quote(zone)}; "
+                "add it to collectors.dau.timezones."}])
+        return store
+
+    def daus(request: Request) -> Response:
+        authorize(request)
+        params = QueryParams(request)
+        offset = params.integer("tz_offset", 0)
+        params.check()
+        zone_name = offset_zone(offset)
+        failure = "Internal error fetching DAUs."
+        store = history(zone_name, "tz_offset", failure)
+        zone, end = ZoneInfo(zone_name), next_hour(context.clock())
+        first = datetime.fromtimestamp(end, zone).date() - timedelta(days=DAYS_BACK)
+        last = datetime.fromtimestamp(end - 1, zone).date()
+        try:
+            amounts = dict(store.daily_active(zone_name, first))
+        except HistoryError as error:
+            raise CoderError(500, failure, str(error)) from None
+        # Every day of the range, 0 where none was recorded, as Coder answers days without usage.
+        entries = [{"date": day.isoformat(), "amount": amounts.get(day, 0)}
+                   for day in (first + timedelta(days=n) for n in range((last - first).days + 1))]
+        return coder_json(200, {"entries": entries, "tz_hour_offset": offset})
+
+    def status_counts(request: Request) -> Response:
+        authorize(request)
+        params = QueryParams(request)
+        zone_name = params.string("timezone")
+        offset = params.integer("tz_offset", 0)
+        params.integer("interval", 0)  # accepted and ignored, as by Coder
+        params.check()
+        if zone_name and offset:
+            raise CoderError(400, 'Provide either "timezone" or "tz_offset", not both.')
+        field = "timezone" if zone_name else "tz_offset"
+        zone_name = zone_name or offset_zone(offset)
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise CoderError(400, "Invalid timezone.", f"unknown time zone {zone_name}") from None
+        failure = "Internal error fetching user status counts over time."
+        store = history(zone_name, field, failure)
+        end = datetime.fromtimestamp(next_hour(context.clock()), zone)
+        first = end.date() - timedelta(days=DAYS_BACK)
+        try:
+            series = store.status_counts(zone_name, first)
+        except HistoryError as error:
+            raise CoderError(500, failure, str(error)) from None
+        # Coder leaves deleted accounts out rather than counting them.
+        series.pop("deleted", None)
+        counts = {status: dict(points) for status, points in series.items()}
+        # Each status at every local midnight that was recorded, 0 where it had nobody.
+        days = sorted({day for points in counts.values() for day in points if day <= end.date()})
+        return coder_json(200, {"status_counts": {
+            status: [{"date": local_midnight_utc(day, zone), "count": values.get(day, 0)}
+                     for day in days]
+            for status, values in sorted(counts.items())}})
+
+    def answered(handler: Handler) -> Handler:
+        def respond(request: Request) -> Response:
+            try:
+                return handler(request)
+            except CoderError as error:
+                return coder_json(error.status, error.body)
+        return respond
+
+    return {DAUS: answered(daus), STATUS_COUNTS: answered(status_counts)}

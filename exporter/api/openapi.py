@@ -1,0 +1,330 @@
+"""The OpenAPI 3.1 description of every route the exporter serves, as a static document (a test
+checks it against the App's route table, and schemathesis checks the answers against it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter import __version__
+
+JSON = "application/json"
+NATIVE_ERROR = {"$ref": "#/components/schemas/Error"}
+NATIVE_SECURITY = [{"bearer": []}]
+
+
+def json_body(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def text_body(description: str, *media_types: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {media: {"schema": {"type": "string"}} for media in media_types}}
+
+
+def errors(*statuses: str) -> dict[str, Any]:
+    """Native error responses; every API route may answer 401, 403 and 503 (audit log)."""
+    names = {"400": "BadRequest", "401": "Unauthorized", "403": "Forbidden",
+             "404": "NotFound", "503": "Unavailable"}
+    return {status: {"$ref": f"#/components/responses/{names[status]}"}
+            for status in sorted({*statuses, "401", "403", "503"})}
+
+
+def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+def native(summary: str, description: str, ok: dict[str, Any], *error_statuses: str,
+           parameters: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary, "description": description, "tags": ["native"],
+        "security": NATIVE_SECURITY, "responses": {"200": ok, **errors(*error_statuses)}}
+    if parameters:
+        operation["parameters"] = list(parameters)
+    return {"get": operation}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+NUMBER_OR_NULL = {"type": ["number", "null"]}
+LIMIT = query("limit", "Rows per page (default 100).",
+              {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
+HISTORY_PARAMETERS = (
+    query("tz", "An IANA time zone listed in collectors.dau.timezones (default UTC).",
+          {"type": "string"}),
+    query("tz_offset", "Whole hours east of UTC, as Etc/GMT±N; not with tz.",
+          {"type": "integer", "minimum": -12, "maximum": 14}),
+    query("days", "How many days back, today included (default 30).",
+          {"type": "integer", "minimum": 1, "maximum": 3660, "default": 30}),
+)
+CSV = "text/csv; charset=utf-8; header=present"
+CSV_NOTE = ("RFC 4180 quoting, UTF-8, streamed (constant memory whatever the number of users). "
+            "Text cells starting with = + - @ tab or carriage return get a leading single quote "
+            "so spreadsheets do not run them as formulas.")
+STATS_DESCRIPTION = """OpenL2M-style (`/api/stats/`) usage windows, each `{label, value}`.
+
+Where each value comes from:
+- `users_last_hour`, `users_last_7_days`, `users_last_31_days`: `usage_users_active` of the users
+  collector, windows `1h`, `7d` and `31d`: distinct users active within the trailing window.
+  null when the window is not in `collectors.users.windows` (the default list has no `31d`: add
+  it). OpenL2M's "last N days" starts at midnight N days ago, so it covers up to one day more.
+- `users_today`: distinct users active since local midnight in the first zone of
+  `collectors.dau.timezones` (named in `timezone`), from the daily history of the dau
+  collector; null while that collector has not recorded or is disabled.
+- `sessions_now`: live sessions now (the sum of `usage_sessions`); `shares_now`: shares now (the
+  sum of `usage_shares`). These are current totals only: the platforms keep no history of ended
+  sessions or of when shares were created, so there are no sessions or shares windows. null
+  where the collector does not apply."""
+AUDITS_DESCRIPTION = """Who used the API: one entry per authorized request, newest first, in the
+shape of ODK Central's `GET /v1/audits`. Mapping: `actorId` is the API key's name (ODK: an
+integer actor id), `action` the route path (ODK: a verb such as `user.create`), `acteeId` is
+always null (no per-object permissions), `details` the query parameters (a list when repeated;
+values of parameters named like credentials, or containing a configured key, are null;
+at most 32 parameters of 256 characters), `loggedAt` ISO 8601 UTC with milliseconds. Entries
+older than `history.retention_days` are dropped. A request that cannot be recorded is refused
+with 503.2."""
+USERS_DESCRIPTION = """Per-user rows of the snapshot, a page at a time.
+
+Order: numbers, then text (case-insensitive), then other values; null last in both directions;
+ties by user id in the same direction. `next_token` is present only when more rows follow; pass
+it as `from` with the same `order_by`, `dir` and `search_term` (keyset paging: rows that appear
+or disappear between calls are neither repeated nor skipped). `total` counts every row matching
+`search_term`."""
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "usage-exporter",
+        "version": __version__,
+        "description": "Usage metrics of self-hosted platforms, read from their SQL databases "
+                       "on a schedule. Native routes answer errors as "
+                       "`{\"code\": 404.1, \"message\": \"…\"}` with the HTTP status the "
+                       "integer part of the code; compatibility routes answer as the platform "
+                       "they imitate.",
+    },
+    "tags": [
+        {"name": "native", "description": "The exporter's own API (key required)."},
+        {"name": "prometheus", "description": "Metrics and health (no key)."},
+        {"name": "synapse", "description": "Drop-in for Synapse's admin API."},
+    ],
+    "paths": {
+        "/": {"get": {
+            "summary": "Admin page", "tags": ["prometheus"],
+            "description": "A static page that asks for an API key and shows the snapshot.",
+            "responses": {"200": text_body("The page.", "text/html; charset=utf-8")}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics", "tags": ["prometheus"],
+            "description": "Rendered once per refresh. Text format 0.0.4, or OpenMetrics when "
+                           "Accept asks for it; gzip when Accept-Encoding allows it.",
+            "responses": {"200": text_body(
+                "The exposition.", "text/plain; version=0.0.4; charset=utf-8",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8")}}},
+        "/-/healthy": {"get": {
+            "summary": "Liveness", "tags": ["prometheus"],
+            "responses": {"200": text_body("The process serves.", "text/plain")}}},
+        "/-/ready": {"get": {
+            "summary": "Readiness", "tags": ["prometheus"],
+            "responses": {
+                "200": text_body("Every enabled collector has run once.", "text/plain"),
+                "503": text_body("Waiting for the first run of a collector.", "text/plain")}}},
+        "/api/v1/snapshot": native(
+            "System values and collector status",
+            "The latest result of every collector; `users=true` adds the per-user rows.",
+            json_body("The snapshot.", ref("Snapshot")), "400",
+            parameters=(query("users", "Add per-user rows.", {"type": "boolean"}),)),
+        "/api/v1/users": native(
+            "Per-user rows, paged", USERS_DESCRIPTION,
+            json_body("One page.", ref("UserPage")), "400",
+            parameters=(
+                LIMIT,
+                query("from", "The next_token of the previous page.",
+                      {"type": "string", "maxLength": 16384}),
+                query("order_by", "Any column of the rows (default user_id); an unknown one "
+                      "is refused with the list of columns.", {"type": "string"}),
+                query("dir", "f: ascending (default); b: descending.",
+                      {"type": "string", "enum": ["f", "b"]}),
+                query("search_term", "Case-insensitive substring of user_id or display_name.",
+                      {"type": "string", "maxLength": 256}))),
+        "/api/v1/users.csv": native(
+            "Per-user rows as CSV",
+            "Every user, one row each, columns as in /api/v1/users, in snapshot order. "
+            + CSV_NOTE, text_body("The CSV file.", CSV)),
+        "/api/v1/system.csv": native(
+            "System values as CSV",
+            "`metric,label,value`, one row per sample of the snapshot's metrics (histograms as "
+            "their `le=` buckets, count and sum), as `usage-exporter collect --format csv` "
+            "prints them. " + CSV_NOTE, text_body("The CSV file.", CSV)),
+        "/api/v1/history/dau": native(
+            "Daily active users",
+            "Distinct active users per calendar day in the chosen zone, days without activity "
+            "left out.",
+            json_body("The series.", ref("DauHistory")), "400", "404",
+            parameters=HISTORY_PARAMETERS),
+        "/api/v1/history/user-status": native(
+            "Users by status per day",
+            "Accounts in each status per calendar day (the last sample of each day).",
+            json_body("The series.", ref("StatusHistory")), "400", "404",
+            parameters=HISTORY_PARAMETERS),
+        "/api/v1/stats": native(
+            "OpenL2M-style usage windows", STATS_DESCRIPTION,
+            json_body("The windows.", ref("Stats"))),
+        "/api/v1/audits": native(
+            "API audit log", AUDITS_DESCRIPTION,
+            json_body("Entries, newest first.", {"type": "array", "items": ref("Audit")}),
+            "400", "404",
+            parameters=(
+                query("action", "Only this route path, e.g. /api/v1/users.",
+                      {"type": "string", "maxLength": 256}),
+                query("start", "Earliest entry (inclusive): ISO 8601 timestamp or date "
+                      "(its start); without an offset, UTC.", {"type": "string"}),
+                query("end", "Latest entry (inclusive): ISO 8601 timestamp or date (its last "
+                      "millisecond); without an offset, UTC.", {"type": "string"}),
+                LIMIT,
+                query("offset", "Entries to skip (default 0).",
+                      {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0}))),
+        "/api/v1/openapi.json": native(
+            "This document", "The OpenAPI 3.1 description of every route.",
+            json_body("The document.", {"type": "object"})),
+        "/_synapse/admin/v1/statistics/users/media": {"get": {
+            "summary": "Synapse media statistics", "tags": ["synapse"],
+            "description": "As Synapse's `GET /_synapse/admin/v1/statistics/users/media`: same "
+                           "parameters, paging and errors (`{errcode, error}`). Answers 404 "
+                           "M_UNRECOGNIZED on platforms other than Synapse.",
+            "security": NATIVE_SECURITY,
+            "parameters": [
+                query("from", "Offset of the first row.", {"type": "integer", "minimum": 0}),
+                query("limit", "Rows per page (default 100).", {"type": "integer",
+                                                                 "minimum": 0}),
+                query("from_ts", "Only media created at or after (ms).",
+                      {"type": "integer", "minimum": 0}),
+                query("until_ts", "Only media created before (ms); above from_ts.",
+                      {"type": "integer", "minimum": 0}),
+                query("order_by", "Sort column (default user_id).",
+                      {"type": "string",
+                       "enum": ["media_length", "media_count", "user_id", "displayname"]}),
+                query("dir", "f (default) or b.", {"type": "string", "enum": ["f", "b"]}),
+                query("search_term", "SQL LIKE pattern on user id localpart or display name.",
+                      {"type": "string", "minLength": 1})],
+            "responses": {
+                "200": json_body("One page.", ref("SynapseMediaPage")),
+                **{status: json_body(description, ref("MatrixError")) for status, description in (
+                    ("400", "Invalid parameter."), ("401", "No key."),
+                    ("403", "Not a valid key, or the request cannot be recorded."),
+                    ("404", "Not a Synapse database."),
+                    ("503", "The database cannot be read."))}}}},
+    },
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "A key of api.keys (Authorization: Bearer or Token)."},
+        },
+        "responses": {
+            name: json_body(description, NATIVE_ERROR) for name, description in (
+                ("BadRequest", "A parameter is invalid (400.x)."),
+                ("Unauthorized", "No API key (401.1)."),
+                ("Forbidden", "The key is not valid (403.1) or no keys are configured (403.2)."),
+                ("NotFound", "Not kept: history without the dau collector (404.2), audit log "
+                             "(404.3)."),
+                ("Unavailable", "The history store cannot be read (503.1) or the request cannot "
+                                "be recorded in the audit log (503.2)."))
+        },
+        "schemas": {
+            "Error": {
+                "type": "object", "required": ["code", "message"],
+                "properties": {"code": {"type": "number"}, "message": {"type": "string"}}},
+            "MatrixError": {
+                "type": "object", "required": ["errcode", "error"],
+                "properties": {"errcode": {"type": "string"}, "error": {"type": "string"}}},
+            "UserRow": {
+                "type": "object", "required": ["user_id"],
+                "description": "user_id and one property per per-user column of the "
+                               "collectors (null when unknown).",
+                "properties": {"user_id": {"type": "string"}},
+                "additionalProperties": True},
+            "UserPage": {
+                "type": "object", "required": ["users", "total"],
+                "properties": {
+                    "users": {"type": "array", "items": ref("UserRow")},
+                    "total": {"type": "integer", "minimum": 0},
+                    "next_token": {"type": "string"}},
+                "additionalProperties": False},
+            "Snapshot": {
+                "type": "object",
+                "required": ["platform", "platform_version", "database_up", "ready",
+                             "collectors", "metrics"],
+                "properties": {
+                    "platform": {"type": "string"},
+                    "platform_version": {"type": "string"},
+                    "database_up": {"type": ["boolean", "null"]},
+                    "ready": {"type": "boolean"},
+                    "collectors": {"type": "object", "additionalProperties": {
+                        "type": "object",
+                        "required": ["state", "duration_seconds", "last_success",
+                                     "last_error", "runs", "failures"],
+                        "properties": {
+                            "state": {"enum": ["pending", "ok", "failed", "not_applicable"]},
+                            "duration_seconds": {"type": "number"},
+                            "last_success": NUMBER_OR_NULL,
+                            "last_error": {"type": ["string", "null"]},
+                            "runs": {"type": "integer"},
+                            "failures": {"type": "integer"}}}},
+                    "metrics": {"type": "object", "description": "By metric name: a number, "
+                                "an object by label value, or a histogram."},
+                    "users": {"type": "array", "items": ref("UserRow")}}},
+            "DauHistory": {
+                "type": "object", "required": ["timezone", "entries"],
+                "properties": {
+                    "timezone": {"type": "string"},
+                    "entries": {"type": "array", "items": {
+                        "type": "object", "required": ["date", "amount"],
+                        "properties": {"date": {"type": "string", "format": "date"},
+                                       "amount": {"type": "integer"}}}}}},
+            "StatusHistory": {
+                "type": "object", "required": ["timezone", "status_counts"],
+                "properties": {
+                    "timezone": {"type": "string"},
+                    "status_counts": {"type": "object", "additionalProperties": {
+                        "type": "array", "items": {
+                            "type": "object", "required": ["date", "count"],
+                            "properties": {"date": {"type": "string", "format": "date"},
+                                           "count": {"type": "integer"}}}}}}},
+            "StatsValue": {
+                "type": "object", "required": ["label", "value"],
+                "properties": {"label": {"type": "string"}, "value": NUMBER_OR_NULL}},
+            "Stats": {
+                "type": "object", "required": ["usage", "timezone"],
+                "properties": {
+                    "timezone": {"type": "string"},
+                    "usage": {
+                        "type": "object",
+                        "required": ["users_last_hour", "users_today", "users_last_7_days",
+                                     "users_last_31_days", "sessions_now", "shares_now"],
+                        "additionalProperties": ref("StatsValue")}}},
+            "Audit": {
+                "type": "object",
+                "required": ["actorId", "action", "acteeId", "details", "loggedAt"],
+                "properties": {
+                    "actorId": {"type": "string", "description": "The API key's name."},
+                    "action": {"type": "string", "description": "The route path."},
+                    "acteeId": {"type": "null"},
+                    "details": {"type": "object", "additionalProperties": {
+                        "type": ["string", "array", "null"], "items": {"type": "string"}}},
+                    "loggedAt": {"type": "string", "format": "date-time"}}},
+            "SynapseMediaPage": {
+                "type": "object", "required": ["users", "total"],
+                "properties": {
+                    "users": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["user_id", "displayname", "media_count", "media_length"],
+                        "properties": {
+                            "user_id": {"type": "string"},
+                            "displayname": {"type": ["string", "null"]},
+                            "media_count": {"type": "integer"},
+                            "media_length": {"type": ["integer", "null"]}}}},
+                    "total": {"type": "integer"},
+                    "next_token": {"type": "integer"}}},
+        },
+    },
+}

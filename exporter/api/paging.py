@@ -1,0 +1,138 @@
+"""Per-user rows of the snapshot: every user once, filtered by a search term, ordered by any
+column and cut into pages behind an opaque token, without copying the rows.
+
+Order: numbers (booleans as 0/1), then text (case-folded, then as written), then any other value
+by its text; missing values (null) last in both directions; ties by user id, in the same
+direction. A page is the first `limit` rows after the token's position (keyset paging), so a
+page costs one pass over the users and memory for one page, and rows added or removed between
+two calls are neither repeated nor skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+Columns = Mapping[str, Mapping[str, Any]]
+# (flag, rank, value, value as written, user id): flag orders nulls last in either direction.
+Key = tuple[int, int, Any, str, str]
+MAX_TOKEN_LENGTH = 16384
+NUMBER, TEXT, OTHER = 0, 1, 2
+
+
+class TokenError(ValueError):
+    """`from` is not a next_token of this query."""
+
+
+def user_ids(columns: Columns) -> Iterator[str]:
+    """Each user id known to any column once, in the order of Snapshot.user_rows, without
+    building the union of all ids (an id is new if no earlier column has it)."""
+    earlier: list[Mapping[str, Any]] = []
+    for values in columns.values():
+        for user_id in values:
+            if not any(user_id in seen for seen in earlier):
+                yield user_id
+        earlier.append(values)
+
+
+def user_row(user_id: str, columns: Columns) -> dict[str, Any]:
+    return {"user_id": user_id} | {name: values.get(user_id) for name, values in columns.items()}
+
+
+def sort_key(value: Any, user_id: str, descending: bool) -> Key:
+    if value is None:
+        return (0 if descending else 1, NUMBER, 0, "", user_id)
+    flag = 1 if descending else 0
+    if isinstance(value, bool):
+        return (flag, NUMBER, int(value), "", user_id)
+    if isinstance(value, Decimal) and value.is_finite():
+        value = int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+        return (flag, NUMBER, value, "", user_id)
+    if isinstance(value, str):
+        return (flag, TEXT, value.casefold(), value, user_id)
+    return (flag, OTHER, str(value), "", user_id)
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    order_by: str
+    descending: bool
+    search_term: str
+    limit: int
+
+    def matches(self, user_id: str, display_name: Any) -> bool:
+        term = self.search_term.casefold()
+        return term in user_id.casefold() or (
+            isinstance(display_name, str) and term in display_name.casefold())
+
+    def token(self, key: Key) -> str:
+        position = {"o": self.order_by, "d": self.descending, "q": self.search_term,
+                    "k": list(key)}
+        raw = json.dumps(position, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    def position(self, token: str) -> Key:
+        """The key a token resumes after; TokenError if it is not one of this query's."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenError("is too long to be a next_token")
+        try:
+            raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+            position = json.loads(raw)
+        except (binascii.Error, ValueError, RecursionError):
+            raise TokenError("is not a next_token") from None
+        if not isinstance(position, dict) or set(position) != {"o", "d", "q", "k"}:
+            raise TokenError("is not a next_token")
+        if (position["o"], position["d"], position["q"]) != (
+                self.order_by, self.descending, self.search_term):
+            raise TokenError("belongs to another query: repeat its order_by, dir and search_term")
+        key = position["k"]
+        if not (isinstance(key, list) and len(key) == 5 and _valid_key(*key)):
+            raise TokenError("is not a next_token")
+        return (key[0], key[1], key[2], key[3], key[4])
+
+    def page(self, columns: Columns, after: Key | None) -> tuple[list[dict[str, Any]], int,
+                                                                Key | None]:
+        """The rows of one page, how many rows match in all, and the key to resume after if
+        more rows follow."""
+        values = columns.get(self.order_by, {})
+        names = columns.get("display_name", {})
+        total = 0
+
+        def candidates() -> Iterator[Key]:
+            nonlocal total
+            for user_id in user_ids(columns):
+                if self.search_term and not self.matches(user_id, names.get(user_id)):
+                    continue
+                total += 1
+                value = user_id if self.order_by == "user_id" else values.get(user_id)
+                key = sort_key(value, user_id, self.descending)
+                if after is None or (key < after if self.descending else key > after):
+                    yield key
+
+        # Comparisons only meet values of one rank, so mixed types never raise.
+        pick = heapq.nlargest if self.descending else heapq.nsmallest
+        keys = pick(self.limit + 1, candidates())
+        more = len(keys) > self.limit
+        keys = keys[:self.limit]
+        rows = [user_row(key[4], columns) for key in keys]
+        return rows, total, keys[-1] if more else None
+
+
+def _valid_key(flag: Any, rank: Any, value: Any, written: Any, user_id: Any) -> bool:
+    """A key a row could have: the types that rank compares, so a forged token cannot make
+    two keys incomparable."""
+    if flag not in (0, 1) or isinstance(flag, bool) or not isinstance(user_id, str):
+        return False
+    if rank == NUMBER and not isinstance(rank, bool):
+        return (isinstance(value, int | float) and not isinstance(value, bool)
+                and not (isinstance(value, float) and math.isnan(value)) and written == "")
+    return rank in (TEXT, OTHER) and not isinstance(rank, bool) and isinstance(value, str) \
+        and isinstance(written, str)

@@ -1,0 +1,265 @@
+"""Synapse's admin API, drop-in: GET /_synapse/admin/v1/statistics/users/media.
+
+Answers as Synapse 1.163 does on SQLite (research/synapse.md §1; the tests replay every captured
+answer): the same checks in the same order, errors as {"errcode", "error"}, the same paging.
+Unfiltered calls are answered from the snapshot (media and users collectors); calls with from_ts
+or until_ts run one aggregate query like Synapse's. Both sort and search alike on every backend:
+text byte-wise, NULL as the smallest value, ties by user id, LIKE with `%` and `_` as wildcards
+and ASCII letters in either case, as SQLite does. Media rows without a user id are left out.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Subquery,
+    asc,
+    case,
+    cast,
+    collate,
+    desc,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.mysql import BINARY
+from sqlalchemy.exc import SQLAlchemyError
+
+from exporter.db import DatabaseUnavailable, describe_error
+from exporter.http import Context, Handler, HttpError, Request, Response
+from exporter.snapshot import Snapshot
+
+MEDIA_STATISTICS = "/_synapse/admin/v1/statistics/users/media"
+ORDER_BY = ("media_length", "media_count", "user_id", "displayname")  # as Synapse lists them
+DIRECTIONS = ("b", "f")
+# LIMIT and OFFSET are signed 64-bit in SQL; Python would page past that without complaint.
+SQL_INT_MAX = 2**63 - 1
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+# user_id, displayname, media_count, media_length
+Row = tuple[str, str | None, int, int | None]
+COLUMN = {"user_id": 0, "displayname": 1, "media_count": 2, "media_length": 3}
+
+log = structlog.get_logger()
+
+
+class MatrixError(Exception):
+    def __init__(self, status: int, errcode: str, error: str) -> None:
+        super().__init__(error)
+        self.status, self.errcode, self.error = status, errcode, error
+
+
+def invalid(message: str) -> MatrixError:
+    return MatrixError(400, "M_INVALID_PARAM", message)
+
+
+@dataclass(frozen=True)
+class MediaQuery:
+    order_by: str
+    start: int
+    limit: int
+    from_ts: int
+    until_ts: int | None
+    search_term: str | None
+    backwards: bool
+
+    @property
+    def filtered_by_time(self) -> bool:
+        # Synapse applies each bound only when it is truthy: from_ts=0 filters nothing.
+        return bool(self.from_ts or self.until_ts)
+
+    def patterns(self) -> tuple[str, str]:
+        """Synapse's LIKE patterns for the user id and the display name, unescaped: the term's
+        `%` and `_` stay wildcards; `:` after it keeps the server name out of user id matches."""
+        assert self.search_term is not None
+        return f"@%{self.search_term}%:%", f"%{self.search_term}%"
+
+
+def strings(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
+    """Synapse's parse_string: every value must be ASCII (and allowed); the first one counts."""
+    values = request.query.get(name)
+    if values is None:
+        return None
+    for value in values:
+        if not value.isascii():
+            raise MatrixError(400, "M_UNKNOWN", f"Query parameter {name!r} must be ascii")
+        if allowed is not None and value not in allowed:
+            raise invalid(f"Query parameter {name!r} must be one of "
+                          f"[{', '.join(repr(v) for v in allowed)}]")
+    return values[0]
+
+
+def integer(request: Request, name: str) -> int | None:
+    """Synapse's parse_integer: int() of the first value's bytes, so ASCII digits only."""
+    values = request.query.get(name)
+    if values is None:
+        return None
+    try:
+        value = int(values[0].encode())
+    except ValueError:
+        raise invalid(f"Query parameter {name} must be an integer") from None
+    if value < 0:
+        raise invalid(f"Query parameter {name} must be a positive integer.")
+    return value
+
+
+def parse(request: Request) -> MediaQuery:
+    order_by = strings(request, "order_by", ORDER_BY) or "user_id"
+    start = integer(request, "from") or 0
+    limit = integer(request, "limit")
+    from_ts = integer(request, "from_ts") or 0
+    until_ts = integer(request, "until_ts")
+    if until_ts is not None and until_ts <= from_ts:
+        raise invalid("Query parameter until_ts must be greater than from_ts.")
+    search_term = strings(request, "search_term")
+    if search_term == "":
+        raise invalid("Query parameter search_term cannot be an empty string.")
+    direction = strings(request, "dir", DIRECTIONS) or "f"
+    return MediaQuery(order_by, start, 100 if limit is None else limit, from_ts, until_ts,
+                      search_term, direction == "b")
+
+
+# --- from the snapshot ----------------------------------------------------------------------
+
+
+def like(pattern: str) -> Callable[[str | None], bool]:
+    """SQLite's LIKE without ESCAPE: `%` any run, `_` any one character, ASCII letters in
+    either case; NULL never matches."""
+    regex = re.compile("".join(".*" if c == "%" else "." if c == "_" else re.escape(c)
+                               for c in pattern.translate(ASCII_LOWER)), re.DOTALL)
+    return lambda value: value is not None and \
+        regex.fullmatch(value.translate(ASCII_LOWER)) is not None
+
+
+def snapshot_rows(snapshot: Snapshot) -> list[Row] | None:
+    """Every uploader with the media collector's count and bytes and the users collector's
+    display name; None until both have a result."""
+    columns = snapshot.user_columns()
+    if "media_count" not in columns or "display_name" not in columns:
+        return None
+    names, sizes = columns["display_name"], columns["media_bytes"]
+    return [(user_id, names.get(user_id), count, sizes.get(user_id))
+            for user_id, count in columns["media_count"].items()]
+
+
+def snapshot_page(rows: Iterable[Row], query: MediaQuery) -> tuple[list[Row], int]:
+    if query.search_term is not None:
+        user_id, display_name = (like(p) for p in query.patterns())
+        rows = [row for row in rows if user_id(row[0]) or display_name(row[1])]
+    column = COLUMN[query.order_by]
+
+    def key(row: Row) -> tuple[bool, Any]:
+        return (True, row[column]) if row[column] is not None else (False, 0)  # NULL first
+
+    # Sorted by user id first: sort() is stable, also with reverse=True, so ties stay in user
+    # id order in both directions.
+    ordered = sorted(sorted(rows, key=lambda row: row[0]), key=key, reverse=query.backwards)
+    return ordered[query.start:query.start + query.limit], len(ordered)
+
+
+# --- from the database ----------------------------------------------------------------------
+
+
+def bytewise(expr: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """Text compared by code point (UTF-8 byte order), as SQLite's BINARY collation does,
+    whatever the database's own collation."""
+    if dialect == "postgresql":
+        return collate(expr, "C")
+    if dialect in ("mysql", "mariadb"):
+        return cast(expr, BINARY())
+    return expr
+
+
+def database_page(query: MediaQuery) -> Callable[[Connection, Mapping[str, Subquery]],
+                                                 tuple[list[Row], int]]:
+    def run(conn: Connection, relations: Mapping[str, Subquery]) -> tuple[list[Row], int]:
+        media, dialect = relations["media"], conn.dialect.name
+        filters = [media.c.user_id.is_not(None)]
+        if query.search_term is not None:
+            # lower() folds only ASCII on SQLite and on the C locale Synapse requires of
+            # PostgreSQL; the backslash, an escape character there, stays a plain character.
+            user_id, display_name = (p.lower().replace("\\", "\\\\") for p in query.patterns())
+            filters.append(or_(func.lower(media.c.user_id).like(user_id, escape="\\"),
+                               func.lower(media.c.display_name).like(display_name,
+                                                                     escape="\\")))
+        if query.from_ts:
+            filters.append(media.c.created_ms >= query.from_ts)
+        if query.until_ts:
+            filters.append(media.c.created_ms <= query.until_ts)  # inclusive, as in Synapse
+        users = (select(media.c.user_id, media.c.display_name.label("displayname"),
+                        func.count().label("media_count"),
+                        cast(func.sum(media.c.bytes), BigInteger).label("media_length"))
+                 .where(*filters).group_by(media.c.user_id, media.c.display_name)
+                 .subquery("users"))
+        total = conn.execute(select(func.count()).select_from(users)).scalar_one()
+        key = users.c[query.order_by]
+        order = desc if query.backwards else asc
+        if query.order_by in ("user_id", "displayname"):
+            key = bytewise(key, dialect)
+        page = (select(users.c.user_id, users.c.displayname, users.c.media_count,
+                       users.c.media_length)
+                .order_by(order(case((users.c[query.order_by].is_(None), 0), else_=1)),
+                          order(key), bytewise(users.c.user_id, dialect))
+                .limit(min(query.limit, SQL_INT_MAX)).offset(min(query.start, SQL_INT_MAX)))
+        return [(row.user_id, row.displayname, row.media_count, row.media_length)
+                for row in conn.execute(page)], total
+    return run
+
+
+# --- the route ------------------------------------------------------------------------------
+
+
+def authorize(context: Context, request: Request) -> None:
+    try:
+        context.authorize(request)
+    except HttpError as error:
+        if error.status == 401:
+            raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token") from None
+        # A key that is not ours is refused as Synapse refuses a user who is not an admin;
+        # with no keys configured at all, our reason says so.
+        raise MatrixError(403, "M_FORBIDDEN", "You are not a server admin"
+                          if error.code == 403.1 else error.message) from None
+
+
+def routes(context: Context) -> dict[str, Handler]:
+    def fetch(snapshot: Snapshot, query: MediaQuery) -> tuple[list[Row], int]:
+        rows = None if query.filtered_by_time else snapshot_rows(snapshot)
+        if rows is not None:
+            return snapshot_page(rows, query)
+        if context.read is None:
+            raise MatrixError(503, "M_UNKNOWN", "The database cannot be read from this API.")
+        try:
+            return context.read(["media"], database_page(query))
+        except (DatabaseUnavailable, SQLAlchemyError) as error:
+            log.warning("api_read_failed", route=MEDIA_STATISTICS, error=describe_error(error))
+            raise MatrixError(503, "M_UNKNOWN",
+                              f"The database could not be read: {describe_error(error)}") from None
+
+    def media_statistics(request: Request) -> Response:
+        try:
+            authorize(context, request)
+            snapshot = context.snapshot()
+            if snapshot.platform != "synapse":
+                raise MatrixError(404, "M_UNRECOGNIZED", "Unrecognized request")
+            query = parse(request)
+            users, total = fetch(snapshot, query)
+        except MatrixError as error:
+            return Response.json({"errcode": error.errcode, "error": error.error}, error.status)
+        body: dict[str, Any] = {
+            "users": [{"user_id": user_id, "displayname": name, "media_count": count,
+                       "media_length": length} for user_id, name, count, length in users],
+            "total": total}
+        if query.start + query.limit < total:
+            body["next_token"] = query.start + len(users)
+        return Response.json(body)
+
+    return {MEDIA_STATISTICS: media_statistics}

@@ -1,0 +1,247 @@
+"""The admin page at / in Debian's headless Chromium, driven by Playwright, over the real server:
+it asks for a key, shows the API's refusal of a wrong one, and with the right one shows the
+snapshot, collector health, top users (hostile display names stay text) and the DAU chart.
+The run saves a screenshot to tests/artifacts/admin.png."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import urllib.request
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import (
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    Request,
+    expect,
+    sync_playwright,
+)
+
+from exporter import api
+from exporter.exposition import snapshot_json
+from exporter.http import App, Context, HttpServer
+from exporter.runner import Runner
+from tests.conftest import API_KEY, NEXTCLOUD_DB, ROOT, make_config
+from tests.servers import _require
+
+HOSTILE = "<img src=x onerror=alert(1)>\u202e=cmd|' /C calc'!A0"
+LONG = "W" * 10_240
+# Root in a closed network: no sandbox, nothing that phones home; Playwright adds --headless and
+# passes the fresh profile directory as --user-data-dir.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+SCREENSHOT = ROOT / "tests" / "artifacts" / "admin.png"
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory, nextcloud_now) -> Iterator[Runner]:
+    tmp = tmp_path_factory.mktemp("admin")
+    db = tmp / "nextcloud.db"
+    shutil.copyfile(NEXTCLOUD_DB, db)
+    # erin and bob use the most storage, so both names are among the top users.
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.executemany("UPDATE oc_users SET displayname = ? WHERE uid = ?",
+                         [(HOSTILE, "erin"), (LONG, "bob")])
+    now = [float(nextcloud_now)]
+    runner = Runner(make_config(f"sqlite:///{db}", "nextcloud",
+                                history={"url": f"sqlite:///{tmp / 'history.db'}"}),
+                    clock=lambda: now[0])
+    # The exporter ran through the last month: each day's run records who logged in that day.
+    for days_ago in range(29, 0, -1):
+        now[0] = nextcloud_now - days_ago * 86400
+        runner.run("dau")
+    now[0] = nextcloud_now
+    runner.run_all()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(runner) -> Iterator[str]:
+    context = Context(lambda: runner.snapshot, runner.config.api_keys, runner.history,
+                      runner.clock)
+    server = HttpServer(App(context, api.routes(context)), "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[BrowserContext]:
+    chromium = _require(shutil.which("chromium"), "chromium")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path_factory.mktemp("chromium-profile"), executable_path=chromium,
+            args=CHROMIUM_ARGS, headless=True, locale="en-US", timezone_id="Europe/Berlin",
+            viewport={"width": 1280, "height": 900})
+        yield context
+        context.close()
+
+
+@dataclass
+class Tab:
+    page: Page
+    requests: list[Request] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.page.set_default_timeout(10_000)
+        self.page.on("request", lambda request: self.requests.append(request))
+        self.page.on("dialog", self.on_dialog)
+        self.page.on("console", self.on_console)
+
+    def on_dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.csp_violations.append(message.text)
+
+    def api_requests(self) -> list[str]:
+        urls = (urlsplit(request.url) for request in self.requests)
+        return [f"{url.path}?{url.query}".rstrip("?") for url in urls
+                if url.path.startswith("/api/")]
+
+
+@pytest.fixture
+def tab(browser) -> Iterator[Tab]:
+    """A new tab, so a new sessionStorage; any dialog or CSP violation fails the test."""
+    tab = Tab(browser.new_page())
+    yield tab
+    tab.page.close()
+    assert tab.dialogs == [], "a script from the data ran"
+    assert tab.csp_violations == []
+
+
+def enter_key(page: Page, key: str) -> None:
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Show usage").click()
+
+
+def test_the_page_is_self_contained_and_sent_with_strict_headers(base_url):
+    with urllib.request.urlopen(base_url + "/", timeout=10) as response:
+        headers, body = response.headers, response.read()
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    csp = headers["Content-Security-Policy"]
+    assert csp.startswith("default-src 'none'; script-src 'sha256-")
+    assert "unsafe" not in csp and "frame-ancestors 'none'" in csp
+    assert (headers["X-Content-Type-Options"], headers["X-Frame-Options"],
+            headers["Referrer-Policy"], headers["Cache-Control"]) == (
+        "nosniff", "DENY", "no-referrer", "no-store")
+    assert not re.search(rb"(src|href)=\"(https?:)?//", body)
+    assert b".innerHTML" not in body and b"insertAdjacentHTML" not in body
+
+
+def test_the_page_asks_for_a_key_and_shows_the_apis_refusal(tab, base_url):
+    page = tab.page
+    page.goto(base_url + "/")
+    expect(page.get_by_role("heading", name="usage-exporter")).to_be_visible()
+    expect(page.get_by_role("link", name="Metrics")).to_have_attribute("href", "/metrics")
+    expect(page.get_by_label("API key")).to_be_focused()
+    assert tab.api_requests() == []
+
+    enter_key(page, "wrong-key-0123456789")
+    expect(page.get_by_role("alert")).to_have_text("The API key is not valid.")
+    expect(page.locator("#dashboard")).to_be_hidden()
+    # Refused at the first request: no per-user data was ever asked for, and the key is dropped.
+    assert tab.api_requests() == ["/api/v1/snapshot"]
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_the_right_key_shows_the_snapshot_with_hostile_names_as_text(tab, base_url, runner):
+    page = tab.page
+    page.goto(base_url + "/")
+    enter_key(page, API_KEY)
+    expect(page.locator("#updated")).to_have_text(re.compile("^Updated "))
+    snapshot = snapshot_json(runner.snapshot, users=True)
+    metrics = snapshot["metrics"]
+
+    # Per-user rows only after the key was accepted, and every request carried it.
+    api_requests = tab.api_requests()
+    assert api_requests[0] == "/api/v1/snapshot"
+    assert "/api/v1/snapshot?users=true" in api_requests
+    assert {request.headers["authorization"] for request in tab.requests
+            if "/api/" in request.url} == {f"Bearer {API_KEY}"}
+    assert page.evaluate("Object.keys(sessionStorage)") == ["usage-exporter-api-key"]
+    assert page.evaluate("localStorage.length") == 0
+    assert page.context.cookies() == []
+
+    expect(page.locator("#platform")).to_have_text("Nextcloud")
+    tile = page.locator("#tiles > div")
+    expect(tile.filter(has_text="Accounts").locator(".tile-value")).to_have_text(
+        str(sum(metrics["usage_users"].values())))
+    expect(tile.filter(has_text="last 24 hours").locator(".tile-value")).to_have_text(
+        str(metrics["usage_users_active"]["1d"]))
+
+    def metric(name: str):
+        return page.locator(f'#metrics tr[data-metric="{name}"] td').nth(1)
+
+    expect(metric("usage_files")).to_have_text(f"{metrics['usage_files']:,}")
+    for status, count in metrics["usage_users"].items():
+        expect(metric("usage_users").locator(f'[data-label="{status}"]')).to_have_text(
+            f"{status} {count:,}")
+    expect(metric("usage_storage_used_bytes").locator("span")).to_have_attribute(
+        "title", f"{metrics['usage_storage_used_bytes']:,} bytes")
+    histogram = metrics["usage_user_storage_used_bytes"]
+    expect(metric("usage_user_storage_used_bytes").locator('[data-label="count"]')).to_have_text(
+        f"count {histogram['count']}")
+
+    for name, status in snapshot["collectors"].items():
+        expect(page.locator(f'#collectors tr[data-collector="{name}"] .badge')).to_have_text(
+            status["state"].replace("_", " "))
+    expect(page.locator("#collectors")).to_contain_text(snapshot["collectors"]["media"]
+                                                        ["last_error"])
+
+    by_storage = sorted((u for u in snapshot["users"] if u["used_bytes"] is not None),
+                        key=lambda u: -u["used_bytes"])[:10]
+    names = page.locator("#users tr td:first-child bdi:first-child")
+    expect(names).to_have_count(10)
+    assert names.all_text_contents() == [u["display_name"] or u["user_id"] for u in by_storage]
+    assert names.all_text_contents()[:2] == [HOSTILE, LONG]
+    assert names.first.evaluate("node => node.childElementCount") == 0
+    assert page.locator("img").count() == 0
+    # The 10 kB name stays on one line inside its card.
+    long_name = names.nth(1).bounding_box()
+    card = page.locator("#users").bounding_box()
+    assert long_name is not None and card is not None
+    assert long_name["height"] < 40 and long_name["x"] + long_name["width"] <= card["x"] + \
+        card["width"]
+
+    request = urllib.request.Request(base_url + "/api/v1/history/dau?days=30&tz=UTC",
+                                     headers={"Authorization": f"Bearer {API_KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        entries = json.load(response)["entries"]
+    assert len(entries) >= 3
+    bars = page.locator("#dau rect.bar")
+    expect(bars).to_have_count(len(entries))
+    assert [(bar.get_attribute("data-date"), int(bar.get_attribute("data-amount") or -1))
+            for bar in bars.all()] == [(e["date"], e["amount"]) for e in entries]
+    # The browser is in Europe/Berlin, which this exporter keeps no days for: UTC is shown.
+    expect(page.locator("#dau-note")).to_contain_text("(UTC)")
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOT, full_page=True)
+
+
+def test_the_key_lives_in_the_tab_until_forgotten(tab, base_url):
+    page = tab.page
+    page.goto(base_url + "/")
+    enter_key(page, API_KEY)
+    expect(page.locator("#users tr")).to_have_count(10)
+    page.reload()
+    expect(page.locator("#users tr")).to_have_count(10)
+    page.get_by_role("button", name="Forget key").click()
+    expect(page.get_by_label("API key")).to_be_visible()
+    expect(page.locator("#users tr")).to_have_count(0)
+    assert page.evaluate("sessionStorage.length") == 0

