@@ -76,6 +76,8 @@ class Source:
     database: DatabaseConfig
     # Whether activity exactly one window ago counts as within it (a platform convention).
     inclusive_windows: bool = True
+    # Whether activity is the users relation's last_login: then each user has at most one row.
+    activity_is_last_login: bool = False
 
 
 class Collector(ABC):
@@ -92,6 +94,10 @@ class Collector(ABC):
     @abstractmethod
     def collect(self, source: Source) -> CollectorResult: ...
 
+    def recorded(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Called after a successful run, once its history is written. A collector that reads
+        less after its first run moves on here, so that a run whose result was lost is redone."""
+
 
 def cumulative_bucket_counts(value: ColumnElement[Any],
                              bounds: Sequence[float]) -> list[ColumnElement[Any]]:
@@ -103,3 +109,11 @@ def histogram(name: str, help: str, bounds: Sequence[float], counts: Iterable[in
               total: int, value_sum: float) -> Histogram:
     buckets = (*zip(bounds, (int(c) for c in counts), strict=True), (INF, int(total)))
     return Histogram(name, help, buckets, float(value_sum or 0))
+
+
+def user_columns(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per-user columns {name: {user_id: value}} from rows of (user_id, *values), built by zip
+    and dict in C rather than a Python statement per cell: there is a row for every user."""
+    ids, *values = zip(*rows, strict=True) if rows else ((),) * (len(names) + 1)
+    return {name: dict(zip(ids, column, strict=True))
+            for name, column in zip(names, values, strict=True)}

@@ -55,9 +55,12 @@ class DauCollector(Collector):
             statuses = self._status_today(source, zones)
         else:
             statuses = set()
-        self._backfilled = True
         return CollectorResult(metrics=(), history=HistoryRows(
             active=tuple(sorted(active)), statuses=tuple(sorted(statuses))))
+
+    def recorded(self) -> None:
+        # Only once the past days are in the history store: a failed write backfills again.
+        self._backfilled = True
 
     @staticmethod
     def _sampled(source: Source, zones: dict[str, ZoneInfo]) -> set[tuple[str, date, int]]:
@@ -66,9 +69,10 @@ class DauCollector(Collector):
         activity = source.relations["activity"]
         since = min(local_midnight(datetime.fromtimestamp(source.now, zone).date()
                                    - timedelta(days=1), zone) for zone in zones.values())
-        rows = source.conn.execute(
-            select(activity.c.user_id, activity.c.last_active).distinct()
-            .where(activity.c.last_active >= since, activity.c.last_active <= source.now))
+        query = select(activity.c.user_id, activity.c.last_active).where(
+            activity.c.last_active >= since, activity.c.last_active <= source.now)
+        # A last login is one row per user already; DISTINCT would make SQLite build every join.
+        rows = source.conn.execute(query if source.activity_is_last_login else query.distinct())
         found = set()
         for user_id, last_active in rows:
             key = user_key(user_id)

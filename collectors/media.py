@@ -18,6 +18,7 @@ from collectors.base import (
     Source,
     cumulative_bucket_counts,
     histogram,
+    user_columns,
 )
 
 
@@ -42,11 +43,9 @@ class MediaCollector(Collector):
             func.count(), func.coalesce(func.sum(user_bytes), 0),
             *cumulative_bucket_counts(user_bytes, BYTE_BOUNDS))).one()
 
-        columns: dict[str, dict[str, object]] = {"media_count": {}, "media_bytes": {}}
-        for user_id, count, user_total in conn.execute(
-                select(per_user.c.user_id, per_user.c.media_count, per_user.c.media_bytes)):
-            columns["media_count"][user_id] = count
-            columns["media_bytes"][user_id] = user_total
+        columns = user_columns(conn.execute(
+            select(per_user.c.user_id, per_user.c.media_count, per_user.c.media_bytes)).all(),
+            ("media_count", "media_bytes"))
         return CollectorResult(
             metrics=(
                 Gauge.single("usage_media_files", "Uploaded media files, including quarantined "

@@ -16,6 +16,7 @@ from collectors.base import (
     Source,
     cumulative_bucket_counts,
     histogram,
+    user_columns,
 )
 
 QUOTA_RATIO_BOUNDS = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
@@ -64,11 +65,9 @@ class StorageCollector(Collector):
                              "files, folders, previews, versions and trash. " + REFRESH_NOTE,
                              entries),
             ]
-        per_user = {"used_bytes": {}, "files": {}, "quota_bytes": {}}
-        for user_id, user_used, user_files in conn.execute(
-                select(home.c.user_id, home.c.used_bytes, home.c.files)):
-            per_user["used_bytes"][user_id] = user_used
-            per_user["files"][user_id] = user_files
+        per_user = user_columns(conn.execute(
+            select(home.c.user_id, home.c.used_bytes, home.c.files)).all(),
+            ("used_bytes", "files")) | {"quota_bytes": {}}
         if "quotas" in rel:
             metrics += self._quota_metrics(source)
             quotas = rel["quotas"]

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, case, distinct, func, select
 
-from collectors.base import REFRESH_NOTE, Collector, CollectorResult, Gauge, Source
+from collectors.base import (
+    REFRESH_NOTE,
+    Collector,
+    CollectorResult,
+    Gauge,
+    Source,
+    user_columns,
+)
 from exporter.config import Option, choice, duration_label, duration_list
 
 # Nextcloud's serverinfo windows plus ownCloud's 14 days (its activeUsersCount).
@@ -28,30 +37,34 @@ class UsersCollector(Collector):
     def collect(self, source: Source) -> CollectorResult:
         users = source.relations["users"]
         conn = source.conn
-        by_status = dict(conn.execute(
-            select(users.c.status, func.count()).group_by(users.c.status)).all())
-        seen = conn.execute(select(func.count(users.c.last_login))).scalar_one()
-
-        if self.config.options["active_by"] == "session_activity":
-            sessions = source.relations["sessions"]
-            user_id, last_active = sessions.c.user_id, sessions.c.last_activity
-        else:
-            activity = source.relations["activity"]
-            user_id, last_active = activity.c.user_id, activity.c.last_active
         windows = self.config.options["windows"]
+        by_session = self.config.options["active_by"] == "session_activity"
 
-        def within(window: float) -> ColumnElement[bool]:
+        def within(last_active: ColumnElement[Any], window: float) -> ColumnElement[bool]:
             since = source.now - window
             return last_active >= since if source.inclusive_windows else last_active > since
 
-        active = conn.execute(select(*(
-            func.count(distinct(case((within(window), user_id)))) for window in windows))).one()
+        # One pass over the users relation answers status, seen and, where activity is the last
+        # login itself (one row per user, so no DISTINCT), the windows too.
+        windows_here = source.activity_is_last_login and not by_session
+        window_sums = [func.sum(case((within(users.c.last_login, window), 1), else_=0))
+                       for window in windows] if windows_here else []
+        groups = conn.execute(select(users.c.status, func.count(), func.count(users.c.last_login),
+                                     *window_sums).group_by(users.c.status)).all()
+        by_status = {status: count for status, count, *_ in groups}
+        seen = sum(group[2] for group in groups)
+        if windows_here:
+            active = [sum(group[3 + n] for group in groups) for n in range(len(windows))]
+        else:
+            relation = source.relations["sessions" if by_session else "activity"]
+            user_id = relation.c.user_id
+            last_active = relation.c.last_activity if by_session else relation.c.last_active
+            active = list(conn.execute(select(*(
+                func.count(distinct(case((within(last_active, window), user_id))))
+                for window in windows))).one())
 
-        rows = conn.execute(select(users.c.user_id, *(users.c[c] for c in USER_COLUMNS)))
-        columns: dict[str, dict[str, object]] = {c: {} for c in USER_COLUMNS}
-        for row in rows:
-            for column, value in zip(USER_COLUMNS, row[1:], strict=True):
-                columns[column][row.user_id] = value
+        columns = user_columns(conn.execute(
+            select(users.c.user_id, *(users.c[c] for c in USER_COLUMNS))).all(), USER_COLUMNS)
 
         return CollectorResult(
             metrics=(

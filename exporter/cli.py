@@ -7,25 +7,20 @@ import csv
 import json
 import os
 import secrets
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from types import FrameType
-
-import structlog
 
 from collectors import available
-from exporter import __version__, api, log
-from exporter.api.audit import AuditLog
+from exporter import __version__, log
 from exporter.config import Config, ConfigError, listen_address, load_config, parse_config
+from exporter.daemon import ConfigFile, serve
 from exporter.demo_data import DEMO_USERS, build_demo_database
 from exporter.exposition import metric_rows, snapshot_json
-from exporter.http import App, Context, HttpServer
 from exporter.runner import Runner, StartupError
-from exporter.scheduler import Scheduler
 
 DEFAULT_CONFIG = os.environ.get("USAGE_EXPORTER_CONFIG", "config.yaml")
 
@@ -34,72 +29,29 @@ def collector_options() -> dict:
     return {name: cls.options for name, cls in available().items()}
 
 
-def read_config(path: str) -> Config:
-    return load_config(path, collector_options=collector_options())
+def read_config(path: str, web_config_file: str | None = None) -> Config:
+    """The config file; `web_config_file` (--web.config.file) replaces server.web_config_file."""
+    return load_config(path, collector_options=collector_options(),
+                       web_config_file=None if web_config_file is None else Path(web_config_file))
 
 
 def fixed_clock(as_of: float | None) -> Callable[[], float]:
     return time.time if as_of is None else (lambda: as_of)
 
 
-def serve(config: Config, clock: Callable[[], float] = time.time,
-          on_listening: Callable[[str], None] | None = None) -> int:
-    """The daemon: check the database, start the schedule and the HTTP server, stop on SIGTERM."""
-    logger = structlog.get_logger()
-    runner = Runner(config, clock)
-    try:
-        runner.preflight()
-        # The audit log is in the history store whether or not dau keeps days there; its
-        # times are real ones, also under --as-of.
-        context = Context(lambda: runner.snapshot, config.api_keys,
-                          runner.history if "dau" in runner.applicable() else None, runner.clock,
-                          read=runner.read,
-                          audit=AuditLog(runner.history, [k.secret for k in config.api_keys]))
-        today_zone = config.collector("dau").options["timezones"][0]
-        server = HttpServer(App(context, api.routes(context, today_zone)), config.server.host,
-                            config.server.port, config.server.threads)
-    except StartupError as error:
-        logger.error("startup_failed", error=str(error))
-        runner.close()
-        return 1
-    except OSError as error:
-        logger.error("startup_failed", error=f"cannot listen on {config.server.host}:"
-                     f"{config.server.port}: {error.strerror}")
-        runner.close()
-        return 1
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(0)  # waitress ends its loop on SystemExit
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    scheduler = Scheduler(runner)
-    scheduler.start()
-    url = f"http://{config.server.host}:{server.port}"
-    logger.info("listening", url=url, platform=runner.profile.name,
-                collectors=runner.applicable(), version=__version__)
-    if on_listening:
-        on_listening(url)
-    try:
-        server.serve_forever()
-    finally:
-        scheduler.stop()
-        runner.close()
-        logger.info("stopped")
-    return 0
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    config = read_config(args.config)
+    load = partial(read_config, web_config_file=args.web_config_file)
+    config = load(args.config)
     log.configure(config.logging.level, config.logging.format)
-    return serve(config, fixed_clock(args.as_of))
+    return serve(config, fixed_clock(args.as_of), config_file=ConfigFile(args.config, load))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = read_config(args.config)
+    config = read_config(args.config, args.web_config_file)
     enabled = ", ".join(c.name for c in config.enabled_collectors)
+    web = f"; web config: {config.server.web.summary()}" if config.server.web else ""
     print(f"{args.config}: OK ({config.database.platform}; collectors: {enabled}; "
-          f"{len(config.api_keys)} API key(s))")
+          f"{len(config.api_keys)} API key(s){web})")
     return 0
 
 
@@ -181,14 +133,21 @@ def parser() -> argparse.ArgumentParser:
                              help=f"YAML config file (default: {DEFAULT_CONFIG})")
         return command
 
+    def web_config(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                             help="exporter-toolkit web config (TLS, basic auth, headers); "
+                             "replaces server.web_config_file")
+
     def as_of(command: argparse.ArgumentParser) -> None:
         command.add_argument("--as-of", type=float, metavar="UNIX_SECONDS",
                              help="measure time windows from this instant instead of now")
 
     run = with_config("run", "run the daemon")
     as_of(run)
+    web_config(run)
     run.set_defaults(func=cmd_run)
     check = with_config("check-config", "validate the config and print every problem")
+    web_config(check)
     check.set_defaults(func=cmd_check_config)
     collect = with_config("collect", "refresh once, print the result, exit")
     collect.add_argument("--format", choices=("json", "csv", "prometheus"), default="json")

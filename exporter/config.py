@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -19,6 +19,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from exporter.relations import RELATIONS
+
+if TYPE_CHECKING:
+    from exporter.webconfig import WebConfig
 
 PLATFORMS = ("owncloud", "nextcloud", "synapse", "custom")
 DEFAULT_PORT = 10191
@@ -150,6 +153,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     threads: int = 8
+    # TLS, basic auth and headers from server.web_config_file (exporter-toolkit format)
+    web: WebConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -325,9 +330,10 @@ def _relations(node: Any, platform: str | None, reader: _Reader) -> dict[str, st
 
 
 def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Option]],
-                 base_dir: Path | None = None) -> Config:
+                 base_dir: Path | None = None, web_config_file: Path | None = None) -> Config:
     """Validate a loaded YAML document. `collector_options` maps each known collector name to the
-    options it accepts besides the common ones."""
+    options it accepts besides the common ones; `web_config_file` (--web.config.file) replaces
+    server.web_config_file."""
     reader = _Reader(base_dir or Path.cwd())
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): expected a mapping with at least a database section"])
@@ -362,7 +368,20 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
     server = reader.section(raw.get("server"), "server", {
         "listen": Option(listen_address, ("127.0.0.1", DEFAULT_PORT)),
         "threads": Option(positive_int, 8),
+        "web_config_file": Option(text),
     })
+    web = None
+    web_path, web_key = web_config_file, "--web.config.file"
+    if web_path is None and server["web_config_file"] is not None:
+        web_path, web_key = reader.base_dir / server["web_config_file"], "server.web_config_file"
+    if web_path is not None:
+        from exporter.webconfig import load_web_config  # it builds on this module's parsers
+
+        try:
+            web = load_web_config(web_path)
+        except ConfigError as error:
+            for problem in error.problems:
+                reader.problem(web_key, problem)
 
     api_keys: list[ApiKey] = []
     api_node = raw.get("api") or {}
@@ -423,7 +442,7 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
     host, port = server["listen"]
     return Config(
         database=DatabaseConfig(**db),
-        server=ServerConfig(host=host, port=port, threads=server["threads"]),
+        server=ServerConfig(host=host, port=port, threads=server["threads"], web=web),
         api_keys=tuple(api_keys),
         collectors=tuple(collectors),
         per_user_metrics=PerUserMetricsConfig(**per_user),
@@ -432,11 +451,10 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
     )
 
 
-def load_config(path: str | Path, *,
-                collector_options: Mapping[str, Mapping[str, Option]]) -> Config:
-    path = Path(path)
+def read_yaml(path: Path) -> Any:
+    """The document in a YAML file, or ConfigError saying why it cannot be read."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as error:
         raise ConfigError([f"{path}: cannot read: {error.strerror}"]) from None
     except yaml.YAMLError as error:
@@ -444,4 +462,10 @@ def load_config(path: str | Path, *,
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
         reason = getattr(error, "problem", None) or str(error)
         raise ConfigError([f"{path}: not valid YAML at {where}: {reason}"]) from None
-    return parse_config(raw, collector_options=collector_options, base_dir=path.parent)
+
+
+def load_config(path: str | Path, *, collector_options: Mapping[str, Mapping[str, Option]],
+                web_config_file: Path | None = None) -> Config:
+    path = Path(path)
+    return parse_config(read_yaml(path), collector_options=collector_options,
+                        base_dir=path.parent, web_config_file=web_config_file)

@@ -65,6 +65,9 @@ class Database:
         self.engine: Engine = create_engine(url, connect_args=connect_args, **options)
         if self.backend in ("mysql", "mariadb"):
             event.listen(self.engine, "connect", _mysql_read_only)
+        self._lock = threading.Lock()
+        self._running: set[Connection] = set()  # connections in use, for close() to cancel
+        self.closed = False
 
     @contextmanager
     def connect(self, timeout: float) -> Iterator[Connection]:
@@ -74,17 +77,30 @@ class Database:
         except DBAPIError as error:
             raise DatabaseUnavailable(describe_error(error)) from error
         with conn:
-            self._set_statement_timeout(conn, timeout)
+            with self._lock:
+                if self.closed:
+                    raise DatabaseUnavailable("the exporter is stopping")
+                self._running.add(conn)
             watchdog = threading.Timer(timeout, self._cancel, args=(conn,))
             watchdog.daemon = True
-            watchdog.start()
             try:
+                self._set_statement_timeout(conn, timeout)
+                watchdog.start()
                 yield conn
             finally:
                 watchdog.cancel()
+                with self._lock:
+                    self._running.discard(conn)
                 conn.rollback()
 
-    def dispose(self) -> None:
+    def close(self) -> None:
+        """Cancel the statements still running, refuse new connections, close the pool: whoever
+        stops the exporter need not wait for a slow query's timeout."""
+        with self._lock:
+            self.closed = True
+            running = list(self._running)
+        for conn in running:
+            self._cancel(conn)
         self.engine.dispose()
 
     def _set_statement_timeout(self, conn: Connection, timeout: float) -> None:

@@ -1,5 +1,5 @@
 """HTTP: /metrics from pre-rendered bytes, health, and the API routes of exporter.api; served by
-waitress.
+waitress, behind TLS and basic auth when a web config file says so (exporter.webconfig).
 
 waitress reads requests and writes responses in its own event loop, so idle or slow clients hold a
 socket, not a worker thread. /metrics and the health routes only read the current snapshot.
@@ -8,9 +8,15 @@ socket, not a worker thread. /metrics and the health routes only read the curren
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
+import math
+import re
+import resource
+import socket
 import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -20,16 +26,23 @@ from urllib.parse import parse_qs
 import structlog
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from sqlalchemy import Connection, Subquery
-from waitress import create_server
+from waitress import create_server, wasyncore
 
 from exporter.config import ApiKey
 from exporter.history import HistoryStore
 from exporter.snapshot import Snapshot
+from exporter.webconfig import Guard, TlsFront, WebConfig
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 JSON = "application/json"
 OPENMETRICS = "application/openmetrics-text"
+
+# Parameter names that may carry credentials: their values are never logged or stored.
+SECRET_NAME = re.compile(r"key|token|secret|pass|auth|session|signature|credential|cookie", re.I)
+MAX_PARAMETERS = 32
+MAX_VALUE = 256
 
 log = structlog.get_logger()
 
@@ -38,10 +51,11 @@ class HttpError(Exception):
     """A refused request: `code` is the native API's error code (HTTP status = its integer part);
     compatibility routes turn it into their platform's own error shape."""
 
-    def __init__(self, code: float, message: str) -> None:
+    def __init__(self, code: float, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after  # seconds, for a Retry-After header
 
     @property
     def status(self) -> int:
@@ -68,6 +82,10 @@ class Request:
         return values[-1] if values else None
 
 
+def retry_after_header(error: HttpError) -> list[tuple[str, str]]:
+    return [] if error.retry_after is None else [("Retry-After", str(error.retry_after))]
+
+
 @dataclass
 class Response:
     status: int
@@ -91,11 +109,16 @@ class Reader(Protocol):
 
 def presented_key(request: Request) -> str | None:
     """The API key from any header our clients use: Authorization (Bearer or Token), the ownCloud
-    metrics app's OC-MetricsApiKey, or Coder's Coder-Session-Token."""
+    metrics app's OC-MetricsApiKey, or Coder's Coder-Session-Token. Different keys in two of them
+    (an empty one too) are refused: which one a platform would read differs, so no choice would
+    be safe. One empty header is no key."""
     scheme, _, credentials = (request.header("Authorization") or "").partition(" ")
-    if scheme.lower() in ("bearer", "token") and credentials.strip():
-        return credentials.strip()
-    return request.header("OC-MetricsApiKey") or request.header("Coder-Session-Token") or None
+    bearer = credentials.strip() if scheme.lower() in ("bearer", "token") else None
+    presented = {key for key in (bearer, request.header("OC-MetricsApiKey"),
+                                 request.header("Coder-Session-Token")) if key is not None}
+    if len(presented) > 1:
+        raise HttpError(403.1, "Different API keys were presented; send one.")
+    return (presented.pop() or None) if presented else None
 
 
 def authenticate(keys: Iterable[ApiKey], presented: str | None) -> ApiKey:
@@ -114,12 +137,72 @@ def authenticate(keys: Iterable[ApiKey], presented: str | None) -> ApiKey:
     return match
 
 
+def redacted_query(query: Mapping[str, list[str]], secrets: Iterable[str]) -> dict[str, Any]:
+    """Query parameters as logged and audited: bounded in number and length; the value of one
+    whose name looks like a credential, or that contains a configured key, is dropped (null)."""
+    secrets = tuple(secrets)
+    kept: dict[str, Any] = {}
+    for name, values in list(query.items())[:MAX_PARAMETERS]:
+        if SECRET_NAME.search(name) or any(s in v for v in values for s in secrets):
+            kept[name[:MAX_VALUE]] = None
+        else:
+            cut = [value[:MAX_VALUE] for value in values[:MAX_PARAMETERS]]
+            kept[name[:MAX_VALUE]] = cut[0] if len(cut) == 1 else cut
+    return kept
+
+
+def client_address(request: Request) -> str:
+    """Who is asking, for rate limits: the socket peer (waitress trusts no proxy header), an IPv6
+    client by its /64 network, which one host usually holds whole."""
+    address = request.environ.get("REMOTE_ADDR", "")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
+
+
+class FailedAttempts:
+    """Wrong API keys per client address: after `limit` of them within `window` seconds the
+    address is refused, its keys not even compared, until the oldest of them is `window` old.
+    At most `capacity` addresses are kept, the one that failed longest ago dropped first, so a
+    flood of addresses costs bounded memory."""
+
+    def __init__(self, limit: int = 10, window: float = 60.0, capacity: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.capacity, self.clock = limit, window, capacity, clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> int:
+        """Whole seconds until `client` may try a key again; 0 if it may now."""
+        with self._lock:
+            failures = self._failures.get(client)
+            if failures is None or len(failures) < self.limit:
+                return 0
+            return max(0, math.ceil(failures[0] + self.window - self.clock()))
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            failures = self._failures.pop(client, None) or deque(maxlen=self.limit)
+            failures.append(self.clock())
+            self._failures[client] = failures
+            while len(self._failures) > self.capacity:
+                self._failures.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+
 @dataclass(frozen=True)
 class Context:
     """What API handlers may use: the current snapshot (never blocks), the keys, the history
     store (opened on demand), the clock the exporter measures time by, `read` for the few
     questions a snapshot cannot answer (it runs a function on a read-only connection with the
-    named relations, under a statement timeout), and `audit`, told of every authorized use."""
+    named relations, under a statement timeout), `audit`, told of every authorized use, and
+    `attempts`, which rate limits wrong keys per client address when given."""
 
     snapshot: Callable[[], Snapshot]
     api_keys: tuple[ApiKey, ...]
@@ -127,16 +210,36 @@ class Context:
     clock: Callable[[], float] = time.time
     read: Reader | None = None
     audit: Callable[[ApiKey, Request], None] | None = None
+    attempts: FailedAttempts | None = None
 
     def authorize(self, request: Request) -> ApiKey:
-        """The caller's key, or HttpError; each use is logged with the key's name, never the
-        secret."""
-        key = authenticate(self.api_keys, presented_key(request))
-        log.info("api_request", key=key.name, route=request.path,
-                 query=request.environ.get("QUERY_STRING", ""))
+        """The caller's key, or HttpError: 429.1 while its address has too many wrong keys.
+        Each use and each refusal is logged with the address and the key's name, never a
+        presented key or secret."""
+        address = request.environ.get("REMOTE_ADDR", "")
+        try:
+            key = self._check_key(request)
+        except HttpError as error:
+            log.warning("api_refused", address=address, route=request.path, code=error.code)
+            raise
+        log.info("api_request", key=key.name, route=request.path, address=address,
+                 query=redacted_query(request.query, (k.secret for k in self.api_keys)))
         if self.audit is not None:
             self.audit(key, request)
         return key
+
+    def _check_key(self, request: Request) -> ApiKey:
+        client = client_address(request)
+        wait = self.attempts.retry_after(client) if self.attempts is not None else 0
+        if wait:
+            raise HttpError(429.1, "Too many wrong API keys from this address; try again in "
+                            f"{wait} seconds.", retry_after=wait)
+        try:
+            return authenticate(self.api_keys, presented_key(request))
+        except HttpError as error:
+            if error.code == 403.1 and self.attempts is not None:
+                self.attempts.failed(client)
+            raise
 
 
 class App:
@@ -162,6 +265,7 @@ class App:
             response = handler(request)
         except HttpError as error:
             response = Response.json({"code": error.code, "message": error.message}, error.status)
+            response.headers += retry_after_header(error)
         headers = [("Content-Type", response.content_type), *response.headers]
         if isinstance(response.body, bytes):
             headers.append(("Content-Length", str(len(response.body))))
@@ -187,21 +291,74 @@ class App:
         return Response(503, b"Waiting for the first run of every collector\n", "text/plain")
 
 
-class HttpServer:
-    """waitress bound to host:port (port 0 picks a free one)."""
+MAX_CONNECTIONS = 1000
+# Descriptors kept free of client connections: database pools, the history store, logs.
+SPARE_DESCRIPTORS = 100
 
-    def __init__(self, app: App, host: str, port: int, threads: int = 8) -> None:
-        self._server: Any = create_server(
-            app, host=host, port=port, threads=threads, ident="usage-exporter",
-            connection_limit=1000, channel_timeout=60, clear_untrusted_proxy_headers=True)
+
+def connection_limit() -> int:
+    """MAX_CONNECTIONS, or as many as the open files limit leaves room for: the soft limit is
+    first raised towards the hard one (as Go programs do at start), since waitress stops
+    accepting at its connection limit but spins on accept() when descriptors run out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_CONNECTIONS + SPARE_DESCRIPTORS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(1, min(MAX_CONNECTIONS, soft - SPARE_DESCRIPTORS))
+
+
+class HttpServer:
+    """waitress bound to host:port (port 0 picks a free one). With a web config, its headers and
+    basic auth wrap the app; with its TLS, a TlsFront takes host:port and hands each connection
+    to waitress (whose own listening socket is then a private one nobody connects to)."""
+
+    def __init__(self, app: WsgiApp, host: str, port: int, threads: int = 8,
+                 web: WebConfig | None = None) -> None:
+        limit = connection_limit()
+        where: dict[str, Any] = {"host": host, "port": port}
+        self._tls: TlsFront | None = None
+        if web is not None and web.tls is not None:
+            # A relayed connection holds three descriptors: the client's and a socket pair.
+            limit = max(1, limit // 3)
+            self._tls = TlsFront(web.tls, host, port, self._adopt, limit)
+            where = {"unix_socket": self._tls.waitress_socket, "url_scheme": "https"}
+        if web is not None:
+            # Basic auth guards /metrics only: the API routes check their own keys, sent in the
+            # same Authorization header; the health routes answer probes; the admin page and
+            # the 404s hold no data.
+            app = Guard(app, web, guarded_paths={"/metrics"})
+        try:
+            # poll(), not waitress' default select(), which fails for descriptors above 1023
+            # and so would end the server before it reaches its connection limit.
+            self._server: Any = create_server(
+                app, threads=threads, ident="usage-exporter", connection_limit=limit,
+                channel_timeout=60, clear_untrusted_proxy_headers=True, asyncore_use_poll=True,
+                **where)
+        except BaseException:
+            if self._tls is not None:
+                self._tls.stop()
+            raise
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(self._server.effective_port)
+        return self._tls.port if self._tls is not None else int(self._server.effective_port)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._tls is not None else "http"
 
     def serve_forever(self) -> None:
-        self._server.run()
+        if self._tls is not None:
+            self._tls.start()
+        try:
+            self._server.run()
+        finally:
+            if self._tls is not None:
+                self._tls.stop()
 
     def start(self) -> HttpServer:
         self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
@@ -209,12 +366,30 @@ class HttpServer:
         return self
 
     def stop(self) -> None:
+        if self._tls is not None:
+            self._tls.stop()  # first, so that no connection is handed to waitress as it closes
         # Close every socket from inside the event loop; the loop then ends on its own.
-        self._server.trigger.pull_trigger(self._close_all)
+        trigger = self._server.trigger
+        trigger.pull_trigger(self._close_all)
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server.task_dispatcher.shutdown()
+        trigger.close()
+
+    def _adopt(self, connection: socket.socket, address: tuple[str, int]) -> None:
+        """Give waitress a connection as if it had accepted it from `address`: REMOTE_ADDR is the
+        TLS client's. Channels are made in waitress's loop, like those it accepts itself."""
+        server = self._server
+        server.trigger.pull_trigger(
+            lambda: server.channel_class(server, connection, address, server.adj, map=server._map))
 
     def _close_all(self) -> None:
-        for channel in list(self._server._map.values()):
-            channel.close()
+        """Close every socket but the trigger's pipe, which stop() closes once the loop has
+        ended: another pull can wake the loop and run this before stop()'s own pull writes."""
+        server = self._server
+        for channel in list(server._map.values()):
+            if channel is server:
+                wasyncore.dispatcher.close(server)  # the server's own close() shuts the trigger
+            elif channel is not server.trigger:
+                channel.close()
+        server.trigger.del_channel()

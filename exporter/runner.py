@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import TypeVar
 
@@ -18,7 +18,7 @@ from collectors.base import Collector, Source
 from exporter.config import Config
 from exporter.db import Database, DatabaseUnavailable, describe_error
 from exporter.exposition import render
-from exporter.history import HistoryError, HistoryStore
+from exporter.history import HistoryError, HistoryRows, HistoryStore
 from exporter.log import debug_enabled
 from exporter.platforms import profile_for
 from exporter.relations import RELATIONS
@@ -99,10 +99,11 @@ class Runner:
                              for r in self._relations(collector)}
                 result = collector.collect(Source(
                     conn, relations, now, self.config.database,
-                    inclusive_windows=self.profile.activity_window_inclusive))
+                    inclusive_windows=self.profile.activity_window_inclusive,
+                    activity_is_last_login=self.profile.activity_is_last_login))
                 version = self.profile.version(conn)
             if result.history is not None and self.keep_history:
-                self.history().write(result.history, today=datetime.fromtimestamp(now, UTC).date())
+                self._write_history(result.history, datetime.fromtimestamp(now, UTC).date())
         except DatabaseUnavailable as error:
             return self._failed(name, str(error), started, database_up=False, error=error)
         except HistoryError as error:
@@ -110,6 +111,7 @@ class Runner:
         except Exception as error:
             return self._failed(name, describe_error(error), started, database_up=True,
                                 error=error)
+        collector.recorded()
         duration = time.monotonic() - started
         log.debug("collector_succeeded", collector=name, duration_seconds=round(duration, 4))
         return self.store.record_success(name, result, duration, platform_version=version)
@@ -129,9 +131,23 @@ class Runner:
             try:
                 self._history = HistoryStore(self.config.history)
             except (HistoryError, SQLAlchemyError) as error:
-                where = make_url(self.config.history.url).render_as_string(hide_password=True)
-                raise HistoryError(f"history store {where}: {describe_error(error)}") from None
+                raise self._history_error(error) from None
         return self._history
+
+    def _write_history(self, rows: HistoryRows, today: date) -> None:
+        store = self.history()
+        try:
+            store.write(rows, today)
+        except SQLAlchemyError as error:
+            # Reopen on the next run: a connection that saw the failure is not reused.
+            store.close()
+            self._history = None
+            raise self._history_error(error) from None
+
+    def _history_error(self, error: Exception) -> HistoryError:
+        """The failure with the store's location, so it is not taken for the platform's."""
+        where = make_url(self.config.history.url).render_as_string(hide_password=True)
+        return HistoryError(f"history store {where}: {describe_error(error)}")
 
     def run_all(self) -> Snapshot:
         for name in self.applicable():
@@ -139,7 +155,9 @@ class Runner:
         return self.snapshot
 
     def close(self) -> None:
-        self.database.dispose()
+        """Cancel the queries still running and release every connection; a run started after
+        this ends at once."""
+        self.database.close()
         if self._history is not None:
             self._history.close()
 
@@ -149,6 +167,10 @@ class Runner:
 
     def _failed(self, name: str, message: str, started: float, *, database_up: bool,
                 error: Exception) -> Snapshot:
+        if self.database.closed:
+            # Cancelled by close(): nothing failed, and this runner's results are done with.
+            log.info("collector_cancelled", collector=name)
+            return self.snapshot
         duration = time.monotonic() - started
         if duration >= self.collectors[name].config.timeout:
             message = f"timed out after {self.collectors[name].config.timeout:g}s: {message}"

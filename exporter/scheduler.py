@@ -3,8 +3,10 @@ exponential backoff while it keeps failing."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -43,5 +45,7 @@ class Scheduler:
         self.scheduler.start()
 
     def stop(self) -> None:
-        # Running queries are cancelled by their own deadline; do not wait for them here.
-        self.scheduler.shutdown(wait=False)
+        """Start no more runs and wait for the running ones: each ends by its timeout, or at once
+        when the runner is closed first."""
+        with contextlib.suppress(SchedulerNotRunningError):  # stopped by a reload meanwhile
+            self.scheduler.shutdown(wait=True)

@@ -48,6 +48,15 @@ class Snapshot:
     platform_version: str = ""
     database_up: bool | None = None
     bodies: Bodies = field(default_factory=Bodies)
+    # Values derived from this snapshot on first use (user orders for paging): see memo.
+    _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def memo(self, key: Any, build: Callable[[], Any]) -> Any:
+        """build() once per snapshot and key; a new snapshot starts empty, so nothing is stale.
+        Two threads may both build at first; either result is the same."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
 
     @property
     def failures(self) -> dict[str, str | None]:
@@ -124,3 +133,15 @@ class SnapshotStore:
 
     def mark_not_applicable(self, name: str, reason: str) -> Snapshot:
         return self._update(name, state="not_applicable", last_error=reason)
+
+    def carry_over(self, previous: Snapshot) -> Snapshot:
+        """Take over the results and counters of `previous`, the snapshot before a config reload,
+        for every collector run before and after it, so /metrics and readiness go on."""
+        with self._lock:
+            current = self.current
+            kept = {name: previous.collectors[name] for name, status in current.collectors.items()
+                    if status.state != "not_applicable" and name in previous.collectors
+                    and previous.collectors[name].state != "not_applicable"}
+            return self._publish(replace(
+                current, collectors={**current.collectors, **kept},
+                platform_version=previous.platform_version, database_up=previous.database_up))

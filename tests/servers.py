@@ -171,6 +171,9 @@ class ServerProcess:
     log_path: Path
     workdir: Path
     stop_signal: int = signal.SIGTERM
+    # How it was started, so that start() can bring it back on the same data after halt().
+    argv: Sequence[str] = ()
+    user: str | None = None
 
     @property
     def pid(self) -> int:
@@ -186,8 +189,8 @@ class ServerProcess:
             return f"(no log: {exc})"
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """Signal the PID, wait, SIGKILL if it is still there, then remove the temp dir."""
+    def halt(self, timeout: float = 20.0) -> None:
+        """Signal the PID, wait, SIGKILL if it is still there; the temp dir stays."""
         try:
             if self.popen.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -200,6 +203,17 @@ class ServerProcess:
                     self.popen.wait(10)
         finally:
             _LIVE.pop(self.pid, None)
+
+    def start(self) -> None:
+        """Start the process again after halt(), with the same arguments and data."""
+        self.popen = _popen(self.argv, self.workdir, self.log_path, self.user)
+        _LIVE[self.pid] = self
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """halt(), then remove the temp dir."""
+        try:
+            self.halt(timeout)
+        finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -243,9 +257,20 @@ def _spawn(
     stop_signal: int = signal.SIGTERM,
 ) -> ServerProcess:
     log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            [str(a) for a in argv],
+    command = [str(a) for a in argv]
+    popen = _popen(command, workdir, log_path, user)
+    proc = ServerProcess(name, popen, log_path, workdir, stop_signal, command, user)
+    _LIVE[proc.pid] = proc
+    return proc
+
+
+def _popen(
+    argv: Sequence[str], workdir: Path, log_path: Path, user: str | None
+) -> subprocess.Popen[bytes]:
+    # Appends: a restarted server keeps the log of its earlier runs.
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            argv,
             cwd=workdir,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -256,9 +281,6 @@ def _spawn(
             preexec_fn=_die_with_parent,
             **_os_user(user),
         )
-    proc = ServerProcess(name, popen, log_path, workdir, stop_signal)
-    _LIVE[proc.pid] = proc
-    return proc
 
 
 def _wait_until(
@@ -319,6 +341,21 @@ class _DatabaseServer:
 
     def stop(self) -> None:
         self.process.stop()
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def stopped(self, timeout: float = 60.0) -> Iterator[None]:
+        """The server is down inside the block (its data kept), and accepts connections again
+        on the same port after it."""
+        self.process.halt()
+        try:
+            yield
+        finally:
+            self.process.start()
+            _wait_until(self.process, lambda: self._connect().close(), timeout,
+                        "accept connections again")
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
@@ -517,7 +554,8 @@ def start_mariadb(timeout: float = 60.0) -> MariaDBServer:
         init_file = workdir / "init.sql"
         account = f"'{ADMIN_USER}'@'{HOST}'"
         init_file.write_text(
-            f"CREATE USER {account} IDENTIFIED BY '{password}';\n"
+            # IF NOT EXISTS: the file runs again when a test restarts the server.
+            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';\n"
             f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION;\n"
         )
         port = free_port()

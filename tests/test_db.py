@@ -29,7 +29,7 @@ def test_sqlite_is_opened_read_only(tmp_path):
     database = Database(make_config(f"sqlite:///{copy}", "nextcloud").database)
     with database.connect(5) as conn, pytest.raises(DBAPIError, match="readonly database"):
         conn.execute(text("DELETE FROM oc_users"))
-    database.dispose()
+    database.close()
 
 
 def test_a_full_refresh_leaves_the_sqlite_file_byte_for_byte_unchanged(tmp_path):
@@ -58,7 +58,7 @@ def test_a_slow_sqlite_statement_is_interrupted_at_the_deadline():
     with database.connect(0.5) as conn, pytest.raises(DBAPIError, match="interrupted"):
         conn.execute(text(SLOW_SQLITE))
     assert time.monotonic() - started < 5
-    database.dispose()
+    database.close()
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
@@ -77,7 +77,7 @@ def test_a_slow_server_statement_is_cancelled_in_the_database(backend, request):
     # MariaDB's SLEEP() returns 1 when killed instead of raising.
     assert value in ("cancelled", 1)
     assert elapsed < 5
-    database.dispose()
+    database.close()
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
@@ -87,7 +87,7 @@ def test_server_sessions_are_read_only(backend, request):
     database = Database(make_config(url, "nextcloud").database)
     with database.connect(5) as conn, pytest.raises(DBAPIError, match=r"(?i)read.only"):
         conn.execute(text("CREATE TABLE t (x INTEGER)"))
-    database.dispose()
+    database.close()
 
 
 def test_an_unreachable_server_raises_database_unavailable():

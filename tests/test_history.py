@@ -67,6 +67,15 @@ def test_time_zones_are_kept_apart(history_url):
     store.close()
 
 
+def test_a_zone_with_only_status_counts_is_listed(history_url):
+    """Users by status are kept for every zone, active users only where someone was active."""
+    store = HistoryStore(HistoryConfig(url=history_url))
+    store.write(rows(TODAY, "alice", tz="UTC"), TODAY)
+    store.write(HistoryRows(statuses=(("Asia/Kolkata", TODAY, "enabled", 2),)), TODAY)
+    assert sorted(store.timezones()) == ["Asia/Kolkata", "UTC"]
+    store.close()
+
+
 def test_days_past_retention_are_dropped(tmp_path):
     store = HistoryStore(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}", retention_days=7))
     old = TODAY - timedelta(days=8)

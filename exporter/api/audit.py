@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,12 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from exporter.config import ApiKey
 from exporter.db import describe_error
 from exporter.history import AuditRow, HistoryError, HistoryStore
-from exporter.http import HttpError, Request
+from exporter.http import HttpError, Request, redacted_query
 
-# Parameter names that may carry credentials: their values are never stored.
-SECRET_NAME = re.compile(r"key|token|secret|pass|auth|session|signature|credential|cookie", re.I)
-MAX_PARAMETERS = 32
-MAX_VALUE = 256
 DATE_ONLY = re.compile(r"(\d{4}-\d{2}-\d{2})(Z|[+-]\d{2}(?::?\d{2})?)?")
 
 log = structlog.get_logger()
@@ -36,19 +32,6 @@ log = structlog.get_logger()
 def iso_ms(moment: datetime) -> str:
     """The stored form: fixed width, so text order is time order."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def details(query: Mapping[str, list[str]], secrets: Iterable[str]) -> dict[str, Any]:
-    """Query parameters as recorded: bounded in number and length; the value of one whose name
-    looks like a credential, or that contains a configured key, is dropped (null)."""
-    kept: dict[str, Any] = {}
-    for name, values in list(query.items())[:MAX_PARAMETERS]:
-        if SECRET_NAME.search(name) or any(s in v for v in values for s in secrets):
-            kept[name[:MAX_VALUE]] = None
-        else:
-            cut = [value[:MAX_VALUE] for value in values[:MAX_PARAMETERS]]
-            kept[name[:MAX_VALUE]] = cut[0] if len(cut) == 1 else cut
-    return kept
 
 
 def bound(value: str, *, end: bool) -> str:
@@ -90,7 +73,7 @@ class AuditLog:
 
     def __call__(self, key: ApiKey, request: Request) -> None:
         row = AuditRow(iso_ms(datetime.fromtimestamp(self.clock(), UTC)), key.name[:128],
-                       request.path[:256], json.dumps(details(request.query, self.secrets)))
+                       request.path[:256], json.dumps(redacted_query(request.query, self.secrets)))
         try:
             self.store().record_audit(row)
         except (HistoryError, SQLAlchemyError) as error:

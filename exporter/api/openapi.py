@@ -22,11 +22,12 @@ def text_body(description: str, *media_types: str) -> dict[str, Any]:
 
 
 def errors(*statuses: str) -> dict[str, Any]:
-    """Native error responses; every API route may answer 401, 403 and 503 (audit log)."""
+    """Native error responses; every API route may answer 401, 403, 429 (wrong keys) and 503
+    (audit log)."""
     names = {"400": "BadRequest", "401": "Unauthorized", "403": "Forbidden",
-             "404": "NotFound", "503": "Unavailable"}
+             "404": "NotFound", "429": "TooManyRequests", "503": "Unavailable"}
     return {status: {"$ref": f"#/components/responses/{names[status]}"}
-            for status in sorted({*statuses, "401", "403", "503"})}
+            for status in sorted({*statuses, "401", "403", "429", "503"})}
 
 
 def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +94,138 @@ it as `from` with the same `order_by`, `dir` and `search_term` (keyset paging: r
 or disappear between calls are neither repeated nor skipped). `total` counts every row matching
 `search_term`."""
 
+# --- the drop-in routes: each answers in its platform's own shapes ---
+
+OCS_SECURITY = [{"ocMetricsApiKey": []}, {"bearer": []}]
+CODER_SECURITY = [{"coderSessionToken": []}, {"bearer": []}]
+UTF8_JSON = "application/json; charset=utf-8"
+UTF8_XML = "application/xml; charset=utf-8"
+HTML = "text/html; charset=UTF-8"
+EMPTY = {"type": "string", "maxLength": 0}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds until this address may try a key again.",
+                               "schema": {"type": "integer", "minimum": 0}}}
+NOT_OWNCLOUD = json_body("Not an ownCloud database: the native error 404.1.", NATIVE_ERROR)
+INT64 = {"type": "integer", "format": "int64", "minimum": -(2**63), "maximum": 2**63 - 1}
+OCS_DESCRIPTION = """As the ownCloud metrics app's
+`GET /ocs/v{1,2}.php/apps/metrics/api/v1/metrics`: the OCS envelope `{"ocs": {"meta", "data"}}`,
+`data` holding `timeStamp` and the sections asked for (`userData` by user id, each with the
+sections asked for), every number from the snapshot with the app's definitions. Key in
+`OC-MetricsApiKey`. Served on platform owncloud; elsewhere the native 404.1."""
+DOWNLOAD_NOTE = """The app's CSV (WriteToCSV): its header and column order, values from the
+snapshot. Key in `OC-MetricsApiKey`. Served on platform owncloud; elsewhere the native 404.1."""
+CODER_NOTE = """Key in `Coder-Session-Token` (or Authorization: Bearer). Errors are
+codersdk.Response: `{"message", "detail"?, "validations"?: [{"field", "detail"}]}`; the JSON is
+encoding/json's (`<`, `>` and `&` escaped) with a trailing newline."""
+DAUS_DESCRIPTION = """As coderd's `GET /api/v2/insights/daus`: distinct users per day for the 60
+days before the next full hour's UTC day and that day (61 entries; 60 in the hour before a UTC
+midnight), 0 on days nobody was active. Days are UTC days, as Coder's are whatever `tz_offset`
+says (Go's Truncate ignores the zone): `tz_offset` only changes the date printed on each, a
+negative one printing the date before. Read from the UTC days of the history (exact where the
+platform keeps daily activity, as Coder's template_usage_stats)."""
+STATUS_COUNTS_DESCRIPTION = """As coderd's `GET /api/v2/insights/user-status-counts`: for each
+status, the users holding it at each local midnight of the zone, from 60 days before the next
+full hour's day to that day; deleted accounts are left out from their deletion on. `date` is the
+midnight's instant in UTC (RFC 3339). Read from the days the dau collector recorded for that zone
+(exact from a `status_changes` relation): the zone must be in collectors.dau.timezones. In the
+part of an hour before a local midnight, Coder already answers that coming midnight, which
+appears here once the collector has run after it; a status nobody held at any of the midnights is
+left out, where Coder may answer zeros."""
+
+
+def ocs_content(*statuses: str) -> dict[str, Any]:
+    """The OCS envelope, in JSON or in XML (the same elements)."""
+    meta = {"allOf": [ref("OcsEnvelope"), {"properties": {"ocs": {"properties": {"meta": {
+        "properties": {"statuscode": {"enum": [int(status) for status in statuses]}}}}}}}]}
+    return {UTF8_JSON: {"schema": meta},
+            UTF8_XML: {"schema": {"type": "string", "description": "<ocs><meta>…</meta>"
+                                                                   "<data>…</data></ocs>"}}}
+
+
+def ocs_metrics(version: int) -> dict[str, Any]:
+    """OCS v1 answers failures with HTTP 200 (meta.statuscode 996); v2 maps the OCS code to the
+    HTTP status, which becomes meta.statuscode too (100 -> 200, 996 -> 500)."""
+    flag = "true includes the section; any other value, or none, leaves it out."
+    failure = ("a missing or wrong key (SharedSecretMiddleware's message), or a collector "
+               "without data")
+    bad_format = {HTML: {"schema": EMPTY}}
+    if version == 1:
+        ok = {"description": "The metrics (meta.statuscode 100); or, as OCS v1 answers "
+                             f"failures, meta.statuscode 996: {failure}.",
+              "content": ocs_content("100", "996")}
+        server_error = {"description": "A format other than json or xml: an empty page, as "
+                                       "core finds no responder.", "content": bad_format}
+    else:
+        ok = {"description": "The metrics (meta.statuscode 200).", "content": ocs_content("200")}
+        server_error = {"description": f"meta.statuscode 500: {failure}; or, for a format "
+                                       "other than json or xml, an empty page.",
+                        "content": ocs_content("500") | bad_format}
+    return {"get": {
+        "summary": f"ownCloud metrics app, OCS v{version}", "tags": ["owncloud"],
+        "description": OCS_DESCRIPTION, "security": OCS_SECURITY,
+        "parameters": [
+            *(query(name, f"{name}: {flag}", {"type": "string"})
+              for name in ("users", "files", "shares", "quota", "userData")),
+            query("format", "The envelope's format; without it, the first Accept item naming "
+                  "application/json or application/xml, else XML.",
+                  {"type": "string", "enum": ["json", "xml"]})],
+        "responses": {
+            "200": ok,
+            "404": NOT_OWNCLOUD,
+            "429": {"description": "Too many wrong keys from this address: meta.statuscode "
+                                   "429, HTTP 429, on v1 and v2.",
+                    "headers": RETRY_AFTER, "content": ocs_content("429")},
+            "500": server_error}}}
+
+
+def metrics_download(summary: str, description: str) -> dict[str, Any]:
+    return {"get": {
+        "summary": summary, "tags": ["owncloud"], "security": OCS_SECURITY,
+        "description": description + " " + DOWNLOAD_NOTE,
+        "responses": {
+            "200": {"description": "The CSV file.",
+                    "headers": {"Content-Disposition": {
+                        "description": 'attachment; filename="DataMetrics-<date, time>-<kind>'
+                                       '.csv", the date and time as ownCloud formats them.',
+                        "schema": {"type": "string"}}},
+                    "content": {"text/csv": {"schema": {"type": "string"}}}},
+            "404": NOT_OWNCLOUD,
+            "429": {"description": "Too many wrong keys from this address.",
+                    "headers": RETRY_AFTER,
+                    "content": {"text/plain; charset=utf-8": {"schema": {"type": "string"}}}},
+            "500": {"description": "A missing or wrong key: ownCloud's error page, as index.php "
+                                   "shows the app's ForbiddenException; or a collector without "
+                                   "data: the app's JSON [\"Could not get csv data.\"].",
+                    "content": {HTML: {"schema": {"type": "string"}},
+                                UTF8_JSON: {"schema": {
+                                    "type": "array", "items": {"const": "Could not get csv data."},
+                                    "minItems": 1, "maxItems": 1}}}}}}}
+
+
+def coder_body(description: str, schema: dict[str, Any],
+               headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = {"description": description, "content": {UTF8_JSON: {"schema": schema}}}
+    return body | ({"headers": headers} if headers else {})
+
+
+def coder(summary: str, description: str, ok: str,
+          parameters: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    error = ref("CoderResponse")
+    return {"get": {
+        "summary": summary, "tags": ["coder"], "security": CODER_SECURITY,
+        "description": description + " " + CODER_NOTE, "parameters": list(parameters),
+        "responses": {
+            "200": coder_body("The answer, one line of JSON.", ref(ok)),
+            "400": coder_body("Query parameters have invalid values (`validations` names each, "
+                              "unknown ones too, with Go's messages), or coderd's own errors.",
+                              error),
+            "401": coder_body("A missing or wrong key, with coderd's message and `detail`.",
+                              error),
+            "404": coder_body("History is not kept (the dau collector is disabled), or no UTC "
+                              "days are (DAUs).", error),
+            "429": coder_body("Too many wrong keys from this address.", error, RETRY_AFTER),
+            "500": coder_body("The history store cannot be read; `detail` says why.", error)}}}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -108,6 +241,8 @@ OPENAPI: dict[str, Any] = {
         {"name": "native", "description": "The exporter's own API (key required)."},
         {"name": "prometheus", "description": "Metrics and health (no key)."},
         {"name": "synapse", "description": "Drop-in for Synapse's admin API."},
+        {"name": "owncloud", "description": "Drop-in for the ownCloud metrics app's API."},
+        {"name": "coder", "description": "Drop-in for Coder's insights API."},
     ],
     "paths": {
         "/": {"get": {
@@ -213,12 +348,47 @@ OPENAPI: dict[str, Any] = {
                     ("400", "Invalid parameter."), ("401", "No key."),
                     ("403", "Not a valid key, or the request cannot be recorded."),
                     ("404", "Not a Synapse database."),
+                    ("429", "Too many wrong keys from this address (M_LIMIT_EXCEEDED)."),
                     ("503", "The database cannot be read."))}}}},
+        "/ocs/v1.php/apps/metrics/api/v1/metrics": ocs_metrics(1),
+        "/ocs/v2.php/apps/metrics/api/v1/metrics": ocs_metrics(2),
+        "/index.php/apps/metrics/download-api/users": metrics_download(
+            "ownCloud metrics app, users CSV",
+            "One row per account with a home storage: userId, userDisplayName, lastLogin, "
+            "quotaUsed, quotaFree, quotaTotal, files, sessions, sharesUser, sharesGroup, "
+            "sharesLink, sharesGuest, sharesFederated."),
+        "/index.php/apps/metrics/download-api": metrics_download(
+            "ownCloud metrics app, users CSV (deprecated route)",
+            "The users CSV, as the app still routes its old download path."),
+        "/index.php/apps/metrics/download-api/system": metrics_download(
+            "ownCloud metrics app, system CSV",
+            "One row: freeStorage, usedStorage, totalFiles, registeredUsers, activeUsers, "
+            "concurrentUsers, userShares, groupShares, linkShares, guestShares, "
+            "federatedShares."),
+        "/api/v2/insights/daus": coder(
+            "Coder deployment DAUs", DAUS_DESCRIPTION, "CoderDAUs",
+            (query("tz_offset", "Whole hours east of UTC (default 0; an empty value is the "
+                   "default); any integer strconv.Atoi reads, as long as the dates stay in the "
+                   "years 1 to 9999.", INT64),)),
+        "/api/v2/insights/user-status-counts": coder(
+            "Coder users by status over time", STATUS_COUNTS_DESCRIPTION, "CoderStatusCounts",
+            (query("timezone", "An IANA zone (default UTC) kept in collectors.dau.timezones.",
+                   {"type": "string"}),
+             query("tz_offset", "Deprecated by Coder: whole hours east of UTC, as the zone "
+                   "Etc/GMT∓N; not with a timezone unless 0.", INT64),
+             query("interval", "Accepted and ignored, as by Coder.", INT64))),
     },
     "components": {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "A key of api.keys (Authorization: Bearer or Token)."},
+            "ocMetricsApiKey": {"type": "apiKey", "in": "header", "name": "OC-MetricsApiKey",
+                                "description": "A key of api.keys, as the metrics app takes "
+                                               "its shared secret."},
+            "coderSessionToken": {"type": "apiKey", "in": "header",
+                                  "name": "Coder-Session-Token",
+                                  "description": "A key of api.keys, as Coder takes a session "
+                                                 "token."},
         },
         "responses": {
             name: json_body(description, NATIVE_ERROR) for name, description in (
@@ -227,6 +397,8 @@ OPENAPI: dict[str, Any] = {
                 ("Forbidden", "The key is not valid (403.1) or no keys are configured (403.2)."),
                 ("NotFound", "Not kept: history without the dau collector (404.2), audit log "
                              "(404.3)."),
+                ("TooManyRequests", "Too many wrong keys from this address (429.1); "
+                                    "Retry-After says when to try again."),
                 ("Unavailable", "The history store cannot be read (503.1) or the request cannot "
                                 "be recorded in the audit log (503.2)."))
         },
@@ -325,6 +497,81 @@ OPENAPI: dict[str, Any] = {
                             "media_length": {"type": ["integer", "null"]}}}},
                     "total": {"type": "integer"},
                     "next_token": {"type": "integer"}}},
+            "OcsEnvelope": {
+                "type": "object", "required": ["ocs"],
+                "properties": {"ocs": {
+                    "type": "object", "required": ["meta", "data"],
+                    "properties": {
+                        "meta": {
+                            "type": "object",
+                            "required": ["status", "statuscode", "message", "totalitems",
+                                         "itemsperpage"],
+                            "properties": {
+                                "status": {"enum": ["ok", "failure"]},
+                                "statuscode": {"type": "integer"},
+                                "message": {"type": "string"},
+                                "totalitems": {"const": ""},
+                                "itemsperpage": {"const": ""}}},
+                        "data": {"anyOf": [
+                            {"type": "array", "maxItems": 0,
+                             "description": "A failure: PHP's empty array."},
+                            ref("OcsMetrics")]}}}}},
+            "OcsMetrics": {
+                "type": "object", "required": ["timeStamp"],
+                "properties": {
+                    "timeStamp": {"type": "integer"},
+                    "users": {"type": "object", "properties": {
+                        name: {"type": "integer"} for name in (
+                            "totalCount", "activeUsersCount", "concurrentUsersCount")}},
+                    "files": {"type": "object", "properties": {
+                        "totalFilesCount": {"type": "integer"}, "storage": ref("OcsQuota")}},
+                    "shares": ref("OcsShares"),
+                    "userData": {
+                        "anyOf": [{"type": "array", "maxItems": 0}, {
+                            "type": "object", "description": "By user id.",
+                            "additionalProperties": {
+                                "type": "object", "required": ["displayName", "backend"],
+                                "properties": {
+                                    "displayName": {"type": ["string", "null"]},
+                                    "backend": {"type": "string"},
+                                    "files": {"type": "object", "properties": {
+                                        "totalFiles": {"type": "integer"}}},
+                                    "shares": ref("OcsShares"),
+                                    "quota": ref("OcsQuota"),
+                                    "activeSessions": {"type": "integer"},
+                                    "lastLogin": {"type": "integer"}}}}]}}},
+            "OcsQuota": {"type": "object", "properties": {
+                name: {"type": "integer"} for name in ("free", "total", "used", "relative")}},
+            "OcsShares": {"type": "object", "properties": {
+                name: {"type": "integer"} for name in (
+                    "userShareCount", "groupShareCount", "linkShareCount", "guestShareCount",
+                    "federatedShareCount")}},
+            "CoderResponse": {
+                "type": "object", "required": ["message"], "additionalProperties": False,
+                "properties": {
+                    "message": {"type": "string"},
+                    "detail": {"type": "string"},
+                    "validations": {"type": "array", "items": {
+                        "type": "object", "required": ["field", "detail"],
+                        "properties": {"field": {"type": "string"},
+                                       "detail": {"type": "string"}}}}}},
+            "CoderDAUs": {
+                "type": "object", "required": ["entries", "tz_hour_offset"],
+                "additionalProperties": False,
+                "properties": {
+                    "entries": {"type": "array", "items": {
+                        "type": "object", "required": ["date", "amount"],
+                        "properties": {"date": {"type": "string", "format": "date"},
+                                       "amount": {"type": "integer", "minimum": 0}}}},
+                    "tz_hour_offset": {"type": "integer"}}},
+            "CoderStatusCounts": {
+                "type": "object", "required": ["status_counts"], "additionalProperties": False,
+                "properties": {"status_counts": {
+                    "type": "object", "description": "By status.",
+                    "additionalProperties": {"type": "array", "items": {
+                        "type": "object", "required": ["date", "count"],
+                        "properties": {"date": {"type": "string", "format": "date-time"},
+                                       "count": {"type": "integer", "minimum": 0}}}}}}},
         },
     },
 }

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from collectors.base import Gauge
 from exporter.api.csvout import stream_csv
-from exporter.http import Context, Handler, HttpError, Request, Response
+from exporter.http import Context, Handler, HttpError, Request, Response, retry_after_header
 from exporter.snapshot import Snapshot
 
 OCS_PATH = "/ocs/v{}.php/apps/metrics/api/v1/metrics"
@@ -295,7 +295,12 @@ def routes(context: Context) -> dict[str, Handler]:
                 return Response(500, b"", "text/html; charset=UTF-8")
             try:
                 context.authorize(request)
-            except HttpError:
+            except HttpError as error:
+                if error.status == 429:
+                    # The app has no rate limit; an OCS failure with HTTP 429 tells any
+                    # client to wait.
+                    return replace(ocs_response(1, fmt, 429, error.message, {}), status=429,
+                                   headers=retry_after_header(error))
                 return ocs_response(version, fmt, OCS_SERVER_ERROR, FORBIDDEN, {})
             flags = {name: request.param(name) == "true" for name in FLAGS}
             now = int(context.clock())
@@ -311,7 +316,10 @@ def routes(context: Context) -> dict[str, Handler]:
             require_owncloud()
             try:
                 context.authorize(request)
-            except HttpError:
+            except HttpError as error:
+                if error.status == 429:
+                    return Response(429, error.message.encode(), "text/plain; charset=utf-8",
+                                    retry_after_header(error))
                 # The ForbiddenException escapes the app and index.php shows its error page.
                 return Response(500, ERROR_PAGE, "text/html; charset=UTF-8")
             now = context.clock()

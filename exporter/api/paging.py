@@ -3,19 +3,20 @@ column and cut into pages behind an opaque token, without copying the rows.
 
 Order: numbers (booleans as 0/1), then text (case-folded, then as written), then any other value
 by its text; missing values (null) last in both directions; ties by user id, in the same
-direction. A page is the first `limit` rows after the token's position (keyset paging), so a
-page costs one pass over the users and memory for one page, and rows added or removed between
-two calls are neither repeated nor skipped.
+direction. A page is the first `limit` rows after the token's position (keyset paging): a bisect
+into the user ids sorted once per snapshot and order, then a slice (a search term filters the
+ids in one pass). Rows added or removed between two calls are neither repeated nor skipped.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import heapq
+import bisect
+import itertools
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -33,12 +34,18 @@ class TokenError(ValueError):
 
 def user_ids(columns: Columns) -> Iterator[str]:
     """Each user id known to any column once, in the order of Snapshot.user_rows, without
-    building the union of all ids (an id is new if no earlier column has it)."""
+    building the union of all ids: a column's new ids are its keys minus each earlier column's,
+    set differences that shrink at once since most columns hold the same users, and a column
+    without new ids is not walked at all."""
     earlier: list[Mapping[str, Any]] = []
     for values in columns.values():
-        for user_id in values:
-            if not any(user_id in seen for seen in earlier):
-                yield user_id
+        new: Any = values.keys()
+        for seen in earlier:
+            if not new:
+                break
+            new = new - seen.keys()
+        if new:
+            yield from (values if not earlier else (u for u in values if u in new))
         earlier.append(values)
 
 
@@ -68,11 +75,6 @@ class UserQuery:
     search_term: str
     limit: int
 
-    def matches(self, user_id: str, display_name: Any) -> bool:
-        term = self.search_term.casefold()
-        return term in user_id.casefold() or (
-            isinstance(display_name, str) and term in display_name.casefold())
-
     def token(self, key: Key) -> str:
         position = {"o": self.order_by, "d": self.descending, "q": self.search_term,
                     "k": list(key)}
@@ -98,32 +100,45 @@ class UserQuery:
             raise TokenError("is not a next_token")
         return (key[0], key[1], key[2], key[3], key[4])
 
-    def page(self, columns: Columns, after: Key | None) -> tuple[list[dict[str, Any]], int,
-                                                                Key | None]:
-        """The rows of one page, how many rows match in all, and the key to resume after if
-        more rows follow."""
+    def key_of(self, columns: Columns) -> Callable[[str], Key]:
         values = columns.get(self.order_by, {})
-        names = columns.get("display_name", {})
-        total = 0
+        if self.order_by == "user_id":
+            return lambda user_id: sort_key(user_id, user_id, self.descending)
+        return lambda user_id: sort_key(values.get(user_id), user_id, self.descending)
 
-        def candidates() -> Iterator[Key]:
-            nonlocal total
-            for user_id in user_ids(columns):
-                if self.search_term and not self.matches(user_id, names.get(user_id)):
-                    continue
-                total += 1
-                value = user_id if self.order_by == "user_id" else values.get(user_id)
-                key = sort_key(value, user_id, self.descending)
-                if after is None or (key < after if self.descending else key > after):
-                    yield key
+    def order(self, columns: Columns) -> list[str]:
+        """Every user id, ascending by its key; built once per snapshot and order (the caller
+        keeps it), so that a page is a bisect and a slice. Keys are unique (they end with the
+        user id) and only meet keys of one rank, so mixed types never raise."""
+        return sorted(user_ids(columns), key=self.key_of(columns))
 
-        # Comparisons only meet values of one rank, so mixed types never raise.
-        pick = heapq.nlargest if self.descending else heapq.nsmallest
-        keys = pick(self.limit + 1, candidates())
-        more = len(keys) > self.limit
-        keys = keys[:self.limit]
-        rows = [user_row(key[4], columns) for key in keys]
-        return rows, total, keys[-1] if more else None
+    def page(self, columns: Columns, order: list[str], after: Key | None) -> tuple[
+            list[dict[str, Any]], int, Key | None]:
+        """The rows of one page, how many rows match in all, and the key to resume after if
+        more rows follow. `order` is self.order(columns)."""
+        key_of = self.key_of(columns)
+        if self.descending:
+            end = len(order) if after is None else bisect.bisect_left(order, after, key=key_of)
+            walk: Iterable[str] = (order[n] for n in range(end - 1, -1, -1))
+        else:
+            start = 0 if after is None else bisect.bisect_right(order, after, key=key_of)
+            walk = (order[n] for n in range(start, len(order)))
+        total = len(order)
+        if self.search_term:
+            term = self.search_term.casefold()
+            names = columns.get("display_name", {})
+
+            def matches(user_id: str) -> bool:
+                name = names.get(user_id)
+                return term in user_id.casefold() or (
+                    isinstance(name, str) and term in name.casefold())
+
+            total = sum(map(matches, order))
+            walk = filter(matches, walk)
+        picked = list(itertools.islice(walk, self.limit + 1))
+        more = len(picked) > self.limit
+        rows = [user_row(user_id, columns) for user_id in picked[:self.limit]]
+        return rows, total, key_of(picked[self.limit - 1]) if more else None
 
 
 def _valid_key(flag: Any, rank: Any, value: Any, written: Any, user_id: Any) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import string
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from sqlalchemy.dialects.mysql import BINARY
 from sqlalchemy.exc import SQLAlchemyError
 
 from exporter.db import DatabaseUnavailable, describe_error
-from exporter.http import Context, Handler, HttpError, Request, Response
+from exporter.http import Context, Handler, HttpError, Request, Response, retry_after_header
 from exporter.snapshot import Snapshot
 
 MEDIA_STATISTICS = "/_synapse/admin/v1/statistics/users/media"
@@ -53,9 +54,22 @@ log = structlog.get_logger()
 
 
 class MatrixError(Exception):
-    def __init__(self, status: int, errcode: str, error: str) -> None:
+    def __init__(self, status: int, errcode: str, error: str,
+                 limited: HttpError | None = None) -> None:
         super().__init__(error)
         self.status, self.errcode, self.error = status, errcode, error
+        self.limited = limited
+
+    def response(self) -> Response:
+        """Synapse's error body; a rate limit also says when to retry, in the body as Synapse
+        does and in Retry-After (MSC4041)."""
+        body: dict[str, Any] = {"errcode": self.errcode, "error": self.error}
+        if self.limited is None or self.limited.retry_after is None:
+            return Response.json(body, self.status)
+        response = Response.json({**body, "retry_after_ms": self.limited.retry_after * 1000},
+                                 self.status)
+        response.headers += retry_after_header(self.limited)
+        return response
 
 
 def invalid(message: str) -> MatrixError:
@@ -133,11 +147,32 @@ def parse(request: Request) -> MediaQuery:
 
 def like(pattern: str) -> Callable[[str | None], bool]:
     """SQLite's LIKE without ESCAPE: `%` any run, `_` any one character, ASCII letters in
-    either case; NULL never matches."""
-    regex = re.compile("".join(".*" if c == "%" else "." if c == "_" else re.escape(c)
-                               for c in pattern.translate(ASCII_LOWER)), re.DOTALL)
-    return lambda value: value is not None and \
-        regex.fullmatch(value.translate(ASCII_LOWER)) is not None
+    either case; NULL never matches. Not a regex: a term such as `%%%_%%%%` makes a regex
+    backtrack exponentially, holding a worker thread for good."""
+    folded = re.sub("%+", "%", pattern.translate(ASCII_LOWER))
+    return lambda value: value is not None and wildcard_match(folded,
+                                                              value.translate(ASCII_LOWER))
+
+
+def wildcard_match(pattern: str, text: str) -> bool:
+    """Whether `pattern` (runs of `%` collapsed) matches all of `text`. On a mismatch it resumes
+    one character later after the last `%`: at most len(text) * (len(text) + 2) steps, whatever
+    the pattern."""
+    p = t = 0
+    star, resume = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] == "%":
+            star, resume = p, t
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("_", text[t]):
+            p += 1
+            t += 1
+        elif star >= 0:
+            resume += 1
+            p, t = star + 1, resume
+        else:
+            return False
+    return set(pattern[p:]) <= {"%"}
 
 
 def snapshot_rows(snapshot: Snapshot) -> list[Row] | None:
@@ -151,18 +186,44 @@ def snapshot_rows(snapshot: Snapshot) -> list[Row] | None:
             for user_id, count in columns["media_count"].items()]
 
 
-def snapshot_page(rows: Iterable[Row], query: MediaQuery) -> tuple[list[Row], int]:
-    if query.search_term is not None:
-        user_id, display_name = (like(p) for p in query.patterns())
-        rows = [row for row in rows if user_id(row[0]) or display_name(row[1])]
-    column = COLUMN[query.order_by]
+def in_order(rows: Iterable[Row], order_by: str, backwards: bool) -> list[Row]:
+    column = COLUMN[order_by]
 
     def key(row: Row) -> tuple[bool, Any]:
         return (True, row[column]) if row[column] is not None else (False, 0)  # NULL first
 
     # Sorted by user id first: sort() is stable, also with reverse=True, so ties stay in user
     # id order in both directions.
-    ordered = sorted(sorted(rows, key=lambda row: row[0]), key=key, reverse=query.backwards)
+    return sorted(sorted(rows, key=lambda row: row[0]), key=key, reverse=backwards)
+
+
+class SnapshotOrders:
+    """The uploaders of the latest snapshot in each order asked for, sorted once per snapshot
+    (snapshots never change), so that a page is a slice and not a sort of every uploader."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._rows: list[Row] | None = None
+        self._orders: dict[tuple[str, bool], list[Row]] = {}
+
+    def ordered(self, snapshot: Snapshot, query: MediaQuery) -> list[Row] | None:
+        with self._lock:
+            if snapshot is not self._snapshot:
+                self._snapshot, self._rows, self._orders = snapshot, snapshot_rows(snapshot), {}
+            if self._rows is None:
+                return None
+            key = (query.order_by, query.backwards)
+            if key not in self._orders:
+                self._orders[key] = in_order(self._rows, *key)
+            return self._orders[key]
+
+
+def snapshot_page(ordered: list[Row], query: MediaQuery) -> tuple[list[Row], int]:
+    """The page of rows already in the query's order; a search keeps that order."""
+    if query.search_term is not None:
+        user_id, display_name = (like(p) for p in query.patterns())
+        ordered = [row for row in ordered if user_id(row[0]) or display_name(row[1])]
     return ordered[query.start:query.start + query.limit], len(ordered)
 
 
@@ -224,6 +285,8 @@ def authorize(context: Context, request: Request) -> None:
     except HttpError as error:
         if error.status == 401:
             raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token") from None
+        if error.status == 429:
+            raise MatrixError(429, "M_LIMIT_EXCEEDED", "Too Many Requests", error) from None
         # A key that is not ours is refused as Synapse refuses a user who is not an admin;
         # with no keys configured at all, our reason says so.
         raise MatrixError(403, "M_FORBIDDEN", "You are not a server admin"
@@ -231,8 +294,10 @@ def authorize(context: Context, request: Request) -> None:
 
 
 def routes(context: Context) -> dict[str, Handler]:
+    orders = SnapshotOrders()
+
     def fetch(snapshot: Snapshot, query: MediaQuery) -> tuple[list[Row], int]:
-        rows = None if query.filtered_by_time else snapshot_rows(snapshot)
+        rows = None if query.filtered_by_time else orders.ordered(snapshot, query)
         if rows is not None:
             return snapshot_page(rows, query)
         if context.read is None:
@@ -253,7 +318,7 @@ def routes(context: Context) -> dict[str, Handler]:
             query = parse(request)
             users, total = fetch(snapshot, query)
         except MatrixError as error:
-            return Response.json({"errcode": error.errcode, "error": error.error}, error.status)
+            return error.response()
         body: dict[str, Any] = {
             "users": [{"user_id": user_id, "displayname": name, "media_count": count,
                        "media_length": length} for user_id, name, count, length in users],

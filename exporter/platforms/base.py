@@ -17,6 +17,8 @@ class Profile:
     name: ClassVar[str]
     # Whether activity exactly one window ago still counts as active in that window.
     activity_window_inclusive: ClassVar[bool] = True
+    # Whether the activity relation is the users relation's last_login (one row per user).
+    activity_is_last_login: ClassVar[bool] = False
     # Whether table names carry database.table_prefix (ownCloud's and Nextcloud's dbtableprefix).
     uses_table_prefix: ClassVar[bool] = False
 

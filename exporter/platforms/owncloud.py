@@ -61,6 +61,7 @@ def spec_to_bytes(spec: Any, specs: set[str | None]) -> Any:
 class OwnCloudProfile(Profile):
     name = "owncloud"
     uses_table_prefix = True
+    activity_is_last_login = True
     # oc_share.share_type -> canonical type. 2 (per-member rows of group shares) and 5 (unused)
     # are never counted; guests are type 0 shares to a guest account. 4 is a UI-only constant
     # that legacy rows still carry; the metrics app counts them per user as "guest" shares.

@@ -6,6 +6,7 @@ captures do not cover equal Synapse's own SQL run on the SQLite fixture."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import urllib.error
 import urllib.parse
@@ -31,6 +32,7 @@ from tests.conftest import (
     fixture_copy,
     make_config,
     read_json,
+    sqlite_execute,
 )
 from tests.copy_db import copy_tables
 
@@ -330,6 +332,34 @@ def test_other_platforms_do_not_have_the_route():
     try:
         assert get(f"http://127.0.0.1:{server.port}", {}) == \
             (404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+    finally:
+        server.stop()
+        runner.close()
+
+
+def test_pages_from_the_snapshot_follow_each_refresh(tmp_path):
+    """Pages are cut from the snapshot's rows sorted once; a refresh brings a new upload in."""
+    database = tmp_path / "homeserver.db"
+    shutil.copyfile(SYNAPSE_DB, database)
+    runner = Runner(make_config(f"sqlite:///{database}", "synapse"), clock=lambda: NOW,
+                    keep_history=False)
+    runner.run_all()
+    server = serve(runner)
+    url = f"http://127.0.0.1:{server.port}"
+    order = {"order_by": "media_length", "dir": "b"}
+    try:
+        _, before = get(url, order)
+        alice = next(u for u in before["users"] if u["user_id"] == "@alice:test.local")
+        sqlite_execute(database, "INSERT INTO local_media_repository (media_id, media_type, "
+                       "media_length, created_ts, upload_name, user_id) VALUES ('bench1', "
+                       "'image/png', 5000000, 1795424000000, 'big.png', '@alice:test.local')")
+        assert get(url, order) == (200, before)  # the snapshot has not changed yet
+        runner.run("media")
+        status, after = get(url, order)
+        assert status == 200 and after["total"] == before["total"]
+        assert after["users"][0] == {**alice, "media_count": alice["media_count"] + 1,
+                                     "media_length": alice["media_length"] + 5000000}
+        assert after["users"][1:] == [u for u in before["users"] if u != alice]
     finally:
         server.stop()
         runner.close()

@@ -89,7 +89,7 @@ def relation_rows(config: Config, name: str) -> list[Row[Any]]:
             relation = profile_for(config.database).relation(name, conn).subquery(name)
             return list(conn.execute(select(*(relation.c[c] for c in RELATIONS[name]))))
     finally:
-        database.dispose()
+        database.close()
 
 
 def statuses_at(changes: Sequence[Row[Any]], instant: float) -> dict[str, int]:

@@ -1,0 +1,1 @@
+"""Bench scripts: bounded measurements against the real daemon, reported as ratios."""

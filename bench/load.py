@@ -1,0 +1,258 @@
+"""Load: the real daemon under many concurrent scrapes and API calls, and with hundreds of idle
+or slow-sending sockets held open.
+
+    python -m bench.load --connections 200 --seconds 30 --held 500
+
+Measures scrape latency on an otherwise idle daemon first (the floor), then while --held sockets
+are open (half idle, half sending a request one byte at a time), then while --connections
+keep-alive clients call a mix of /metrics and API routes for --seconds; reports each as
+percentiles and ratios to the floor, with the requests served, every error, the daemon's
+threads, descriptors and RSS, and each collector's runs against its schedule. Exits 1 on any
+failed request. tests/test_load.py runs the same functions, bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.daemon import (
+    API_KEY,
+    collector_runs,
+    demo_database,
+    running_daemon,
+    sample,
+    write_json,
+)
+
+# (path, extra headers): what each client calls in turn
+MIX: tuple[tuple[str, dict[str, str]], ...] = (
+    ("/metrics", {}),
+    ("/metrics", {"Accept-Encoding": "gzip"}),
+    ("/metrics", {"Accept": "application/openmetrics-text"}),
+    ("/-/healthy", {}),
+    ("/api/v1/snapshot", {}),
+    ("/api/v1/users?limit=20&order_by=used_bytes&dir=b", {}),
+    ("/api/v1/users.csv", {}),
+    ("/api/v1/stats", {}),
+)
+
+
+def complete(path: str, headers: dict[str, str], body: bytes) -> bool:
+    """Whether `body` is a whole answer of its route, not a truncated one."""
+    if path == "/metrics":
+        if headers.get("Accept-Encoding") == "gzip":
+            return body[:2] == b"\x1f\x8b"
+        end = b"# EOF\n" if "Accept" in headers else b"\n"
+        return b"usage_exporter_build_info" in body and body.endswith(end)
+    if path.startswith("/api/v1/users.csv"):
+        return body.startswith(b"user_id,") and body.endswith(b"\n")
+    if path.startswith("/api/"):
+        return isinstance(json.loads(body), dict)
+    return body == b"OK\n"
+
+
+@dataclass
+class LoadResult:
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, name: str, seconds: float, error: str | None) -> None:
+        with self.lock:
+            self.requests += 1
+            self.latencies.setdefault(name, []).append(seconds)
+            if error is not None:
+                self.errors.append(error)
+
+
+def split(base: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(base)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def client(base: str, offset: int, seconds: float, start: threading.Barrier,
+           result: LoadResult) -> None:
+    """One keep-alive connection, opened before the start, calling the mix in turn."""
+    host, port = split(base)
+    connection = http.client.HTTPConnection(host, port, timeout=60)
+    connection.connect()
+    start.wait()
+    deadline = time.monotonic() + seconds
+    turn = offset
+    while time.monotonic() < deadline:
+        path, headers = MIX[turn % len(MIX)]
+        turn += 1
+        began = time.monotonic()
+        error = None
+        try:
+            connection.request("GET", path, headers={"Authorization": f"Bearer {API_KEY}",
+                                                     **headers})
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200 or not complete(path, headers, body):
+                error = f"{path} {headers}: {response.status} {body[:200]!r}"
+        except (OSError, http.client.HTTPException, ValueError) as failure:
+            error = f"{path} {headers}: {failure!r}"
+            connection.close()
+        result.record(" ".join([path, *headers.values()]), time.monotonic() - began, error)
+    connection.close()
+
+
+def hammer(base: str, connections: int, seconds: float) -> LoadResult:
+    """`connections` clients, all connected before any starts, each calling the mix for
+    `seconds`."""
+    result = LoadResult()
+    start = threading.Barrier(connections)
+    threads = [threading.Thread(target=client, args=(base, n, seconds, start, result),
+                                daemon=True) for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return result
+
+
+@contextmanager
+def held_sockets(base: str, idle: int, slow: int, trickle: float = 1.0) -> Iterator[None]:
+    """`idle` connected sockets that send nothing, and `slow` ones that send a request head one
+    byte each `trickle` seconds (never finishing it), all held open inside the block."""
+    host, port = split(base)
+    sockets = [socket.create_connection((host, port), timeout=30) for _ in range(idle + slow)]
+    senders = sockets[idle:]
+    head = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100_000
+    stopped = threading.Event()
+
+    def trickle_bytes() -> None:
+        position = 0
+        while not stopped.wait(trickle):
+            for sock in senders:
+                sock.send(head[position:position + 1])
+            position = (position + 1) % len(head)
+
+    sender = threading.Thread(target=trickle_bytes, daemon=True)
+    sender.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        sender.join()
+        for sock in sockets:
+            sock.close()
+
+
+def scrape(base: str) -> float:
+    """One scrape on a new connection; its latency in seconds. Raises unless it is whole."""
+    host, port = split(base)
+    began = time.monotonic()
+    connection = http.client.HTTPConnection(host, port, timeout=60)
+    try:
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200 or not complete("/metrics", {}, body):
+        raise RuntimeError(f"scrape answered {response.status}: {body[:200]!r}")
+    return time.monotonic() - began
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    cuts = (statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1
+            else ordered * 99)
+    return {"n": len(ordered), "p50_ms": round(cuts[49] * 1000, 2),
+            "p95_ms": round(cuts[94] * 1000, 2), "max_ms": round(ordered[-1] * 1000, 2)}
+
+
+def scrapes_meanwhile(base: str, stopped: threading.Event, out: list[float]) -> None:
+    while not stopped.wait(0.2):
+        out.append(scrape(base))
+
+
+def measure(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    database = demo_database(directory, args.users)
+    with running_daemon(directory, database, args.interval) as daemon:
+        pid, base = daemon.process.pid, daemon.url
+        floor = [scrape(base) for _ in range(args.scrapes)]
+        idle_process = sample(pid)
+        with held_sockets(base, args.held // 2, args.held - args.held // 2):
+            time.sleep(2)  # let the daemon accept them all
+            held_process = sample(pid)
+            held = [scrape(base) for _ in range(args.scrapes)]
+        runs_before = collector_runs(base)
+        during: list[float] = []
+        stopped = threading.Event()
+        watcher = threading.Thread(target=scrapes_meanwhile, args=(base, stopped, during))
+        watcher.start()
+        began = time.monotonic()
+        load = hammer(base, args.connections, args.seconds)
+        elapsed = time.monotonic() - began
+        stopped.set()
+        watcher.join()
+        loaded_process = sample(pid)
+        runs_after = collector_runs(base)
+    floor_p50 = percentiles(floor)["p50_ms"]
+
+    def report(latencies: list[float]) -> dict[str, Any]:
+        summary = percentiles(latencies)
+        return {**summary, "p50_to_floor": round(summary["p50_ms"] / floor_p50, 2),
+                "p95_to_floor": round(summary["p95_ms"] / floor_p50, 2)}
+
+    return {
+        "users": args.users, "interval_s": args.interval,
+        "scrape_floor": percentiles(floor),
+        "held_sockets": {"count": args.held, "scrape": report(held),
+                         "daemon_before": vars(idle_process), "daemon_held": vars(held_process)},
+        "load": {"connections": args.connections, "seconds": round(elapsed, 1),
+                 "requests": load.requests, "requests_per_second": round(load.requests / elapsed),
+                 "errors": len(load.errors), "first_errors": load.errors[:5],
+                 "by_route": {path: percentiles(seconds)
+                              for path, seconds in load.latencies.items()},
+                 "scrape_on_a_new_connection": report(during),
+                 "daemon_after": vars(loaded_process),
+                 "collector_runs": {name: {
+                     "runs": int(runs_after[name][0] - runs_before[name][0]),
+                     "share_of_schedule": round((runs_after[name][0] - runs_before[name][0])
+                                                / (elapsed / (args.interval * 1.1)), 2)}
+                     for name in runs_after}},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--held", type=int, default=500, help="idle + slow sockets held open")
+    parser.add_argument("--scrapes", type=int, default=50,
+                        help="scrapes per latency measurement (default 50)")
+    parser.add_argument("--users", type=int, default=500, help="demo accounts (default 500)")
+    parser.add_argument("--interval", type=float, default=1.0,
+                        help="every collector's refresh interval in seconds (default 1)")
+    parser.add_argument("--out", type=Path, help="directory for summary.json and the daemon's "
+                        "log (default: a new temporary directory)")
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="usage-exporter-load-"))
+    summary = measure(args, out)
+    write_json(out / "summary.json", summary)
+    print(json.dumps(summary, indent=2))
+    return 1 if summary["load"]["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

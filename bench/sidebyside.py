@@ -1,0 +1,298 @@
+"""What the side-by-side benchmarks share (bench.compare_query_exporter, bench.compare_synapse):
+third-party tools in virtualenvs of their own under /tmp, servers started and stopped by PID, one
+load client for every server, a static-bytes floor served by our HttpServer, and results printed
+as a table and written as JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = Path("/tmp/usage-exporter-bench")
+RESULTS = ROOT / "bench" / "results"
+HOST = "127.0.0.1"
+API_KEY = "bench-key-0123456789abcdef"
+# What Prometheus sends when it asks for the classic text format.
+TEXT_FORMAT = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}
+
+
+def virtualenv(name: str, requirements: Sequence[str]) -> Path:
+    """bin/ of WORK/venvs/<name> with `requirements` installed: created, or re-created when the
+    requirements changed, so a fresh machine builds the same environment."""
+    env = WORK / "venvs" / name
+    marker = env / "bench-requirements.txt"
+    wanted = "\n".join(requirements) + "\n"
+    if not marker.exists() or marker.read_text() != wanted:
+        print(f"installing {' '.join(requirements)} into {env} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(env)], check=True)
+        subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                        "--disable-pip-version-check", *requirements], check=True)
+        marker.write_text(wanted)
+    return env / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """SIGTERM to the PID, SIGKILL if it has not exited within `timeout`."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def started(name: str, argv: Sequence[str | Path], port: int, ready_path: str, log_path: Path,
+            *, cwd: Path = ROOT, env: Mapping[str, str] | None = None,
+            timeout: float = 180.0) -> Iterator[Server]:
+    """The process, once GET ready_path answers 200; stopped by its PID when the block ends,
+    whether or not it ended in an error."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([str(a) for a in argv], cwd=cwd, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
+    server = Server(name, port, process, log_path)
+    try:
+        wait_ready(server, ready_path, timeout)
+        yield server
+    finally:
+        stop(process)
+
+
+def wait_ready(server: Server, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            tail = server.log_path.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"{server.name} exited with {server.process.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(server.url + path, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"{server.name} was not ready within {timeout:g}s; see {server.log_path}")
+
+
+def exporter_config(url: str, platform: str, directory: Path, collectors: Sequence[str],
+                    **sections: Any) -> dict[str, Any]:
+    """usage-exporter's config: the listed collectors refresh once at start-up and not again
+    during the load; the others are off."""
+    from collectors import available
+
+    return {"database": {"url": url, "platform": platform},
+            "api": {"keys": [{"name": "bench", "secret": API_KEY}]},
+            "history": {"url": f"sqlite:///{directory / 'history.db'}"},
+            "logging": {"level": "warning", "format": "json"},
+            "collectors": {name: {"enabled": name in collectors, "interval": "1h",
+                                  "timeout": "10m", "jitter": "1s"} for name in available()},
+            **sections}
+
+
+@contextmanager
+def usage_exporter(config: Mapping[str, Any], directory: Path,
+                   as_of: float | None = None) -> Iterator[Server]:
+    """`usage-exporter run` with `config` on a free port, ready once every collector ran."""
+    port = free_port()
+    path = directory / "usage-exporter.yaml"
+    path.write_text(json.dumps({**config, "server": {"listen": f"{HOST}:{port}"}}))
+    clock = [] if as_of is None else ["--as-of", repr(as_of)]
+    with started("usage-exporter", [sys.executable, "-m", "exporter", "run", "--config", path,
+                                    *clock], port, "/-/ready",
+                 directory / "usage-exporter.log") as server:
+        yield server
+
+
+def get(url: str, headers: Mapping[str, str] | None = None, timeout: float = 300) -> bytes:
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return bytes(response.read())
+
+
+# --- load ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """A bounded load: `requests` in all (after `warmup` unmeasured ones) from `clients`
+    threads, each on one keep-alive connection, stopped after `max_seconds` at the latest."""
+
+    clients: int = 8
+    requests: int = 3000
+    warmup: int = 8  # one connection each; warm-up requests count against max_seconds
+    max_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    per_second: float
+    body_bytes: int
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of values sorted ascending."""
+    rank = max(1, round(fraction * len(sorted_values) + 0.5 - 1e-9))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def measure(port: int, path: str, load: Load,
+            headers: Mapping[str, str] | None = None) -> Measurement:
+    """GET path on HOST:port under `load`; every client runs the same loop, whatever the
+    server."""
+    sequence = itertools.count()  # next() on it is atomic under the GIL: a shared ticket roll
+    latencies: list[float] = []
+    errors = 0
+    body_bytes = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + load.max_seconds
+    total = load.warmup + load.requests
+
+    def client() -> None:
+        nonlocal errors, body_bytes
+        connection = http.client.HTTPConnection(HOST, port, timeout=120)
+        mine: list[float] = []
+        failed = 0
+        try:
+            while time.monotonic() < deadline:
+                ticket = next(sequence)
+                if ticket >= total:
+                    break
+                begin = time.perf_counter()
+                try:
+                    connection.request("GET", path, headers=dict(headers or {}))
+                    response = connection.getresponse()
+                    body = response.read()
+                    ok = response.status == 200
+                except (OSError, http.client.HTTPException):
+                    connection.close()  # reconnects on the next request
+                    ok, body = False, b""
+                elapsed = time.perf_counter() - begin
+                if ticket >= load.warmup:
+                    mine.append(elapsed)
+                    failed += not ok
+                    with lock:
+                        body_bytes = max(body_bytes, len(body))
+        finally:
+            connection.close()
+            with lock:
+                latencies.extend(mine)
+                errors += failed
+
+    threads = [threading.Thread(target=client, name=f"client-{i}")
+               for i in range(load.clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - began
+    if not latencies:
+        raise SystemExit(f"no request to :{port}{path} after the {load.warmup} warm-up ones "
+                         f"completed within {load.max_seconds:g}s: allow more time")
+    latencies.sort()
+    return Measurement(len(latencies), errors, round(seconds, 3),
+                       round(percentile(latencies, 0.50) * 1000, 3),
+                       round(percentile(latencies, 0.99) * 1000, 3),
+                       round(statistics.fmean(latencies) * 1000, 3),
+                       round(len(latencies) / seconds, 1), body_bytes)
+
+
+def median(measurements: Sequence[Measurement]) -> Measurement:
+    """Each field's median over rounds of the same measurement."""
+    fields = asdict(measurements[0])
+    return Measurement(**{name: type(value)(statistics.median(getattr(m, name)
+                                                              for m in measurements))
+                          for name, value in fields.items()})
+
+
+# --- the floor -------------------------------------------------------------------------------
+
+
+@contextmanager
+def static_floor(body: bytes, content_type: str, directory: Path) -> Iterator[Server]:
+    """`body` served on /metrics by bench/static_server.py (our HttpServer, as the daemon runs
+    it) in a process of its own, so it shares no interpreter with the load client."""
+    body_file = directory / "floor.body"
+    body_file.write_bytes(body)
+    port = free_port()
+    with started("static floor", [sys.executable, ROOT / "bench" / "static_server.py",
+                                  body_file, str(port), content_type], port, "/metrics",
+                 directory / "floor.log") as server:
+        yield server
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    return {"cpus": os.cpu_count(), "memory_gib": round(memory_kib / 1024**2, 1),
+            "python": platform.python_version(), "system": platform.platform(),
+            "date": datetime.now(UTC).date().isoformat(),
+            "load_average_at_end": [round(n, 2) for n in os.getloadavg()],
+            "note": "shared with other work: compare ratios within one run"}
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(h) for h in headers], *([str(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.rjust(w) if i else c.ljust(w)
+                        for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def write_results(stem: str, value: Mapping[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{stem}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps({"machine": machine(), **value}, indent=2, default=asdict) + "\n")
+    return path

@@ -1,0 +1,37 @@
+"""The /metrics floor: the exporter's own HTTP server (exporter.http.HttpServer, waitress) serving
+one constant body, so the benchmark measures what the exporter adds on top of its server.
+
+    python bench/static_server.py BODY_FILE PORT CONTENT_TYPE [CONTENT_ENCODING]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from exporter.http import App, Context, HttpServer, Request, Response
+from exporter.snapshot import Snapshot
+
+
+def main(argv: list[str]) -> int:
+    body_file, port, content_type, *encoding = argv
+    body = Path(body_file).read_bytes()
+    headers = [("Content-Encoding", encoding[0])] if encoding else []
+    snapshot = Snapshot(platform="static", collectors={})
+
+    def metrics(request: Request) -> Response:
+        return Response(200, body, content_type, list(headers))
+
+    app = App(Context(lambda: snapshot, ()), {"/metrics": metrics})
+    # waitress warns of every queued request under load; the daemon logs only warnings too.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    HttpServer(app, "127.0.0.1", int(port)).serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,550 @@
+"""The web config file that Prometheus exporters share (exporter-toolkit's --web.config.file):
+TLS, HTTP basic auth with bcrypt hashes, and extra response headers.
+
+waitress has no TLS. With `tls_server_config`, `TlsFront` terminates TLS on the public address
+with asyncio and hands waitress one end of a socket pair per connection, as if waitress had
+accepted it from the client's address, relaying bytes to the other end. Its handshakes are
+non-blocking and have a deadline, so slow or idle clients hold neither a thread nor the accept
+loop; waitress's own listening socket is one nobody can reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import structlog
+
+from exporter.config import ConfigError, Option, _Reader, boolean, read_yaml, text
+
+log = structlog.get_logger()
+
+TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+CLIENT_AUTH_TYPES = {
+    "NoClientCert": ssl.CERT_NONE,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+# Headers the exporter-toolkit lets a web config set, with the values it allows (None: any).
+HEADERS: Mapping[str, tuple[str, ...] | None] = {
+    "Strict-Transport-Security": None,
+    "X-Content-Type-Options": ("nosniff",),
+    "X-Frame-Options": ("deny", "sameorigin"),
+    "X-XSS-Protection": None,
+    "Content-Security-Policy": None,
+}
+# exporter-toolkit keys this server cannot honour, and what to do instead.
+UNSUPPORTED = {
+    "rate_limit": "is not supported by usage-exporter; rate-limit in a reverse proxy",
+    "cert": "inline PEM is not supported by usage-exporter; give cert_file",
+    "key": "inline PEM is not supported by usage-exporter; give key_file",
+    "client_ca": "inline PEM is not supported by usage-exporter; give client_ca_file",
+    "cipher_suites": "is not supported by usage-exporter (OpenSSL's defaults apply); "
+                     "set min_version: TLS13 to allow only TLS 1.3 suites",
+    "curve_preferences": "is not supported by usage-exporter (OpenSSL's defaults apply)",
+    "client_allowed_sans": "is not supported by usage-exporter; give client_ca_file a CA that "
+                           "signs only the clients you allow",
+}
+UNSUPPORTED_CLIENT_AUTH = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
+BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
+# bcrypt reads at most 72 bytes of a password; htpasswd and Go ignore the rest, and so do we.
+BCRYPT_MAX_PASSWORD = 72
+# Checked for a user name that does not exist, so that a miss costs as long as a wrong password
+# (cost 10, as the exporter-toolkit docs suggest; the password behind it was random, and lost).
+DECOY_HASH = b"$2b$10$Qs72Hmdzb74vHmjpV/FETO6U/SlvzzTnEcP0JwXmkHoqHzuTBDkzC"
+REALM = 'Basic realm="usage-exporter"'
+HANDSHAKE_TIMEOUT = 10.0
+# A client that stops reading its response is dropped after this long (waitress drops idle
+# connections after as long).
+STALL_TIMEOUT = 60.0
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    cert_file: Path
+    key_file: Path
+    client_auth: ssl.VerifyMode = ssl.CERT_NONE
+    client_ca_file: Path | None = None
+    min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    max_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+    prefer_server_cipher_suites: bool = True
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return tuple(path for _, path in self._keyed_files())
+
+    def files_state(self) -> tuple[tuple[int, int, int] | None, ...]:
+        """What changes when a certificate file is replaced: to reload renewed ones."""
+        def state(path: Path) -> tuple[int, int, int] | None:
+            try:
+                stat = path.stat()
+            except OSError:
+                return None
+            return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+        return tuple(state(f) for f in self.files)
+
+    def context(self) -> ssl.SSLContext:
+        """A server context from the files as they are now, or ConfigError naming the file and
+        what is wrong with it."""
+        problems = []
+        for key, path in self._keyed_files():
+            try:
+                path.read_bytes()
+            except OSError as error:
+                problems.append(f"tls_server_config.{key}: cannot read {path}: {error.strerror}")
+        if problems:
+            raise ConfigError(problems)
+        try:
+            # Parsed in a context of its own: the server's chain must not become trusted for
+            # client certificates.
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
+                cadata=self.cert_file.read_text(errors="replace"))
+        except (ssl.SSLError, ValueError):
+            raise ConfigError([f"tls_server_config.cert_file: no PEM certificate in "
+                               f"{self.cert_file}"]) from None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version, context.maximum_version = self.min_version, self.max_version
+        if self.prefer_server_cipher_suites:
+            context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+        context.set_alpn_protocols(["http/1.1"])
+        try:
+            # An empty password: an encrypted key fails here instead of prompting on a terminal.
+            context.load_cert_chain(self.cert_file, self.key_file, password="")
+        except ssl.SSLError as error:
+            raise ConfigError([f"tls_server_config.key_file: {self.key_file}: "
+                               f"{_key_problem(self.key_file, error)}"]) from None
+        context.verify_mode = self.client_auth
+        if self.client_ca_file is not None:
+            try:
+                context.load_verify_locations(cafile=self.client_ca_file)
+            except ssl.SSLError:
+                raise ConfigError([f"tls_server_config.client_ca_file: no PEM certificate in "
+                                   f"{self.client_ca_file}"]) from None
+        return context
+
+    def _keyed_files(self) -> Iterable[tuple[str, Path]]:
+        yield "cert_file", self.cert_file
+        yield "key_file", self.key_file
+        if self.client_ca_file is not None:
+            yield "client_ca_file", self.client_ca_file
+
+
+def _key_problem(key_file: Path, error: ssl.SSLError) -> str:
+    if error.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
+        return "does not belong to the certificate in cert_file"
+    if b"ENCRYPTED" in key_file.read_bytes():
+        return "the key is encrypted; give it unencrypted (and readable only by the exporter)"
+    return "no PEM private key in it"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    tls: TlsSettings | None = None
+    # name -> bcrypt hash
+    users: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def summary(self) -> str:
+        parts = []
+        if self.tls is not None:
+            clients = {ssl.CERT_REQUIRED: ", client certificates required",
+                       ssl.CERT_OPTIONAL: ", client certificates verified if given"}
+            parts.append("TLS" + clients.get(self.tls.client_auth, ""))
+        if self.users:
+            parts.append(f"basic auth ({len(self.users)} user(s))")
+        if self.headers:
+            parts.append(f"{len(self.headers)} header(s)")
+        return ", ".join(parts) or "nothing configured"
+
+
+# --- parsing ---
+
+
+def client_auth_type(value: Any) -> ssl.VerifyMode:
+    if value in UNSUPPORTED_CLIENT_AUTH:
+        raise ValueError(f"{value} is not supported by usage-exporter (it would accept a client "
+                         "certificate without verifying it); use RequireAndVerifyClientCert "
+                         "with client_ca_file")
+    if value not in CLIENT_AUTH_TYPES:
+        raise ValueError(f"expected one of {', '.join(CLIENT_AUTH_TYPES)}, got {value!r}")
+    return CLIENT_AUTH_TYPES[value]
+
+
+def tls_version(value: Any) -> ssl.TLSVersion:
+    if value in ("TLS10", "TLS11"):
+        raise ValueError(f"{value} is not supported (TLS 1.0 and 1.1 are insecure); "
+                         "use TLS12 or TLS13")
+    if value not in TLS_VERSIONS:
+        raise ValueError(f"expected TLS12 or TLS13, got {value!r}")
+    return TLS_VERSIONS[value]
+
+
+def _without_unsupported(node: Any, path: str, reader: _Reader) -> Any:
+    """`node` less the exporter-toolkit keys we cannot honour, each reported with the reason."""
+    if not isinstance(node, dict):
+        return node
+    for key in node.keys() & UNSUPPORTED.keys():
+        reader.problem(f"{path}{key}", UNSUPPORTED[key])
+    return {key: value for key, value in node.items() if key not in UNSUPPORTED}
+
+
+def _tls(node: Any, reader: _Reader) -> TlsSettings | None:
+    node = _without_unsupported(node, "tls_server_config.", reader)
+    if not node:  # as in the exporter-toolkit: no TLS key set, no TLS
+        return None
+    problems_before = len(reader.problems)
+    values = reader.section(node, "tls_server_config", {
+        "cert_file": Option(text, required=True),
+        "key_file": Option(text, required=True),
+        "client_auth_type": Option(client_auth_type, ssl.CERT_NONE),
+        "client_ca_file": Option(text),
+        "min_version": Option(tls_version, ssl.TLSVersion.TLSv1_2),
+        "max_version": Option(tls_version, ssl.TLSVersion.TLSv1_3),
+        "prefer_server_cipher_suites": Option(boolean, True),
+    })
+    if len(reader.problems) > problems_before:
+        return None  # the checks below would only repeat a problem already told
+    client_auth, ca_file = values["client_auth_type"], values["client_ca_file"]
+    if ca_file is not None and client_auth == ssl.CERT_NONE:
+        reader.problem("tls_server_config.client_ca_file", "is set but client_auth_type is "
+                       "NoClientCert: set client_auth_type: RequireAndVerifyClientCert")
+    if ca_file is None and client_auth != ssl.CERT_NONE:
+        reader.problem("tls_server_config.client_ca_file",
+                       "is required to verify client certificates")
+    if values["min_version"] > values["max_version"]:
+        reader.problem("tls_server_config.min_version", "is above max_version")
+    return TlsSettings(
+        cert_file=reader.base_dir / values["cert_file"],
+        key_file=reader.base_dir / values["key_file"],
+        client_auth=client_auth,
+        client_ca_file=None if ca_file is None else reader.base_dir / ca_file,
+        min_version=values["min_version"],
+        max_version=values["max_version"],
+        prefer_server_cipher_suites=values["prefer_server_cipher_suites"],
+    )
+
+
+def mapping(value: Any) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _headers(node: dict[Any, Any], reader: _Reader) -> tuple[tuple[str, str], ...]:
+    headers = []
+    for name, value in node.items():
+        path = f"http_server_config.headers.{name}"
+        allowed = HEADERS.get(name, ())
+        if name not in HEADERS:
+            reader.problem(path, f"cannot be set (these can: {', '.join(HEADERS)})")
+        elif not isinstance(value, str) or "\r" in value or "\n" in value:
+            reader.problem(path, "expected a one-line string")
+        elif allowed is not None and value and value not in allowed:
+            reader.problem(path, f"expected one of {', '.join(allowed)}, got {value!r}")
+        elif value:  # blank: not sent, as in the exporter-toolkit
+            headers.append((name, value))
+    return tuple(headers)
+
+
+def _users(node: Any, reader: _Reader) -> dict[str, bytes]:
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        reader.problem("basic_auth_users", "expected a mapping of user name to bcrypt hash")
+        return {}
+    users = {}
+    for name, hashed in node.items():
+        path = f"basic_auth_users.{name}"
+        match = BCRYPT_HASH.fullmatch(hashed) if isinstance(hashed, str) else None
+        if not isinstance(name, str) or not name or ":" in name:
+            reader.problem(path, "a user name must be a non-empty string without ':'")
+        elif match is None or not 4 <= int(match.group(1)) <= 31:
+            # The value is never echoed: it is a password hash.
+            reader.problem(path, "not a bcrypt hash (make one with: htpasswd -nBC 10 \"\" | "
+                           "tr -d ':\\n')")
+        else:
+            users[name] = hashed.encode()
+    return users
+
+
+def parse_web_config(raw: Any, base_dir: Path) -> WebConfig:
+    """Validate a loaded web config document; relative file names are read from `base_dir`."""
+    reader = _Reader(base_dir)
+    if raw is None:
+        return WebConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top level): expected a mapping with tls_server_config, "
+                           "http_server_config or basic_auth_users"])
+    raw = _without_unsupported(raw, "", reader)
+    known = ("tls_server_config", "http_server_config", "basic_auth_users")
+    for key in raw:
+        if key not in known:
+            reader.problem(str(key), f"unknown key (known keys: {', '.join(known)})")
+    tls = _tls(raw.get("tls_server_config"), reader)
+    http = reader.section(raw.get("http_server_config"), "http_server_config", {
+        # Accepted for compatibility: waitress speaks HTTP/1.1 only.
+        "http2": Option(boolean, True),
+        "headers": Option(mapping, {}),
+    })
+    headers = _headers(http["headers"], reader)
+    users = _users(raw.get("basic_auth_users"), reader)
+    if tls is not None:
+        try:
+            tls.context()
+        except ConfigError as error:
+            reader.problems.extend(error.problems)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return WebConfig(tls, users, headers)
+
+
+def load_web_config(path: Path) -> WebConfig:
+    """The web config file at `path`; every problem is prefixed with the file's name."""
+    raw = read_yaml(path)
+    try:
+        return parse_web_config(raw, path.parent)
+    except ConfigError as error:
+        raise ConfigError([f"{path}: {problem}" for problem in error.problems]) from None
+
+
+# --- basic auth and headers ---
+
+
+class BasicAuth:
+    """Checks user and password against bcrypt hashes. A bcrypt check is slow on purpose, so
+    the keyed digest of each user's last verified password is kept and compared in constant
+    time: a scrape costs a bcrypt once, not every time. Only one bcrypt runs at a time, so
+    guessing cannot take more than one core."""
+
+    def __init__(self, users: Mapping[str, bytes]) -> None:
+        self._users = dict(users)
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[str, bytes] = {}
+        self._bcrypt_lock = threading.Lock()
+
+    def _digest(self, user: str, password: bytes) -> bytes:
+        return hmac.new(self._key, user.encode() + b"\0" + password, hashlib.sha256).digest()
+
+    def check(self, user: str, password: bytes) -> bool:
+        digest = self._digest(user, password)
+        verified = self._verified.get(user)
+        if verified is not None and hmac.compare_digest(verified, digest):
+            return True
+        hashed = self._users.get(user)
+        with self._bcrypt_lock:
+            match = bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed or DECOY_HASH)
+        if match and hashed is not None:
+            self._verified[user] = digest
+            return True
+        return False
+
+    def check_header(self, authorization: str | None) -> bool:
+        """Whether an Authorization header carries valid Basic credentials."""
+        scheme, _, encoded = (authorization or "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, colon, password = base64.b64decode(encoded.strip(), validate=True).partition(
+                b":")
+            name = user.decode()
+        except ValueError:  # not base64, or a name that is not UTF-8
+            return False
+        return bool(colon) and self.check(name, password)
+
+
+StartResponse = Callable[..., Any]
+
+
+class Guard:
+    """WSGI middleware from a web config: its headers on every response (a route's own value of
+    the same header wins, as in the exporter-toolkit), and basic auth on `guarded_paths`."""
+
+    def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+                 web: WebConfig, guarded_paths: Iterable[str]) -> None:
+        self.app = app
+        self.headers = web.headers
+        self.auth = BasicAuth(web.users) if web.users else None
+        self.guarded_paths = frozenset(guarded_paths)
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: StartResponse) -> Iterable[bytes]:
+        def with_headers(status: str, headers: list[tuple[str, str]],
+                         exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _ in headers}
+            extra = [(name, value) for name, value in self.headers if name.lower() not in present]
+            return start_response(status, [*headers, *extra], exc_info)
+
+        if (self.auth is not None and environ.get("PATH_INFO", "") in self.guarded_paths
+                and not self.auth.check_header(environ.get("HTTP_AUTHORIZATION"))):
+            log.info("basic_auth_refused", route=environ.get("PATH_INFO", ""))
+            body = b'{"code": 401.2, "message": "Authentication required (HTTP basic auth)."}'
+            with_headers("401 Unauthorized", [
+                ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                ("WWW-Authenticate", REALM)])
+            return [body]
+        return self.app(environ, with_headers)
+
+
+# --- TLS ---
+
+
+Adopt = Callable[[socket.socket, tuple[str, int]], None]
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class TlsFront:
+    """Terminates TLS on host:port and gives each connection to `adopt` (which hands it to
+    waitress) as a plain socket, with the client's address; at most `limit` connections at a
+    time, handshakes included (more wait in the listen backlog). Certificate files are read again
+    when they change, so a renewed certificate needs no restart. `waitress_socket` is a path in a
+    directory only this user can enter: waitress listens there, since it must listen somewhere,
+    and nobody connects."""
+
+    def __init__(self, tls: TlsSettings, host: str, port: int, adopt: Adopt,
+                 limit: int) -> None:
+        self._tls = tls
+        self._context = tls.context()
+        self._files = tls.files_state()
+        self._adopt = adopt
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=1024)
+        self._listener.setblocking(False)
+        self._directory = tempfile.mkdtemp(prefix="usage-exporter-")
+        self.waitress_socket = os.path.join(self._directory, "unused.sock")
+        self._loop = asyncio.new_event_loop()
+        self._stopping = asyncio.Event()
+        self._slots = asyncio.Semaphore(limit)
+        self._connections: set[asyncio.Task[None]] = set()
+        self._thread: threading.Thread | None = None
+        self._stop_lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop.run_until_complete,
+                                        args=(self._serve(),), name="tls", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, drop every connection, remove the private directory; idempotent."""
+        with self._stop_lock:
+            if self._thread is not None:
+                self._loop.call_soon_threadsafe(self._stopping.set)
+                self._thread.join(timeout=10)
+                self._thread = None
+            if not self._loop.is_closed():
+                self._loop.close()
+            self._listener.close()
+            shutil.rmtree(self._directory, ignore_errors=True)
+
+    async def _serve(self) -> None:
+        accepting = asyncio.create_task(self._accept())
+        await self._stopping.wait()
+        tasks = [accepting, *self._connections]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0)  # the aborted transports close their sockets
+
+    async def _accept(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                connection, address = await self._loop.sock_accept(self._listener)
+            except OSError as error:  # such as out of descriptors: pause, as asyncio's servers do
+                self._slots.release()
+                log.warning("tls_accept_failed", error=str(error))
+                await asyncio.sleep(1)
+                continue
+            # asyncio sets this only on sockets made as IPPROTO_TCP, which accepted ones are not;
+            # without it a response's last TLS record waits for the client's delayed ACK (40 ms).
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = self._loop.create_task(self._serve_connection(connection, address[:2]))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+
+    async def _serve_connection(self, connection: socket.socket,
+                                address: tuple[str, int]) -> None:
+        try:
+            client = await _handshake(self._loop, connection, self._current_context())
+        except OSError:  # not TLS, a refused or missing client certificate, or too slow
+            connection.close()
+            self._slots.release()
+            return
+        try:
+            ours, theirs = socket.socketpair()
+            self._adopt(theirs, address)
+            await _splice(client, await asyncio.open_connection(sock=ours, limit=CHUNK))
+        finally:
+            if self._stopping.is_set():
+                client[1].transport.abort()
+            else:
+                client[1].close()
+            self._slots.release()
+
+    def _current_context(self) -> ssl.SSLContext:
+        """The context, built again first when a certificate file has changed; a change that
+        does not load (a renewal half-written) leaves the previous one in use."""
+        files = self._tls.files_state()
+        if files != self._files:
+            self._files = files
+            try:
+                self._context = self._tls.context()
+                log.info("tls_reloaded", cert_file=str(self._tls.cert_file))
+            except ConfigError as error:
+                log.warning("tls_reload_failed", problems=error.problems,
+                            kept="the certificate read before")
+        return self._context
+
+
+async def _handshake(loop: asyncio.AbstractEventLoop, connection: socket.socket,
+                     context: ssl.SSLContext) -> Stream:
+    """The TLS stream of an accepted connection, once its handshake is done."""
+    reader = asyncio.StreamReader(limit=CHUNK, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await loop.connect_accepted_socket(
+        lambda: protocol, connection, ssl=context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+async def _splice(client: Stream, waitress: Stream) -> None:
+    """Copy both ways until either side ends or fails, then close waitress's end."""
+    pipes = [asyncio.create_task(_pipe(client[0], waitress[1])),
+             asyncio.create_task(_pipe(waitress[0], client[1]))]
+    try:
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waitress[1].transport.abort()  # before any await: a stop may cancel this task again
+        for pipe in pipes:
+            pipe.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy until end of stream; a peer that stops reading for STALL_TIMEOUT ends it."""
+    try:
+        while data := await reader.read(CHUNK):
+            writer.write(data)
+            async with asyncio.timeout(STALL_TIMEOUT):
+                await writer.drain()
+    except (OSError, TimeoutError):
+        pass  # a reset, a broken TLS record or a stalled reader: the connection ends
