@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.demo_data import build_demo_database
+from tests.servers import terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-key-0123456789abcdef"
@@ -119,13 +119,7 @@ def running_daemon(directory: Path, database: Path, interval: float) -> Iterator
         wait_ready(url, process, log_path)
         yield Daemon(url, process, log_path)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, timeout=15)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import platform
-import signal
 import socket
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from tests.servers import terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/usage-exporter-bench")
@@ -69,18 +70,6 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    """SIGTERM to the PID, SIGKILL if it has not exited within `timeout`."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @contextmanager
 def started(name: str, argv: Sequence[str | Path], port: int, ready_path: str, log_path: Path,
             *, cwd: Path = ROOT, env: Mapping[str, str] | None = None,
@@ -97,7 +86,7 @@ def started(name: str, argv: Sequence[str | Path], port: int, ready_path: str, l
         wait_ready(server, ready_path, timeout)
         yield server
     finally:
-        stop(process)
+        terminate(process, timeout=20)
 
 
 def wait_ready(server: Server, path: str, timeout: float) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API_KEY, NEXTCLOUD, NEXTCLOUD_DB, ROOT, read_json, sqlite_execute
-from tests.servers import promtool_path
+from tests.servers import promtool_path, terminate
 
 SERVERINFO = read_json(NEXTCLOUD / "serverinfo.json")["ocs"]["data"]
 
@@ -79,13 +79,7 @@ def running_daemon(config: Path, port: int,
         wait_ready(url, process)
         yield url, process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
+        terminate(process)
 
 
 @pytest.fixture

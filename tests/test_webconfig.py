@@ -36,6 +36,7 @@ from exporter.http import App, Context, FailedAttempts, HttpServer
 from exporter.runner import Runner
 from exporter.webconfig import WebConfig, load_web_config
 from tests.conftest import API_KEY, NEXTCLOUD_DB, ROOT, make_config
+from tests.servers import terminate
 from tests.test_cli import exporter, free_port, write_config
 
 PASSWORD = "correct horse battery staple"
@@ -513,13 +514,7 @@ def daemon(pki, tmp_path_factory, nextcloud_now) -> Iterator[Daemon]:
         wait_ready(port, process, pki.client_context(pki.client))
         yield Daemon(port, process)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
+        terminate(process)
 
 
 def test_the_daemon_serves_metrics_over_tls_to_a_certified_client_with_the_password(daemon, pki):
