@@ -111,6 +111,8 @@ usage-exporter demo: a Nextcloud database with {args.users} synthetic users at {
   curl {url}/metrics
   curl -H 'Authorization: Bearer {key}' '{url}/api/v1/snapshot?users=true'
 
+Admin page: {url}/ (it asks for the key above)
+
 Prometheus scrape config:
   scrape_configs:
     - job_name: usage-exporter

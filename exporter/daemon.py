@@ -120,7 +120,7 @@ class Daemon:
     def run(self, server: HttpServer, url: str, on_listening: Callable[[str], None] | None,
             config_file: ConfigFile | None) -> int:
         """Serve until SIGTERM or SIGINT; with a `config_file`, reload it on SIGHUP."""
-        def stop(signum: int, _frame: FrameType | None) -> None:
+        def stop(_signum: int, _frame: FrameType | None) -> None:
             raise SystemExit(0)  # waitress ends its loop on SystemExit
 
         signal.signal(signal.SIGTERM, stop)
