@@ -27,6 +27,7 @@ import structlog
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from sqlalchemy import Connection, Subquery
 from waitress import create_server, wasyncore
+from waitress.task import ThreadedTaskDispatcher
 
 from exporter.config import ApiKey
 from exporter.history import HistoryStore
@@ -310,6 +311,24 @@ def connection_limit() -> int:
     return max(1, min(MAX_CONNECTIONS, soft - SPARE_DESCRIPTORS))
 
 
+# Routes that only send bytes the last refresh rendered.
+SCRAPE_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
+
+
+class ScrapesFirst(ThreadedTaskDispatcher):
+    """waitress' worker queue, with scrapes and health checks put ahead of waiting API calls:
+    they cost microseconds, and Prometheus' scrape timeout must not depend on API load."""
+
+    def add_task(self, task: Any) -> None:
+        requests = getattr(task, "requests", None)
+        if not requests or requests[0].path not in SCRAPE_PATHS:
+            super().add_task(task)
+            return
+        with self.lock:
+            self.queue.appendleft(task)
+            self.queue_cv.notify()
+
+
 class HttpServer:
     """waitress bound to host:port (port 0 picks a free one). With a web config, its headers and
     basic auth wrap the app; with its TLS, a TlsFront takes host:port and hands each connection
@@ -333,8 +352,11 @@ class HttpServer:
         try:
             # poll(), not waitress' default select(), which fails for descriptors above 1023
             # and so would end the server before it reaches its connection limit.
+            dispatcher = ScrapesFirst()
+            dispatcher.set_thread_count(threads)
             self._server: Any = create_server(
-                app, threads=threads, ident="usage-exporter", connection_limit=limit,
+                app, _dispatcher=dispatcher, threads=threads, ident="usage-exporter",
+                connection_limit=limit,
                 channel_timeout=60, clear_untrusted_proxy_headers=True, asyncore_use_poll=True,
                 **where)
         except BaseException:
