@@ -321,7 +321,8 @@ class ScrapesFirst(ThreadedTaskDispatcher):
 
     def add_task(self, task: Any) -> None:
         requests = getattr(task, "requests", None)
-        if not requests or requests[0].path not in SCRAPE_PATHS:
+        # A request waitress could not parse (it answers 400 itself) has no path.
+        if not requests or getattr(requests[0], "path", None) not in SCRAPE_PATHS:
             super().add_task(task)
             return
         with self.lock:
