@@ -34,11 +34,13 @@ class TokenError(ValueError):
 
 def user_ids(columns: Columns) -> Iterator[str]:
     """Each user id known to any column once, in the order of Snapshot.user_rows, without
-    building the union of all ids: a column's new ids are its keys minus each earlier column's,
-    set differences that shrink at once since most columns hold the same users, and a column
-    without new ids is not walked at all."""
+    building the union of all ids: a column whose ids an earlier column holds adds nothing (a
+    subset test, which builds nothing); otherwise its new ids are its keys minus each earlier
+    column's, set differences that shrink at once since most columns hold the same users."""
     earlier: list[Mapping[str, Any]] = []
     for values in columns.values():
+        if any(values.keys() <= seen.keys() for seen in earlier):
+            continue
         new: Any = values.keys()
         for seen in earlier:
             if not new:
