@@ -31,11 +31,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def write_config(path: Path, url: str, port: int, extra: str = "") -> Path:
+def write_config(path: Path, url: str, port: int, extra: str = "", *,
+                 platform: str = "nextcloud", database_extra: str = "") -> Path:
+    """A daemon config; `extra` is YAML appended at the end, `database_extra` lines indented into
+    the database section."""
     path.write_text(f"""
 database:
   url: {url}
-  platform: nextcloud
+  platform: {platform}
+{database_extra}
 server:
   listen: 127.0.0.1:{port}
 api:

@@ -28,9 +28,9 @@ import yaml
 from collectors import available
 from exporter.demo_data import build_demo_database
 from exporter.platforms import PROFILES
-from tests.conftest import API_KEY, NEXTCLOUD_DB, ROOT, SYNAPSE, fixture_copy, read_json
+from tests.conftest import NEXTCLOUD_DB, ROOT, SYNAPSE, fixture_copy, read_json
 from tests.servers import PrometheusServer, promtool_path, start_prometheus
-from tests.test_cli import free_port, running_daemon
+from tests.test_cli import free_port, running_daemon, write_config
 
 GRAFANA = ROOT / "grafana"
 DASHBOARD = GRAFANA / "dashboard.json"
@@ -277,27 +277,6 @@ class Stack:
                 if line and not line.startswith("#")}
 
 
-def write_config(directory: Path, url: str, platform: str, port: int,
-                 database_extra: str = "") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "config.yaml"
-    path.write_text(f"""
-database:
-  url: {url}
-  platform: {platform}
-{database_extra}
-server:
-  listen: 127.0.0.1:{port}
-api:
-  keys:
-    - name: tests
-      secret: {API_KEY}
-history:
-  url: sqlite:///{directory / "history.db"}
-""")
-    return path
-
-
 def http_text(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return bytes(response.read()).decode()
@@ -336,7 +315,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, nextcloud_now: int) -> Itera
         targets = {}
         for role, url, platform, as_of, extra in daemons:
             port = free_port()
-            config = write_config(root / role, url, platform, port, extra)
+            (root / role).mkdir(parents=True, exist_ok=True)
+            config = write_config(root / role / "config.yaml", url, port, platform=platform,
+                                  database_extra=extra)
             base, _ = stack.enter_context(running_daemon(config, port, as_of))
             targets[role] = (f"127.0.0.1:{port}", http_text(base + "/metrics"))
         jobs = {JOB: [targets["fixture"][0], targets["demo"][0]]}

@@ -46,6 +46,7 @@ from tests.conftest import (
     NEXTCLOUD_DB,
     SERVER_FIXTURES,
     SYNAPSE,
+    collect_json,
     fixture_copy,
     make_config,
     read_json,
@@ -484,16 +485,7 @@ def test_a_database_user_with_only_select_rights_runs_a_full_refresh(
     admin_url = server_database(backend, "nextcloud_select_only", NEXTCLOUD_DB)
     server = request.getfixturevalue(SERVER_FIXTURES[backend])
     select_only = server.readonly_url("nextcloud_select_only")
-    results = []
-    for url in (select_only, admin_url):
-        runner = Runner(make_config(url, "nextcloud"), clock=lambda: nextcloud_now)
-        try:
-            runner.preflight()
-            snapshot = runner.run_all()
-        finally:
-            runner.close()
-        assert snapshot.failures == {}
-        results.append(snapshot_json(snapshot, users=True))
+    results = [collect_json(url, "nextcloud", nextcloud_now) for url in (select_only, admin_url)]
     assert results[0]["metrics"] == results[1]["metrics"]
     assert results[0]["users"] == results[1]["users"]
 
