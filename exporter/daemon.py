@@ -74,7 +74,7 @@ def application(runner: Runner, attempts: FailedAttempts) -> App:
     context = Context(lambda: runner.snapshot, config.api_keys,
                       runner.history if "dau" in runner.applicable() else None, runner.clock,
                       read=runner.read,
-                      audit=AuditLog(runner.history, [k.secret for k in config.api_keys]),
+                      audit=AuditLog(runner.history),
                       attempts=attempts)
     today_zone = config.collector("dau").options["timezones"][0]
     return App(context, api.routes(context, today_zone))

@@ -210,7 +210,7 @@ class Context:
     history: Callable[[], HistoryStore] | None = None
     clock: Callable[[], float] = time.time
     read: Reader | None = None
-    audit: Callable[[ApiKey, Request], None] | None = None
+    audit: Callable[[ApiKey, Request, dict[str, Any]], None] | None = None
     attempts: FailedAttempts | None = None
 
     def authorize(self, request: Request) -> ApiKey:
@@ -223,10 +223,11 @@ class Context:
         except HttpError as error:
             log.warning("api_refused", address=address, route=request.path, code=error.code)
             raise
+        parameters = redacted_query(request.query, (k.secret for k in self.api_keys))
         log.info("api_request", key=key.name, route=request.path, address=address,
-                 query=redacted_query(request.query, (k.secret for k in self.api_keys)))
+                 query=parameters)
         if self.audit is not None:
-            self.audit(key, request)
+            self.audit(key, request, parameters)
         return key
 
     def _check_key(self, request: Request) -> ApiKey:

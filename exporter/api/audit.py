@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from exporter.config import ApiKey
 from exporter.db import describe_error
 from exporter.history import AuditRow, HistoryError, HistoryStore
-from exporter.http import HttpError, Request, redacted_query
+from exporter.http import HttpError, Request
 
 DATE_ONLY = re.compile(r"(\d{4}-\d{2}-\d{2})(Z|[+-]\d{2}(?::?\d{2})?)?")
 
@@ -62,18 +62,17 @@ def entry(row: AuditRow) -> dict[str, Any]:
 
 
 class AuditLog:
-    """The Context.audit hook. A request that cannot be recorded is refused (503), so no
-    authorized use goes unrecorded."""
+    """The Context.audit hook, given the parameters Context.authorize already redacted. A
+    request that cannot be recorded is refused (503), so no authorized use goes unrecorded."""
 
-    def __init__(self, store: Callable[[], HistoryStore], secrets: Iterable[str],
+    def __init__(self, store: Callable[[], HistoryStore],
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.secrets = tuple(secrets)
         self.clock = clock
 
-    def __call__(self, key: ApiKey, request: Request) -> None:
+    def __call__(self, key: ApiKey, request: Request, parameters: dict[str, Any]) -> None:
         row = AuditRow(iso_ms(datetime.fromtimestamp(self.clock(), UTC)), key.name[:128],
-                       request.path[:256], json.dumps(redacted_query(request.query, self.secrets)))
+                       request.path[:256], json.dumps(parameters))
         try:
             self.store().record_audit(row)
         except (HistoryError, SQLAlchemyError) as error:

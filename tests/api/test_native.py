@@ -103,7 +103,7 @@ def clock(nextcloud_now) -> Clock:
 @pytest.fixture(scope="module")
 def base_url(runner, clock) -> Iterator[str]:
     context = Context(lambda: runner.snapshot, KEYS, runner.history, runner.clock,
-                      audit=AuditLog(runner.history, [API_KEY], clock))
+                      audit=AuditLog(runner.history, clock))
     server, url = serve(context)
     yield url
     server.stop()
@@ -391,7 +391,7 @@ def test_a_request_that_cannot_be_audited_is_refused(runner):
     def broken() -> Any:
         raise HistoryError("history store sqlite:///gone.db: disk I/O error")
 
-    context = Context(lambda: runner.snapshot, KEYS, audit=AuditLog(broken, [API_KEY]))
+    context = Context(lambda: runner.snapshot, KEYS, audit=AuditLog(broken))
     server, url = serve(context)
     try:
         body = get_json(url, "/api/v1/users", status=503)
