@@ -109,11 +109,3 @@ def histogram(name: str, help: str, bounds: Sequence[float], counts: Iterable[in
               total: int, value_sum: float) -> Histogram:
     buckets = (*zip(bounds, (int(c) for c in counts), strict=True), (INF, int(total)))
     return Histogram(name, help, buckets, float(value_sum or 0))
-
-
-def user_columns(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per-user columns {name: {user_id: value}} from rows of (user_id, *values), built by zip
-    and dict in C rather than a Python statement per cell: there is a row for every user."""
-    ids, *values = zip(*rows, strict=True) if rows else ((),) * (len(names) + 1)
-    return {name: dict(zip(ids, column, strict=True))
-            for name, column in zip(names, values, strict=True)}

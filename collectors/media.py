@@ -18,8 +18,8 @@ from collectors.base import (
     Source,
     cumulative_bucket_counts,
     histogram,
-    user_columns,
 )
+from exporter.usercolumns import user_columns
 
 
 class MediaCollector(Collector):
@@ -44,7 +44,7 @@ class MediaCollector(Collector):
             *cumulative_bucket_counts(user_bytes, BYTE_BOUNDS))).one()
 
         columns = user_columns(conn.execute(
-            select(per_user.c.user_id, per_user.c.media_count, per_user.c.media_bytes)).all(),
+            select(per_user.c.user_id, per_user.c.media_count, per_user.c.media_bytes)),
             ("media_count", "media_bytes"))
         return CollectorResult(
             metrics=(

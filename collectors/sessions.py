@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import case, distinct, func, select
 
 from collectors.base import REFRESH_NOTE, Collector, CollectorResult, Gauge, Source
+from exporter.usercolumns import user_columns
 
 # Checked in order against the lower-cased user agent or device name. Sync and mobile apps send
 # browser-like agents, so they are recognised first; a browser on a phone is a web session.
@@ -34,8 +35,9 @@ class SessionsCollector(Collector):
             select(client_class, func.count()).group_by(client_class)).all())
         concurrent = source.conn.execute(
             select(func.count(distinct(sessions.c.user_id)))).scalar_one()
-        per_user = dict(source.conn.execute(
-            select(sessions.c.user_id, func.count()).group_by(sessions.c.user_id)).all())
+        per_user = user_columns(source.conn.execute(
+            select(sessions.c.user_id, func.count()).group_by(sessions.c.user_id)),
+            ("sessions",))
         return CollectorResult(
             metrics=(
                 Gauge.single("usage_users_concurrent",
@@ -44,5 +46,5 @@ class SessionsCollector(Collector):
                 Gauge.by("usage_sessions", "Live sessions by client class. " + REFRESH_NOTE,
                          "client", by_client),
             ),
-            users={"sessions": per_user},
+            users=per_user,
         )

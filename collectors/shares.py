@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from collectors.base import REFRESH_NOTE, Collector, CollectorResult, Gauge, Source
+from exporter.usercolumns import user_columns
 
 SHARE_TYPES = ("user", "group", "guest", "link", "email", "federated", "federated_group", "team",
                "room", "deck")
@@ -23,11 +24,11 @@ class SharesCollector(Collector):
             .group_by(shares.c.type)).all()
         by_type = dict.fromkeys(SHARE_TYPES, 0) | {kind: count for kind, count, _ in totals}
         links_without_password = sum(int(free) for kind, _, free in totals if kind == "link")
-        per_user: dict[str, dict[str, object]] = {f"shares_{t}": {} for t in SHARE_TYPES}
-        for owner, kind, count in conn.execute(
-                select(shares.c.owner, shares.c.type, func.count())
-                .group_by(shares.c.owner, shares.c.type)):
-            per_user[f"shares_{kind}"][owner] = count
+        # One row per owner with a count per type, NULL where the owner has none of it.
+        per_user = user_columns(conn.execute(
+            select(shares.c.owner, *(func.nullif(func.count(case((shares.c.type == kind, 1))), 0)
+                                     for kind in SHARE_TYPES))
+            .group_by(shares.c.owner)), [f"shares_{kind}" for kind in SHARE_TYPES])
         metrics = [
             Gauge.by("usage_shares", "Shares by type (internal per-recipient rows excluded). "
                      + REFRESH_NOTE, "type", by_type),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import Float, case, cast, func, select
 
@@ -16,8 +18,8 @@ from collectors.base import (
     Source,
     cumulative_bucket_counts,
     histogram,
-    user_columns,
 )
+from exporter.usercolumns import user_columns
 
 QUOTA_RATIO_BOUNDS = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 
@@ -65,14 +67,14 @@ class StorageCollector(Collector):
                              "files, folders, previews, versions and trash. " + REFRESH_NOTE,
                              entries),
             ]
-        per_user = user_columns(conn.execute(
-            select(home.c.user_id, home.c.used_bytes, home.c.files)).all(),
+        per_user: dict[str, Mapping[str, Any]] = user_columns(conn.execute(
+            select(home.c.user_id, home.c.used_bytes, home.c.files)),
             ("used_bytes", "files")) | {"quota_bytes": {}}
         if "quotas" in rel:
             metrics += self._quota_metrics(source)
             quotas = rel["quotas"]
-            per_user["quota_bytes"] = dict(conn.execute(
-                select(quotas.c.user_id, quotas.c.quota_bytes)).all())
+            per_user |= user_columns(conn.execute(
+                select(quotas.c.user_id, quotas.c.quota_bytes)), ("quota_bytes",))
         return CollectorResult(metrics=tuple(metrics), users=per_user)
 
     def _quota_metrics(self, source: Source) -> list[Metric]:

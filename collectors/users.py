@@ -12,9 +12,9 @@ from collectors.base import (
     CollectorResult,
     Gauge,
     Source,
-    user_columns,
 )
 from exporter.config import Option, choice, duration_label, duration_list
+from exporter.usercolumns import user_columns
 
 # Nextcloud's serverinfo windows plus ownCloud's 14 days (its activeUsersCount).
 DEFAULT_WINDOWS = (300.0, 3600.0, 86400.0, 604800.0, 1209600.0, 2592000.0, 7776000.0,
@@ -64,7 +64,7 @@ class UsersCollector(Collector):
                 for window in windows))).one())
 
         columns = user_columns(conn.execute(
-            select(users.c.user_id, *(users.c[c] for c in USER_COLUMNS))).all(), USER_COLUMNS)
+            select(users.c.user_id, *(users.c[c] for c in USER_COLUMNS))), USER_COLUMNS)
 
         return CollectorResult(
             metrics=(

@@ -100,7 +100,8 @@ class SnapshotCollector:
         columns = self.snapshot.user_columns()
         # Users are ranked by home storage, or by media on platforms without file storage.
         used = columns.get("used_bytes") or columns.get("media_bytes") or {}
-        top = heapq.nlargest(self.per_user_limit, used, key=lambda user: used[user] or 0)
+        top = [user for user, _ in heapq.nlargest(self.per_user_limit, used.items(),
+                                                  key=lambda item: item[1] or 0)]
         for name, column, help_text in PER_USER_GAUGES:
             family = GaugeMetricFamily(name, help_text + " Top users by storage only.",
                                        labels=["user"])

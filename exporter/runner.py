@@ -20,6 +20,7 @@ from exporter.db import Database, DatabaseUnavailable, describe_error
 from exporter.exposition import render
 from exporter.history import HistoryError, HistoryRows, HistoryStore
 from exporter.log import debug_enabled
+from exporter.memory import release_free_memory
 from exporter.platforms import profile_for
 from exporter.relations import RELATIONS
 from exporter.snapshot import Snapshot, SnapshotStore
@@ -114,7 +115,9 @@ class Runner:
         collector.recorded()
         duration = time.monotonic() - started
         log.debug("collector_succeeded", collector=name, duration_seconds=round(duration, 4))
-        return self.store.record_success(name, result, duration, platform_version=version)
+        snapshot = self.store.record_success(name, result, duration, platform_version=version)
+        release_free_memory()  # what the run read and the result it replaced
+        return snapshot
 
     def read(self, relations: Sequence[str],
              query: Callable[[Connection, Mapping[str, Subquery]], T],

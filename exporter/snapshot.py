@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from collectors.base import CollectorResult
+from exporter.usercolumns import user_ids, user_row
 
 State = Literal["pending", "ok", "failed", "not_applicable"]
 
@@ -81,12 +82,7 @@ class Snapshot:
     def user_rows(self) -> Iterator[dict[str, Any]]:
         """One row per user id known to any collector, every column present (None if unknown)."""
         columns = self.user_columns()
-        user_ids: dict[str, None] = {}
-        for values in columns.values():
-            user_ids.update(dict.fromkeys(values))
-        for user_id in user_ids:
-            yield {"user_id": user_id} | {name: values.get(user_id)
-                                          for name, values in columns.items()}
+        return (user_row(user_id, columns) for user_id in user_ids(columns.values()))
 
 
 class SnapshotStore:

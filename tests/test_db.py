@@ -4,7 +4,9 @@ when the collector's timeout passes."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import sqlite3
 import time
 
 import pytest
@@ -95,3 +97,32 @@ def test_an_unreachable_server_raises_database_unavailable():
                         .database)
     with pytest.raises(DatabaseUnavailable, match="OperationalError"), database.connect(1):
         pass
+
+
+def test_a_sqlite_connection_is_kept_for_the_next_run(tmp_path):
+    copy = tmp_path / "nc.db"
+    shutil.copy(NEXTCLOUD_DB, copy)
+    database = Database(make_config(f"sqlite:///{copy}", "nextcloud").database)
+    with database.connect(5) as conn:
+        first = conn.connection.dbapi_connection
+    with database.connect(5) as conn:
+        assert conn.connection.dbapi_connection is first
+    database.close()
+
+
+def test_a_sqlite_file_replaced_on_disk_is_read_anew(tmp_path):
+    copy = tmp_path / "nc.db"
+    shutil.copy(NEXTCLOUD_DB, copy)
+    database = Database(make_config(f"sqlite:///{copy}", "nextcloud").database)
+    count = "SELECT count(*) FROM oc_users"
+    with database.connect(5) as conn:
+        before = conn.execute(text(count)).scalar_one()
+    replacement = tmp_path / "restored.db"
+    shutil.copy(NEXTCLOUD_DB, replacement)
+    with sqlite3.connect(replacement) as writer:
+        writer.execute("DELETE FROM oc_users WHERE uid IN (SELECT uid FROM oc_users LIMIT 2)")
+    writer.close()
+    os.replace(replacement, copy)
+    with database.connect(5) as conn:
+        assert conn.execute(text(count)).scalar_one() == before - 2
+    database.close()

@@ -23,8 +23,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 CHUNK_CHARS = 64 * 1024
 # Written by csv.writer as they are: str() of them never needs quotes or a quote mark.
-PLAIN = (int, float)
+PLAIN = (int, float, bool)
 PLAIN_TYPES = frozenset((*PLAIN, type(None)))
+TEXT_TYPES = frozenset((str, type(None)))
 # Rows per batch: a few chunks' worth, written by one C call.
 BATCH_ROWS = 512
 
@@ -33,10 +34,11 @@ def safe_cell(value: Any) -> str:
     """A value as CSV cell text: None as empty, numbers as is, formula-like text quoted out."""
     if value is None:
         return ""
-    if isinstance(value, Number):
-        return str(value)
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    if type(value) is not str:
+        if isinstance(value, Number):
+            return str(value)
+        value = str(value)
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 class _ByHand(Exception):
@@ -62,15 +64,27 @@ def _line(cells: Sequence[Any]) -> str:
     return ",".join(fields) + "\n"
 
 
+def _inert(column: Sequence[Any]) -> Sequence[Any]:
+    """The column as csv.writer should get it. Numbers, empty cells and text that no
+    spreadsheet would run (checked in C, a pass over the column) go untouched; any other
+    column is made inert cell by cell."""
+    types = set(map(type, column))
+    if PLAIN_TYPES.issuperset(types):
+        return column
+    if TEXT_TYPES.issuperset(types):
+        texts = list(filter(None, column))
+        if not any(map(str.startswith, texts, itertools.repeat(FORMULA_STARTS))) \
+                and "\r" not in "".join(texts):
+            return column
+    return list(map(_writer_cell, column))
+
+
 def _write_batch(writer: Any, buffer: io.StringIO, columns: Sequence[Sequence[Any]]) -> None:
-    """Rows given column by column: a column of only numbers and empty cells is handed to the C
-    writer untouched, other columns are made inert cell by cell."""
+    """Rows given column by column, written by the C writer."""
     try:
         if len(columns) < 2:
             raise _ByHand
-        writer.writerows(zip(*(column if PLAIN_TYPES.issuperset(map(type, column))
-                               else list(map(_writer_cell, column)) for column in columns),
-                             strict=True))
+        writer.writerows(zip(*map(_inert, columns), strict=True))
     except _ByHand:
         buffer.write("".join(map(_line, zip(*columns, strict=True))))
 

@@ -16,10 +16,12 @@ import bisect
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from exporter.usercolumns import user_ids, user_row
 
 Columns = Mapping[str, Mapping[str, Any]]
 # (flag, rank, value, value as written, user id): flag orders nulls last in either direction.
@@ -30,29 +32,6 @@ NUMBER, TEXT, OTHER = 0, 1, 2
 
 class TokenError(ValueError):
     """`from` is not a next_token of this query."""
-
-
-def user_ids(columns: Columns) -> Iterator[str]:
-    """Each user id known to any column once, in the order of Snapshot.user_rows, without
-    building the union of all ids: a column whose ids an earlier column holds adds nothing (a
-    subset test, which builds nothing); otherwise its new ids are its keys minus each earlier
-    column's, set differences that shrink at once since most columns hold the same users."""
-    earlier: list[Mapping[str, Any]] = []
-    for values in columns.values():
-        if any(values.keys() <= seen.keys() for seen in earlier):
-            continue
-        new: Any = values.keys()
-        for seen in earlier:
-            if not new:
-                break
-            new = new - seen.keys()
-        if new:
-            yield from (values if not earlier else (u for u in values if u in new))
-        earlier.append(values)
-
-
-def user_row(user_id: str, columns: Columns) -> dict[str, Any]:
-    return {"user_id": user_id} | {name: values.get(user_id) for name, values in columns.items()}
 
 
 def sort_key(value: Any, user_id: str, descending: bool) -> Key:
@@ -112,7 +91,7 @@ class UserQuery:
         """Every user id, ascending by its key; built once per snapshot and order (the caller
         keeps it), so that a page is a bisect and a slice. Keys are unique (they end with the
         user id) and only meet keys of one rank, so mixed types never raise."""
-        return sorted(user_ids(columns), key=self.key_of(columns))
+        return sorted(user_ids(columns.values()), key=self.key_of(columns))
 
     def page(self, columns: Columns, order: list[str], after: Key | None) -> tuple[
             list[dict[str, Any]], int, Key | None]:

@@ -149,9 +149,35 @@ def like(pattern: str) -> Callable[[str | None], bool]:
     """SQLite's LIKE without ESCAPE: `%` any run, `_` any one character, ASCII letters in
     either case; NULL never matches. Not a regex: a term such as `%%%_%%%%` makes a regex
     backtrack exponentially, holding a worker thread for good."""
-    folded = re.sub("%+", "%", pattern.translate(ASCII_LOWER))
-    return lambda value: value is not None and wildcard_match(folded,
-                                                              value.translate(ASCII_LOWER))
+    folded = re.sub("%+", "%", ascii_fold(pattern))
+    if "_" in folded:
+        return lambda value: value is not None and wildcard_match(folded, ascii_fold(value))
+    parts = folded.split("%")
+    return lambda value: value is not None and parts_match(parts, ascii_fold(value))
+
+
+def ascii_fold(text: str) -> str:
+    """ASCII letters in lower case, every other character as it is (str.lower would fold more)."""
+    return text.lower() if text.isascii() else text.translate(ASCII_LOWER)
+
+
+def parts_match(parts: list[str], text: str) -> bool:
+    """Whether a pattern without `_`, split at its `%`s, matches all of `text`: it starts with
+    the first part, ends with the last and holds the others in order between them. The
+    leftmost place of each part is the one to take, so each is one search in C."""
+    if len(parts) == 1:
+        return text == parts[0]
+    first, last = parts[0], parts[-1]
+    end = len(text) - len(last)
+    if end < len(first) or not text.startswith(first) or not text.endswith(last):
+        return False
+    at = len(first)
+    for part in parts[1:-1]:
+        found = text.find(part, at, end)
+        if found < 0:
+            return False
+        at = found + len(part)
+    return True
 
 
 def wildcard_match(pattern: str, text: str) -> bool:

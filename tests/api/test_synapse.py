@@ -6,6 +6,7 @@ captures do not cover equal Synapse's own SQL run on the SQLite fixture."""
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import sqlite3
 import urllib.error
@@ -19,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from exporter import api
-from exporter.api.synapse import MEDIA_STATISTICS
+from exporter.api.synapse import MEDIA_STATISTICS, like
 from exporter.config import ApiKey
 from exporter.db import DatabaseUnavailable
 from exporter.http import App, Context, HttpServer
@@ -236,6 +237,17 @@ def test_a_linguistic_postgresql_collation_changes_nothing(postgres_server):
     finally:
         server.stop()
         runner.close()
+
+
+def test_the_snapshots_like_matches_exactly_what_sqlites_like_matches():
+    rng = random.Random(7)
+    with closing(sqlite3.connect(":memory:")) as sqlite:
+        for _ in range(5000):
+            pattern = "".join(rng.choice("aAbB%_:é@É") for _ in range(rng.randint(0, 6)))
+            text = "".join(rng.choice("aAbB:é@É_%") for _ in range(rng.randint(0, 8)))
+            expected = sqlite.execute("SELECT ? LIKE ?", (text, pattern)).fetchone()[0]
+            assert like(pattern)(text) is bool(expected), (pattern, text)
+    assert like("%")(None) is False
 
 
 def test_searches_behave_as_observed_on_synapse(base_url):

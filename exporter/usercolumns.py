@@ -1,0 +1,166 @@
+"""Per-user columns kept compactly: the columns of one query share one user-id index.
+
+A collector's per-user query returns a row per user. Kept as one dict per column, every column
+repeats the user ids' hash table; here the columns of a query share one index (user id ->
+position) and keep their values in a list aligned to it, and repeated text (a status, a backend)
+is one string object, not one per user. At 100k users this halves what the columns hold.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import repeat
+from typing import Any
+
+from sqlalchemy import Result
+
+# Rows read from the database at a time.
+CHUNK_ROWS = 10_000
+_POSITIONS: list[int] = []
+_POSITIONS_LOCK = threading.Lock()
+
+
+class UserColumn(Mapping[str, Any]):
+    """One column, read like a dict of user id -> value, in the order of its rows."""
+
+    __slots__ = ("_ids", "_index", "_values")
+
+    def __init__(self, ids: list[Any], index: dict[Any, int], values: list[Any]) -> None:
+        # `values` has a cell past the last position, None: the answer for every unknown user,
+        # so that a bulk lookup needs no branch.
+        self._ids, self._index, self._values = ids, index, values
+
+    def __getitem__(self, user_id: str) -> Any:
+        return self._values[self._index[user_id]]
+
+    def get(self, user_id: str, default: Any = None) -> Any:
+        position = self._index.get(user_id)
+        return default if position is None else self._values[position]
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def keys(self) -> Any:  # the index's own keys view: set operations on it run in C
+        return self._index.keys()
+
+    def items(self) -> Any:
+        return zip(self._ids, self._values, strict=False)  # values has one cell more
+
+    def values(self) -> Any:
+        return self._values[:-1]
+
+    def positions(self, user_ids: list[Any]) -> range | list[int]:
+        """Where each user's cell is (the None past the end for a user the column lacks); a
+        range when the ids are a run of the column's own, as they are when read in its order."""
+        first = self._index.get(user_ids[0]) if user_ids else None
+        if first is not None and self._ids[first:first + len(user_ids)] == user_ids:
+            return range(first, first + len(user_ids))
+        return list(map(self._index.get, user_ids, repeat(len(self._ids))))
+
+    def at(self, positions: range | list[int]) -> list[Any]:
+        if isinstance(positions, range):
+            return self._values[positions.start:positions.stop]
+        return list(map(self._values.__getitem__, positions))
+
+
+def user_columns(rows: Result[Any] | Sequence[Sequence[Any]],
+                 names: Sequence[str]) -> dict[str, UserColumn]:
+    """Columns {name: UserColumn} from rows of (user_id, *values), one row per user (a later
+    row for the same user wins). Rows are read in chunks and each chunk is split into columns by
+    zip in C, so a query's rows are never all in memory at once as row objects."""
+    ids: list[Any] = []
+    columns: list[list[Any]] = [[] for _ in names]
+    texts: list[dict[str, str]] = [{} for _ in names]
+    for chunk in rows.partitions(CHUNK_ROWS) if isinstance(rows, Result) else (rows,):
+        if not chunk:
+            continue
+        chunk_ids, *chunk_columns = zip(*chunk, strict=True)
+        ids += _shared_ids(chunk_ids)
+        for column, values, distinct in zip(columns, chunk_columns, texts, strict=True):
+            column += _shared_text(values, distinct)
+    index = dict(zip(ids, _positions(len(ids)), strict=True))
+    if len(index) < len(ids):  # repeated ids: keep each one's last row, positions renumbered
+        kept = list(index.values())
+        index = dict(zip(index, _positions(len(kept)), strict=True))
+        columns = [[column[n] for n in kept] for column in columns]
+        ids = list(index)
+    for column in columns:
+        column.append(None)
+    return {name: UserColumn(ids, index, column)
+            for name, column in zip(names, columns, strict=True)}
+
+
+def _positions(count: int) -> list[int]:
+    """0 .. count-1 as the same int objects for every index (an int is 28 bytes)."""
+    with _POSITIONS_LOCK:
+        _POSITIONS.extend(range(len(_POSITIONS), count))
+    return _POSITIONS[:count]
+
+
+def _shared_ids(ids: Sequence[Any]) -> Sequence[Any]:
+    """Text user ids interned, so that every column of every collector holds one string per
+    user; other ids (a custom query's numbers) as they are."""
+    try:
+        return list(map(sys.intern, ids))
+    except TypeError:
+        return ids
+
+
+def _shared_text(values: Sequence[Any], distinct: dict[str, str]) -> Sequence[Any]:
+    """Text values with each distinct string once (drivers return a new object per row);
+    other values as they are, since equal numbers of different types must stay apart."""
+    if not {str, type(None)}.issuperset(map(type, values)):
+        return values
+    return list(map(distinct.setdefault, values, values))
+
+
+def user_ids(columns: Iterable[Mapping[str, Any]]) -> Iterator[Any]:
+    """Each user id known to any column once: those of the column with the most users in its
+    order, then the others' new ones, largest column first. Columns of one query are one; a
+    column whose ids the earlier ones hold adds nothing (a subset test, which builds nothing);
+    otherwise its new ids are its keys minus each earlier column's, set differences that shrink
+    at once since most columns hold the same users."""
+    distinct: dict[int, Mapping[str, Any]] = {}
+    for column in columns:
+        distinct.setdefault(id(column._index if isinstance(column, UserColumn) else column),
+                            column)
+    earlier: list[Mapping[str, Any]] = []
+    for values in sorted(distinct.values(), key=len, reverse=True):  # a stable sort
+        if any(values.keys() <= seen.keys() for seen in earlier):
+            continue
+        new: Any = values.keys()
+        for seen in earlier:
+            if not new:
+                break
+            new = new - seen.keys()
+        if new:
+            yield from (values if not earlier else (u for u in values if u in new))
+        earlier.append(values)
+
+
+def user_row(user_id: Any, columns: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    return {"user_id": user_id} | {name: values.get(user_id) for name, values in columns.items()}
+
+
+def cells(columns: Iterable[Mapping[str, Any]], user_ids: list[Any]) -> list[list[Any]]:
+    """Each column's cells for `user_ids` (None where it has none), looked up in C; the
+    positions are found once for all the columns of one query."""
+    found: list[list[Any]] = []
+    positions: dict[int, range | list[int]] = {}
+    for column in columns:
+        if isinstance(column, UserColumn):
+            index = id(column._index)
+            if index not in positions:
+                positions[index] = column.positions(user_ids)
+            found.append(column.at(positions[index]))
+        else:
+            found.append(list(map(column.get, user_ids)))
+    return found
