@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,17 +16,10 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.demo_data import build_demo_database
-from tests.servers import terminate
+from tests.servers import free_port, ready_daemon
 
-ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-key-0123456789abcdef"
 COLLECTORS = ("users", "sessions", "shares", "storage", "dau")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def demo_database(directory: Path, users: int) -> Path:
@@ -110,31 +101,10 @@ def running_daemon(directory: Path, database: Path, interval: float) -> Iterator
     port = free_port()
     config = write_config(directory, database, interval, port)
     log_path = directory / "daemon.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "exporter", "run", "--config",
-                                    str(config)], cwd=ROOT, stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT)
+    log_path.unlink(missing_ok=True)  # this run's log only
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process, log_path)
+    with ready_daemon(config, log_path, url, error=RuntimeError) as process:
         yield Daemon(url, process, log_path)
-    finally:
-        terminate(process, timeout=15)
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the daemon exited: {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the daemon never became ready")
 
 
 def write_json(path: Path, value: object) -> None:

@@ -53,7 +53,14 @@ from exporter import log as exporter_log
 from exporter.config import parse_config
 from exporter.exposition import snapshot_json
 from exporter.runner import Runner
-from tests.servers import PostgresServer, free_port, start_postgres
+from tests.servers import (
+    PostgresServer,
+    free_port,
+    start_daemon,
+    start_postgres,
+    terminate,
+    wait_daemon_ready,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("refresh", "plans", "metrics", "users-csv", "rss")
@@ -251,14 +258,13 @@ class Daemon:
         config = workdir / "daemon.json"  # JSON is YAML
         config.write_text(json.dumps(exporter_config(
             target.url, platform_name, workdir / "daemon-history.db", self.port)))
-        self.log = (workdir / "daemon.log").open("wb")
+        log_path = workdir / "daemon.log"
         started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "run", "--config", str(config),
-             "--as-of", str(NOW)], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self.log,
-            stderr=subprocess.STDOUT)
+        self.process = start_daemon(config, log_path, as_of=NOW)
         try:
-            wait_ready(self.port, self.process)
+            # The first refresh of a large database can take long.
+            wait_daemon_ready(f"http://127.0.0.1:{self.port}", self.process, log_path,
+                              seconds=3600, error=RuntimeError)
         except BaseException:
             self.stop()
             raise
@@ -269,26 +275,7 @@ class Daemon:
         return self.process.pid
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
-def wait_ready(port: int, process: subprocess.Popen, timeout: float = 3600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with code {process.returncode}")
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            status, _, _ = get(port, "/-/ready")
-            if status == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"127.0.0.1:{port} not ready within {timeout:.0f}s")
+        terminate(self.process, timeout=20)
 
 
 def get(port: int, path: str, headers: dict[str, str] | None = None,

@@ -96,7 +96,11 @@ class Response:
 
     @classmethod
     def json(cls, value: Any, status: int = 200) -> Response:
-        return cls(status, json.dumps(value, ensure_ascii=False, default=str).encode())
+        return cls(status, encode_json(value))
+
+
+def encode_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, default=str).encode()
 
 
 Handler = Callable[[Request], Response]

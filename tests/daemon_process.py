@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,8 +16,8 @@ from typing import Any
 import yaml
 
 from collectors import available
-from tests.conftest import API_KEY, ROOT
-from tests.servers import free_port
+from tests.conftest import API_KEY
+from tests.servers import free_port, start_daemon, wait_daemon_ready
 
 # Self-metrics and labels that change with every run: everything else on /metrics is a value
 # computed from the database.
@@ -64,8 +63,8 @@ def collectors(interval: str = "1s", timeout: str = "1s", only: tuple[str, ...] 
 
 
 class Daemon:
-    """`usage-exporter run` on a config file; its stderr (JSON lines) goes to a file so that the
-    test can read the log while it runs."""
+    """`usage-exporter run` on a config file; its log (JSON lines) goes to a file so that the
+    test can read it while it runs, across restarts."""
 
     def __init__(self, directory: Path, config: dict[str, Any],
                  as_of: float | None = None) -> None:
@@ -82,17 +81,10 @@ class Daemon:
         self.config_path.write_text(yaml.safe_dump(config))
 
     def start(self, ready: bool = True) -> Daemon:
-        command = [sys.executable, "-m", "exporter", "run", "--config", str(self.config_path)]
-        if self.as_of is not None:
-            command += ["--as-of", str(self.as_of)]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=log)
+        self.process = start_daemon(self.config_path, self.log_path, self.as_of)
         if ready:
             try:
-                wait_until(lambda: self.get("/-/ready")[0] == 200 or not self.running(), 60,
-                           "the daemon to be ready")
-                assert self.running(), f"the daemon exited: {self.log_text()[-2000:]}"
+                wait_daemon_ready(self.url, self.process, self.log_path)
             except BaseException:
                 self.kill()
                 raise

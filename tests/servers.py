@@ -5,6 +5,9 @@ directory, and is stopped by PID (then its directory removed) when the fixture t
 ends. An atexit hook and a parent-death signal catch what a crashed or killed session would
 otherwise leave behind.
 
+usage-exporter itself (start_daemon, ready_daemon) runs from the project root with its log in a
+file the caller names; tests and bench scripts alike stop it by PID.
+
 conftest.py exposes the fixtures by importing them (``__all__`` lists the public names).
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import http.client
 import json
 import os
 import pwd
@@ -21,6 +25,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -31,7 +36,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import pytest
 
@@ -49,13 +54,19 @@ __all__ = [
     "postgres_server",
     "prometheus_server",
     "promtool_path",
+    "ready_daemon",
+    "start_daemon",
+    "start_exporter",
     "start_mariadb",
     "start_postgres",
     "start_prometheus",
+    "wait_daemon_ready",
     "wait_for_ready",
 ]
 
 HOST = "127.0.0.1"
+# Where `python -m exporter` finds the package without it being installed.
+_PROJECT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
 # initdb/postgres refuse to run as root, so as root they run as the package's OS user; as any
 # other user they simply run as that user.
@@ -329,6 +340,32 @@ def _mkdtemp(kind: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"usage-exporter-{kind}-"))
 
 
+class _Launched(Protocol):
+    """What _ready_or_removed needs of a server it waits for."""
+
+    def wait_ready(self, timeout: float) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+_L = TypeVar("_L", bound=_Launched)
+
+
+def _ready_or_removed(workdir: Path, timeout: float, launch: Callable[[], _L]) -> _L:
+    """The server that ``launch`` sets up in ``workdir``, once it is ready; if anything fails on
+    the way, what was started is stopped and ``workdir`` removed."""
+    server: _L | None = None
+    try:
+        server = launch()
+        server.wait_ready(timeout)
+        return server
+    except BaseException:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
 # --- database servers --------------------------------------------------------------------------
 
 
@@ -357,6 +394,9 @@ class _DatabaseServer:
     def _connect(self) -> Any:
         raise NotImplementedError
 
+    def wait_ready(self, timeout: float, what: str = "accept connections") -> None:
+        _wait_until(self.process, lambda: self._connect().close(), timeout, what)
+
     @contextlib.contextmanager
     def stopped(self, timeout: float = 60.0) -> Iterator[None]:
         """The server is down inside the block (its data kept), and accepts connections again
@@ -366,8 +406,7 @@ class _DatabaseServer:
             yield
         finally:
             self.process.start()
-            _wait_until(self.process, lambda: self._connect().close(), timeout,
-                        "accept connections again")
+            self.wait_ready(timeout, "accept connections again")
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
@@ -438,8 +477,8 @@ def start_postgres(timeout: float = 30.0) -> PostgresServer:
     """initdb + postgres (as the ``postgres`` OS user when we are root)."""
     bindir = _require(find_postgres_bindir(), "postgresql")
     workdir = _mkdtemp("postgres")
-    proc: ServerProcess | None = None
-    try:
+
+    def launch() -> PostgresServer:
         password = secrets.token_hex(16)
         pwfile = workdir / "pwfile"
         pwfile.write_text(password + "\n")
@@ -481,18 +520,9 @@ def start_postgres(timeout: float = 30.0) -> PostgresServer:
             # connection pool would hang it); SIGINT is the "fast" shutdown.
             stop_signal=signal.SIGINT,
         )  # fmt: skip
-        server = PostgresServer(port=port, user=ADMIN_USER, password=password, process=proc)
+        return PostgresServer(port=port, user=ADMIN_USER, password=password, process=proc)
 
-        def probe() -> None:
-            server._connect().close()
-
-        _wait_until(proc, probe, timeout, "accept connections")
-        return server
-    except BaseException:
-        if proc is not None:
-            proc.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
+    return _ready_or_removed(workdir, timeout, launch)
 
 
 # --- MariaDB ---------------------------------------------------------------------------------
@@ -545,8 +575,8 @@ def start_mariadb(timeout: float = 60.0) -> MariaDBServer:
     """mariadb-install-db + mariadbd with real grant tables (``--user=root`` when root)."""
     server_bin, install_db = _require(find_mariadb(), "mariadb-server")
     workdir = _mkdtemp("mariadb")
-    proc: ServerProcess | None = None
-    try:
+
+    def launch() -> MariaDBServer:
         datadir = workdir / "data"
         socket_path = workdir / "mysqld.sock"
         password = secrets.token_hex(16)
@@ -594,7 +624,7 @@ def start_mariadb(timeout: float = 60.0) -> MariaDBServer:
             ],
             workdir,
         )
-        server = MariaDBServer(
+        return MariaDBServer(
             port=port,
             user=ADMIN_USER,
             password=password,
@@ -602,16 +632,7 @@ def start_mariadb(timeout: float = 60.0) -> MariaDBServer:
             process=proc,
         )
 
-        def probe() -> None:
-            server._connect().close()
-
-        _wait_until(proc, probe, timeout, "accept connections")
-        return server
-    except BaseException:
-        if proc is not None:
-            proc.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
+    return _ready_or_removed(workdir, timeout, launch)
 
 
 # --- Prometheus ------------------------------------------------------------------------------
@@ -690,8 +711,8 @@ def start_prometheus(
             ],
         }
     workdir = _mkdtemp("prometheus")
-    proc: ServerProcess | None = None
-    try:
+
+    def launch() -> PrometheusServer:
         config_path = workdir / "prometheus.yml"
         config_path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
         port = free_port()
@@ -705,16 +726,66 @@ def start_prometheus(
             ],
             workdir,
         )
-        server = PrometheusServer(
+        return PrometheusServer(
             url=f"http://{HOST}:{port}", config_path=config_path, process=proc
         )
-        server.wait_ready(timeout)
-        return server
-    except BaseException:
-        if proc is not None:
-            proc.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
+
+    return _ready_or_removed(workdir, timeout, launch)
+
+
+# --- usage-exporter itself --------------------------------------------------------------------
+
+
+def start_exporter(log_path: Path, *arguments: str) -> subprocess.Popen[bytes]:
+    """``python -m exporter ARGUMENTS`` from the project root, its stdout and stderr appended to
+    ``log_path``: a file nobody has to drain while it runs, which a restart extends."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "exporter", *arguments], cwd=_PROJECT,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_daemon(config: Path, log_path: Path,
+                 as_of: float | None = None) -> subprocess.Popen[bytes]:
+    """``usage-exporter run`` on ``config``; ``as_of`` pins the clock its collectors see (a
+    fixture's own date) instead of the wall clock."""
+    pinned = () if as_of is None else ("--as-of", str(as_of))
+    return start_exporter(log_path, "run", "--config", str(config), *pinned)
+
+
+def wait_daemon_ready(url: str, process: subprocess.Popen[bytes], log_path: Path,
+                      seconds: float = 60.0, *, error: type[Exception] = AssertionError,
+                      context: ssl.SSLContext | None = None) -> None:
+    """Poll ``url``/-/ready (over TLS with ``context``) until it answers 200. Raise ``error``,
+    with the end of the log, if the process exits first or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise error(f"the daemon exited with code {process.returncode}: {tail}")
+        # 503 until the first refresh (an HTTPError, so an OSError); nothing at all before it
+        # listens.
+        with contextlib.suppress(OSError, http.client.HTTPException), \
+                urllib.request.urlopen(url + "/-/ready", timeout=5, context=context) as response:
+            if response.status == 200:
+                return
+        if time.monotonic() > deadline:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise error(f"the daemon was not ready within {seconds:g}s: {tail}")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def ready_daemon(config: Path, log_path: Path, url: str, *, as_of: float | None = None,
+                   seconds: float = 60.0, error: type[Exception] = AssertionError,
+                   context: ssl.SSLContext | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """The daemon (see start_daemon), once ready at ``url``; stopped by its PID when the block
+    ends, however it ends."""
+    process = start_daemon(config, log_path, as_of)
+    try:
+        wait_daemon_ready(url, process, log_path, seconds, error=error, context=context)
+        yield process
+    finally:
+        terminate(process, timeout=15)
 
 
 # --- pytest fixtures -------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,15 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API_KEY, NEXTCLOUD, NEXTCLOUD_DB, ROOT, read_json, sqlite_execute
-from tests.servers import promtool_path, terminate
+from tests.servers import free_port, promtool_path, ready_daemon, start_exporter, wait_daemon_ready
 
 SERVERINFO = read_json(NEXTCLOUD / "serverinfo.json")["ocs"]["data"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def write_config(path: Path, url: str, port: int, extra: str = "", *,
@@ -57,37 +50,18 @@ def exporter(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
                           capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def wait_ready(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1]
-        try:
-            with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the daemon never became ready")
-
-
 @contextmanager
 def running_daemon(config: Path, port: int,
-                   as_of: float) -> Iterator[tuple[str, subprocess.Popen]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "run", "--config", str(config), "--as-of", str(as_of)],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+                   as_of: float) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The daemon on `config` and its URL; its log in daemon.log next to `config`."""
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
+    with ready_daemon(config, config.with_name("daemon.log"), url, as_of=as_of,
+                      seconds=30) as process:
         yield url, process
-    finally:
-        terminate(process)
 
 
 @pytest.fixture
-def daemon(tmp_path, nextcloud_now) -> Iterator[tuple[str, subprocess.Popen]]:
+def daemon(tmp_path, nextcloud_now) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     config = write_config(tmp_path / "config.yaml", f"sqlite:///{NEXTCLOUD_DB}", port)
     with running_daemon(config, port, nextcloud_now) as running:
@@ -105,14 +79,15 @@ def test_daemon_serves_metrics_that_promtool_accepts(daemon, tmp_path):
     assert lint.stdout + lint.stderr == b""
 
 
-def test_sigterm_stops_the_daemon_within_seconds(daemon):
+def test_sigterm_stops_the_daemon_within_seconds(daemon, tmp_path):
     _, process = daemon
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=10)
+    process.wait(timeout=10)
     assert process.returncode == 0
     assert time.monotonic() - started < 5
-    events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
+    log = (tmp_path / "daemon.log").read_text()
+    events = [json.loads(line)["event"] for line in log.splitlines() if line.startswith("{")]
     assert events[0] == "listening" and events[-1] == "stopped"
 
 
@@ -212,21 +187,20 @@ def test_dau_history_survives_a_daemon_restart(tmp_path, nextcloud_now):
 
 def test_the_demo_builds_its_database_and_serves_it(tmp_path):
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{port}",
-         "--users", "60", "--directory", str(tmp_path)],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+    output = tmp_path / "demo.log"
+    process = start_exporter(output, "demo", "--listen", f"127.0.0.1:{port}", "--users", "60",
+                             "--directory", str(tmp_path))
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process, seconds=60)
+        wait_daemon_ready(url, process, output)
         with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
             body = response.read()
     finally:
         process.send_signal(signal.SIGTERM)
-        stdout, _ = process.communicate(timeout=10)
-    key = stdout.split("Authorization: Bearer ")[1].split("'")[0]
-    assert f"curl {url}/metrics" in stdout
+        process.wait(timeout=10)
+    printed = output.read_text()
+    key = printed.split("Authorization: Bearer ")[1].split("'")[0]
+    assert f"curl {url}/metrics" in printed
     assert len(key) >= 16
     uri = f"file:{tmp_path / 'nextcloud.db'}?mode=ro"
     with sqlite3.connect(uri, uri=True) as db:

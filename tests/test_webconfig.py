@@ -13,7 +13,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from base64 import b64encode
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ from exporter.http import App, Context, FailedAttempts, HttpServer
 from exporter.runner import Runner
 from exporter.webconfig import WebConfig, load_web_config
 from tests.conftest import API_KEY, NEXTCLOUD_DB, ROOT, make_config
-from tests.servers import terminate
+from tests.servers import ready_daemon
 from tests.test_cli import exporter, free_port, write_config
 
 PASSWORD = "correct horse battery staple"
@@ -476,20 +475,8 @@ def test_check_config_names_the_web_config_problem_and_summarises_a_good_one(pki
 @dataclass(frozen=True)
 class Daemon:
     port: int
-    process: subprocess.Popen[str]
-
-
-def wait_ready(port: int, process: subprocess.Popen[str], context: ssl.SSLContext) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1]
-        try:
-            if get(port, "/-/ready", context).status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the daemon never became ready")
+    process: subprocess.Popen[bytes]
+    log_path: Path
 
 
 @pytest.fixture(scope="module")
@@ -506,15 +493,10 @@ def daemon(pki, tmp_path_factory, nextcloud_now) -> Iterator[Daemon]:
     config = write_config(directory / "config.yaml", f"sqlite:///{NEXTCLOUD_DB}", port)
     config.write_text(config.read_text().replace("server:\n",
                                                  "server:\n  web_config_file: web.yml\n"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "run", "--config", str(config), "--as-of",
-         str(nextcloud_now)], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
-    try:
-        wait_ready(port, process, pki.client_context(pki.client))
-        yield Daemon(port, process)
-    finally:
-        terminate(process)
+    log_path = directory / "daemon.log"
+    with ready_daemon(config, log_path, f"https://127.0.0.1:{port}", as_of=nextcloud_now,
+                      context=pki.client_context(pki.client)) as process:
+        yield Daemon(port, process, log_path)
 
 
 def test_the_daemon_serves_metrics_over_tls_to_a_certified_client_with_the_password(daemon, pki):
@@ -554,9 +536,10 @@ def test_prometheus_scrapes_the_daemon_over_tls_with_basic_auth(daemon, pki, pro
 
 def test_the_daemon_logs_an_https_address_and_stops_on_sigterm(daemon):
     daemon.process.send_signal(signal.SIGTERM)
-    _, stderr = daemon.process.communicate(timeout=10)
+    daemon.process.wait(timeout=10)
     assert daemon.process.returncode == 0
-    events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    log = daemon.log_path.read_text()
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert events[0]["event"] == "listening"
     assert events[0]["url"] == f"https://127.0.0.1:{daemon.port}"
     assert events[-1]["event"] == "stopped"

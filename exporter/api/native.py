@@ -3,7 +3,7 @@ the integer part of the code. exporter.api.openapi describes every route."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,8 +14,9 @@ from exporter.api.openapi import OPENAPI
 from exporter.api.paging import TokenError, UserQuery
 from exporter.exposition import metric_rows, snapshot_json
 from exporter.history import HistoryError, HistoryStore
-from exporter.http import Context, Handler, HttpError, Request, Response
-from exporter.usercolumns import cells, user_ids
+from exporter.http import Context, Handler, HttpError, Request, Response, encode_json
+from exporter.snapshot import Snapshot
+from exporter.usercolumns import cells, user_ids, user_row
 
 MAX_PAGE = 1000
 MAX_TEXT = 256
@@ -55,6 +56,19 @@ def csv_response(body: Iterable[bytes], filename: str) -> Response:
                     [("Content-Disposition", f'attachment; filename="{filename}"')])
 
 
+def snapshot_with_users(snapshot: Snapshot) -> Iterator[bytes]:
+    """snapshot_json(snapshot, users=True) as Response.json would encode it, in chunks: the
+    users a batch at a time, so that a million of them are never one list in memory."""
+    head = encode_json(snapshot_json(snapshot))
+    columns = snapshot.user_columns()
+    separator = b""
+    yield head[:-1] + b', "users": ['
+    for ids in batched(user_ids(columns.values())):
+        yield separator + encode_json([user_row(user_id, columns) for user_id in ids])[1:-1]
+        separator = b", "
+    yield b"]}"
+
+
 def history_zone(request: Request) -> str:
     """`tz` (an IANA name) or `tz_offset` (whole hours east of UTC, as Coder takes it)."""
     if request.param("tz") is not None and request.param("tz_offset") is not None:
@@ -71,7 +85,9 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
 
     def snapshot(request: Request) -> Response:
         context.authorize(request)
-        return Response.json(snapshot_json(context.snapshot(), users=flag(request, "users")))
+        if flag(request, "users"):
+            return Response(200, snapshot_with_users(context.snapshot()))
+        return Response.json(snapshot_json(context.snapshot()))
 
     def history_query(request: Request) -> tuple[HistoryStore, str, date]:
         context.authorize(request)

@@ -43,6 +43,7 @@ from exporter.history import HistoryError
 from exporter.http import App, Context, HttpServer, Request
 from exporter.runner import Runner
 from exporter.snapshot import Bodies, SnapshotStore
+from exporter.usercolumns import user_columns
 from tests.conftest import API_KEY, NEXTCLOUD_DB, make_config
 from tests.test_cli import api_get, free_port, running_daemon, write_config
 
@@ -301,6 +302,34 @@ def test_users_csv_reads_users_only_as_it_writes_them():
     assert first.startswith(b"user_id,used_bytes\nu0,0\n")
     assert ids.read < 100_000
     assert sum(chunk.count(b"\n") for chunk in chunks) + first.count(b"\n") == 200_001
+
+
+def test_the_snapshot_with_users_is_the_same_json_written_a_batch_at_a_time():
+    columns: dict[str, Mapping[str, Any]] = user_columns(
+        [(f"u{n:04d}", f"Ünï {n} \"q\"", n * 1.5) for n in range(1300)], ("name", "score"))
+    columns["sessions"] = {"u0007": 2, "zed": 1}
+    store = fake_store(columns)
+    server, url = serve(Context(lambda: store.current, KEYS))
+    try:
+        status, _, body = request(url, "/api/v1/snapshot?users=true")
+    finally:
+        server.stop()
+    expected = snapshot_json(store.current, users=True)
+    assert status == 200
+    assert body == json.dumps(expected, ensure_ascii=False, default=str).encode()
+    assert len(expected["users"]) == 1301
+
+
+def test_the_snapshot_with_users_reads_users_only_as_it_writes_them():
+    ids = CountingIds(200_000)
+    store = fake_store({"used_bytes": ids})
+    routes = api.routes(Context(lambda: store.current, KEYS))
+    environ = {"PATH_INFO": "/api/v1/snapshot", "QUERY_STRING": "users=true",
+               "REQUEST_METHOD": "GET", "HTTP_AUTHORIZATION": f"Bearer {API_KEY}"}
+    chunks = iter(routes["/api/v1/snapshot"](Request.from_environ(environ)).body)
+    assert b'"users": [' in next(chunks)
+    assert next(chunks).startswith(b'{"user_id": "u0", "used_bytes": 0}')
+    assert ids.read < 100_000
 
 
 def test_system_csv_has_a_row_per_sample(runner, base_url):
