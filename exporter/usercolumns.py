@@ -78,14 +78,17 @@ def user_columns(rows: Result[Any] | Sequence[Sequence[Any]],
     zip in C, so a query's rows are never all in memory at once as row objects."""
     ids: list[Any] = []
     columns: list[list[Any]] = [[] for _ in names]
-    texts: list[dict[str, str]] = [{} for _ in names]
+    # Per column, its distinct strings so far; None once it is not a column of few strings.
+    texts: list[dict[str, str] | None] = [{} for _ in names]
     for chunk in rows.partitions(CHUNK_ROWS) if isinstance(rows, Result) else (rows,):
         if not chunk:
             continue
         chunk_ids, *chunk_columns = zip(*chunk, strict=True)
         ids += _shared_ids(chunk_ids)
-        for column, values, distinct in zip(columns, chunk_columns, texts, strict=True):
-            column += _shared_text(values, distinct)
+        for n, values in enumerate(chunk_columns):
+            columns[n] += _shared_text(values, texts[n]) if texts[n] is not None else values
+            if texts[n] is not None and len(texts[n]) * 4 > len(columns[n]) + 64:
+                texts[n] = None  # names and the like: each value its own anyway
     index = dict(zip(ids, _positions(len(ids)), strict=True))
     if len(index) < len(ids):  # repeated ids: keep each one's last row, positions renumbered
         kept = list(index.values())
@@ -115,8 +118,9 @@ def _shared_ids(ids: Sequence[Any]) -> Sequence[Any]:
 
 
 def _shared_text(values: Sequence[Any], distinct: dict[str, str]) -> Sequence[Any]:
-    """Text values with each distinct string once (drivers return a new object per row);
-    other values as they are, since equal numbers of different types must stay apart."""
+    """Text values with each distinct string once (drivers return a new object per row: a
+    status, a backend name); other values as they are, since equal numbers of different types
+    must stay apart."""
     if not {str, type(None)}.issuperset(map(type, values)):
         return values
     return list(map(distinct.setdefault, values, values))

@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -126,3 +127,15 @@ def test_a_sqlite_file_replaced_on_disk_is_read_anew(tmp_path):
     with database.connect(5) as conn:
         assert conn.execute(text(count)).scalar_one() == before - 2
     database.close()
+
+
+def test_one_watchdog_thread_serves_every_connection(tmp_path):
+    database = Database(make_config(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud").database)
+    for _ in range(20):
+        with database.connect(5) as conn:
+            conn.execute(text("SELECT 1"))
+    watchdogs = [t for t in threading.enumerate() if t.name == "statement-watchdog"]
+    assert len(watchdogs) == 1
+    database.close()
+    watchdogs[0].join(5)
+    assert not watchdogs[0].is_alive()
