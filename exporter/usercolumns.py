@@ -11,15 +11,14 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any
 
 from sqlalchemy import Result
 
 # Rows read from the database at a time.
 CHUNK_ROWS = 10_000
-_POSITIONS: list[int] = []
-_POSITIONS_LOCK = threading.Lock()
+TEXT = frozenset((str, type(None)))
 
 
 class UserColumn(Mapping[str, Any]):
@@ -27,7 +26,8 @@ class UserColumn(Mapping[str, Any]):
 
     __slots__ = ("_ids", "_index", "_values")
 
-    def __init__(self, ids: list[Any], index: dict[Any, int], values: list[Any]) -> None:
+    def __init__(self, ids: Sequence[Any], index: dict[Any, int],
+                 values: Sequence[Any]) -> None:
         # `values` has a cell past the last position, None: the answer for every unknown user,
         # so that a bulk lookup needs no branch.
         self._ids, self._index, self._values = ids, index, values
@@ -57,15 +57,16 @@ class UserColumn(Mapping[str, Any]):
     def values(self) -> Any:
         return self._values[:-1]
 
-    def positions(self, user_ids: list[Any]) -> range | list[int]:
+    def positions(self, user_ids: Sequence[Any]) -> range | list[int]:
         """Where each user's cell is (the None past the end for a user the column lacks); a
         range when the ids are a run of the column's own, as they are when read in its order."""
         first = self._index.get(user_ids[0]) if user_ids else None
-        if first is not None and self._ids[first:first + len(user_ids)] == user_ids:
+        if first is not None and \
+                tuple(self._ids[first:first + len(user_ids)]) == tuple(user_ids):
             return range(first, first + len(user_ids))
         return list(map(self._index.get, user_ids, repeat(len(self._ids))))
 
-    def at(self, positions: range | list[int]) -> list[Any]:
+    def at(self, positions: range | list[int]) -> Sequence[Any]:
         if isinstance(positions, range):
             return self._values[positions.start:positions.stop]
         return list(map(self._values.__getitem__, positions))
@@ -75,55 +76,69 @@ def user_columns(rows: Result[Any] | Sequence[Sequence[Any]],
                  names: Sequence[str]) -> dict[str, UserColumn]:
     """Columns {name: UserColumn} from rows of (user_id, *values), one row per user (a later
     row for the same user wins). Rows are read in chunks and each chunk is split into columns by
-    zip in C, so a query's rows are never all in memory at once as row objects."""
-    ids: list[Any] = []
-    columns: list[list[Any]] = [[] for _ in names]
-    # Per column, its distinct strings so far; None once it is not a column of few strings.
+    zip in C, so a query's rows are never all in memory at once as row objects.
+
+    Columns are tuples of plain values, which the garbage collector stops tracking: a list of a
+    million cells would be walked by every full collection, while the next run allocates."""
+    id_chunks: list[Sequence[Any]] = []
+    column_chunks: list[list[Sequence[Any]]] = [[] for _ in names]
+    # Per column, its distinct strings so far: drivers return a new string object per row, and
+    # a status or a backend name is one of a few. None once the column holds other values
+    # (equal numbers of different types must stay apart) or mostly distinct text (names).
     texts: list[dict[str, str] | None] = [{} for _ in names]
+    count = 0
     for chunk in rows.partitions(CHUNK_ROWS) if isinstance(rows, Result) else (rows,):
         if not chunk:
             continue
         chunk_ids, *chunk_columns = zip(*chunk, strict=True)
-        ids += _shared_ids(chunk_ids)
+        id_chunks.append(_shared_ids(chunk_ids))
+        count += len(chunk_ids)
         for n, values in enumerate(chunk_columns):
-            columns[n] += _shared_text(values, texts[n]) if texts[n] is not None else values
-            if texts[n] is not None and len(texts[n]) * 4 > len(columns[n]) + 64:
-                texts[n] = None  # names and the like: each value its own anyway
-    index = dict(zip(ids, _positions(len(ids)), strict=True))
+            distinct = texts[n]
+            if distinct is not None and TEXT.issuperset(map(type, values)):
+                values = tuple(map(distinct.setdefault, values, values))
+                if len(distinct) * 4 > count + 64:
+                    texts[n] = None
+            else:
+                texts[n] = None
+            column_chunks[n].append(values)
+    ids = tuple(chain.from_iterable(id_chunks))
+    index = dict(zip(ids, _positions(len(ids)), strict=False))
+    columns = [tuple(chain(*chunks, (None,))) for chunks in column_chunks]
     if len(index) < len(ids):  # repeated ids: keep each one's last row, positions renumbered
-        kept = list(index.values())
-        index = dict(zip(index, _positions(len(kept)), strict=True))
-        columns = [[column[n] for n in kept] for column in columns]
-        ids = list(index)
-    for column in columns:
-        column.append(None)
+        kept = (*index.values(), len(ids))
+        index = dict(zip(index, _positions(len(index)), strict=False))
+        columns = [tuple(map(column.__getitem__, kept)) for column in columns]
+        ids = tuple(index)
     return {name: UserColumn(ids, index, column)
             for name, column in zip(names, columns, strict=True)}
 
 
-def _positions(count: int) -> list[int]:
-    """0 .. count-1 as the same int objects for every index (an int is 28 bytes)."""
-    with _POSITIONS_LOCK:
-        _POSITIONS.extend(range(len(_POSITIONS), count))
-    return _POSITIONS[:count]
+class _Positions:
+    """0, 1, 2 ... as the same int objects for every index (an int is 28 bytes), in a tuple
+    that the garbage collector does not walk."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ints: tuple[int, ...] = ()
+
+    def __call__(self, count: int) -> tuple[int, ...]:
+        with self._lock:
+            if len(self._ints) < count:
+                self._ints = (*self._ints, *range(len(self._ints), count))
+            return self._ints
+
+
+_positions = _Positions()
 
 
 def _shared_ids(ids: Sequence[Any]) -> Sequence[Any]:
     """Text user ids interned, so that every column of every collector holds one string per
     user; other ids (a custom query's numbers) as they are."""
     try:
-        return list(map(sys.intern, ids))
+        return tuple(map(sys.intern, ids))
     except TypeError:
         return ids
-
-
-def _shared_text(values: Sequence[Any], distinct: dict[str, str]) -> Sequence[Any]:
-    """Text values with each distinct string once (drivers return a new object per row: a
-    status, a backend name); other values as they are, since equal numbers of different types
-    must stay apart."""
-    if not {str, type(None)}.issuperset(map(type, values)):
-        return values
-    return list(map(distinct.setdefault, values, values))
 
 
 def user_ids(columns: Iterable[Mapping[str, Any]]) -> Iterator[Any]:
@@ -154,10 +169,11 @@ def user_row(user_id: Any, columns: Mapping[str, Mapping[str, Any]]) -> dict[str
     return {"user_id": user_id} | {name: values.get(user_id) for name, values in columns.items()}
 
 
-def cells(columns: Iterable[Mapping[str, Any]], user_ids: list[Any]) -> list[list[Any]]:
+def cells(columns: Iterable[Mapping[str, Any]],
+          user_ids: Sequence[Any]) -> list[Sequence[Any]]:
     """Each column's cells for `user_ids` (None where it has none), looked up in C; the
     positions are found once for all the columns of one query."""
-    found: list[list[Any]] = []
+    found: list[Sequence[Any]] = []
     positions: dict[int, range | list[int]] = {}
     for column in columns:
         if isinstance(column, UserColumn):

@@ -96,7 +96,8 @@ def test_cells_looks_up_every_column_with_none_for_users_it_lacks() -> None:
     columns = user_columns(ROWS, ("name", "files"))
     sessions = {"bob": 2, "dave": 1}
     found = cells([columns["name"], columns["files"], sessions], ["dave", "carol", "bob"])
-    assert found == [[None, "Carol", None], [None, None, 0], [1, None, 2]]
+    assert [list(column) for column in found] == [[None, "Carol", None], [None, None, 0],
+                                                  [1, None, 2]]
 
 
 def test_a_column_is_a_read_only_mapping() -> None:
@@ -136,6 +137,9 @@ def test_user_ids_takes_the_columns_of_one_query_once_in_their_row_order() -> No
 def test_cells_of_a_run_of_a_columns_own_ids_are_its_values_in_order() -> None:
     columns = user_columns([(f"u{n}", n, -n) for n in range(10)], ("plus", "minus"))
     assert columns["plus"].positions(["u3", "u4", "u5"]) == range(3, 6)
-    assert cells(columns.values(), ["u3", "u4", "u5"]) == [[3, 4, 5], [-3, -4, -5]]
-    assert cells(columns.values(), ["u3", "u5", "u4"]) == [[3, 5, 4], [-3, -5, -4]]
-    assert cells(columns.values(), ["u8", "u9", "zz"]) == [[8, 9, None], [-8, -9, None]]
+    def found(ids: list[str]) -> list[list[Any]]:
+        return [list(column) for column in cells(columns.values(), ids)]
+
+    assert found(["u3", "u4", "u5"]) == [[3, 4, 5], [-3, -4, -5]]
+    assert found(["u3", "u5", "u4"]) == [[3, 5, 4], [-3, -5, -4]]
+    assert found(["u8", "u9", "zz"]) == [[8, 9, None], [-8, -9, None]]
