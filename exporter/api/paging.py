@@ -16,7 +16,7 @@ import bisect
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -87,13 +87,13 @@ class UserQuery:
             return lambda user_id: sort_key(user_id, user_id, self.descending)
         return lambda user_id: sort_key(values.get(user_id), user_id, self.descending)
 
-    def order(self, columns: Columns) -> list[str]:
+    def order(self, columns: Columns) -> tuple[str, ...]:
         """Every user id, ascending by its key; built once per snapshot and order (the caller
         keeps it), so that a page is a bisect and a slice. Keys are unique (they end with the
         user id) and only meet keys of one rank, so mixed types never raise."""
-        return sorted(user_ids(columns.values()), key=self.key_of(columns))
+        return tuple(sorted(user_ids(columns.values()), key=self.key_of(columns)))
 
-    def page(self, columns: Columns, order: list[str], after: Key | None) -> tuple[
+    def page(self, columns: Columns, order: Sequence[str], after: Key | None) -> tuple[
             list[dict[str, Any]], int, Key | None]:
         """The rows of one page, how many rows match in all, and the key to resume after if
         more rows follow. `order` is self.order(columns)."""
