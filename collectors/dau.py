@@ -72,7 +72,8 @@ class DauCollector(Collector):
         query = select(activity.c.user_id, activity.c.last_active).where(
             activity.c.last_active >= since, activity.c.last_active <= source.now)
         # A last login is one row per user already; DISTINCT would make SQLite build every join.
-        rows = source.conn.execute(query if source.activity_is_last_login else query.distinct())
+        rows = source.conn.execute(
+            query if source.activity_is_last_login else query.distinct()).all()
         found = set()
         for user_id, last_active in rows:
             key = user_key(user_id)
