@@ -21,7 +21,9 @@ from exporter.http import MAX_CONNECTIONS, SPARE_DESCRIPTORS, App, Context, Http
 from exporter.snapshot import Bodies, SnapshotStore
 from tests.conftest import ROOT
 
-INTERVAL = 2.0
+# Every collector's interval, and so its timeout (at most the interval): long enough that a run
+# slowed by 200 clients on two cores still ends within it.
+INTERVAL = 4.0
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,12 @@ def wait_until(condition: str, check: Callable[[], bool], seconds: float = 30) -
     while not check():
         assert time.monotonic() < deadline, condition
         time.sleep(0.1)
+
+
+def descriptors_settled(pid: int) -> bool:
+    before = sample(pid).open_fds
+    time.sleep(0.5)
+    return sample(pid).open_fds == before
 
 
 def open_files_limit(pid: int) -> int:
@@ -73,6 +81,8 @@ def test_200_concurrent_clients_get_whole_answers_while_every_collector_keeps_ru
 def test_500_idle_and_slow_sockets_neither_stop_a_scrape_nor_take_a_thread_each(daemon):
     pid = daemon.process.pid
     scrape(daemon.url)
+    # Connections of an earlier test may still be closing: the count must stop changing first.
+    wait_until("the daemon's descriptors settled", lambda: descriptors_settled(pid))
     idle = sample(pid)
     with held_sockets(daemon.url, idle=250, slow=250):
         wait_until("the daemon accepted the 500 sockets",
