@@ -34,11 +34,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from exporter.config import HistoryConfig
 
 SCHEMA_VERSION = 2
+SQLITE_WRITE_WAIT_SECONDS = 30.0
 metadata = MetaData()
 schema = Table("usage_history_schema", metadata, Column("version", Integer, primary_key=True))
 active_users = Table(
@@ -118,7 +119,12 @@ def _commit_without_fsync(dbapi_connection: Any, _record: Any) -> None:
 class HistoryStore:
     def __init__(self, config: HistoryConfig) -> None:
         self.retention_days = config.retention_days
-        self.engine: Engine = create_engine(config.url, pool_pre_ping=True)
+        # SQLite writers take turns: every authorized API call writes an audit row, and under
+        # load a turn can take longer than sqlite3's default wait of 5 s, which would refuse it.
+        connect_args = ({"timeout": SQLITE_WRITE_WAIT_SECONDS}
+                        if make_url(config.url).get_backend_name() == "sqlite" else {})
+        self.engine: Engine = create_engine(config.url, pool_pre_ping=True,
+                                            connect_args=connect_args)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _commit_without_fsync)
         self._audits_pruned_on: str | None = None
