@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from collectors.base import CollectorResult
-from exporter.usercolumns import user_ids, user_row
+from exporter.usercolumns import batched, user_ids, user_rows
 
 State = Literal["pending", "ok", "failed", "not_applicable"]
 
@@ -82,7 +82,8 @@ class Snapshot:
     def user_rows(self) -> Iterator[dict[str, Any]]:
         """One row per user id known to any collector, every column present (None if unknown)."""
         columns = self.user_columns()
-        return (user_row(user_id, columns) for user_id in user_ids(columns.values()))
+        for ids in batched(user_ids(columns.values())):
+            yield from user_rows(ids, columns)
 
 
 class SnapshotStore:

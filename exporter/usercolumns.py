@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import chain, repeat
+from itertools import chain, islice, repeat
 from typing import Any
 
 from sqlalchemy import Result
@@ -19,6 +19,8 @@ from sqlalchemy import Result
 # Rows read from the database at a time.
 CHUNK_ROWS = 10_000
 TEXT = frozenset((str, type(None)))
+# Users per batch of a CSV or JSON answer: a few 64 KiB chunks' worth, written by one C call.
+BATCH_ROWS = 512
 
 
 class UserColumn(Mapping[str, Any]):
@@ -61,8 +63,7 @@ class UserColumn(Mapping[str, Any]):
         """Where each user's cell is (the None past the end for a user the column lacks); a
         range when the ids are a run of the column's own, as they are when read in its order."""
         first = self._index.get(user_ids[0]) if user_ids else None
-        if first is not None and \
-                tuple(self._ids[first:first + len(user_ids)]) == tuple(user_ids):
+        if first is not None and self._ids[first:first + len(user_ids)] == tuple(user_ids):
             return range(first, first + len(user_ids))
         return list(map(self._index.get, user_ids, repeat(len(self._ids))))
 
@@ -165,8 +166,19 @@ def user_ids(columns: Iterable[Mapping[str, Any]]) -> Iterator[Any]:
         earlier.append(values)
 
 
-def user_row(user_id: Any, columns: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    return {"user_id": user_id} | {name: values.get(user_id) for name, values in columns.items()}
+def user_rows(user_ids: Sequence[Any],
+              columns: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A row {"user_id": ..., column: value or None, ...} for each of `user_ids`, its cells
+    looked up column by column (cells)."""
+    keys = ("user_id", *columns)
+    return [dict(zip(keys, row, strict=True))
+            for row in zip(user_ids, *cells(columns.values(), user_ids), strict=True)]
+
+
+def batched(items: Iterable[Any], size: int = BATCH_ROWS) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 def cells(columns: Iterable[Mapping[str, Any]],

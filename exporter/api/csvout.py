@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from numbers import Number
 from typing import Any
 
+from exporter.usercolumns import batched
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 CHUNK_CHARS = 64 * 1024
@@ -26,8 +28,6 @@ CHUNK_CHARS = 64 * 1024
 PLAIN = (int, float, bool)
 PLAIN_TYPES = frozenset((*PLAIN, type(None)))
 TEXT_TYPES = frozenset((str, type(None)))
-# Rows per batch: a few chunks' worth, written by one C call.
-BATCH_ROWS = 512
 
 
 def safe_cell(value: Any) -> str:
@@ -105,12 +105,6 @@ def stream_csv_columns(header: Sequence[str],
             buffer.truncate()
     if buffer.tell():
         yield buffer.getvalue().encode()
-
-
-def batched(items: Iterable[Any], size: int = BATCH_ROWS) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
 
 
 def stream_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[bytes]:

@@ -9,14 +9,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from exporter.api.audit import AuditLog, bound
-from exporter.api.csvout import batched, stream_csv, stream_csv_columns
+from exporter.api.csvout import stream_csv, stream_csv_columns
 from exporter.api.openapi import OPENAPI
 from exporter.api.paging import TokenError, UserQuery
 from exporter.exposition import metric_rows, snapshot_json
 from exporter.history import HistoryError, HistoryStore
 from exporter.http import Context, Handler, HttpError, Request, Response, encode_json
 from exporter.snapshot import Snapshot
-from exporter.usercolumns import cells, user_ids, user_row
+from exporter.usercolumns import batched, cells, user_ids, user_rows
 
 MAX_PAGE = 1000
 MAX_TEXT = 256
@@ -64,7 +64,7 @@ def snapshot_with_users(snapshot: Snapshot) -> Iterator[bytes]:
     separator = b""
     yield head[:-1] + b', "users": ['
     for ids in batched(user_ids(columns.values())):
-        yield separator + encode_json([user_row(user_id, columns) for user_id in ids])[1:-1]
+        yield separator + encode_json(user_rows(ids, columns))[1:-1]
         separator = b", "
     yield b"]}"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from exporter.usercolumns import user_ids, user_row
+from exporter.usercolumns import user_ids, user_rows
 
 Columns = Mapping[str, Mapping[str, Any]]
 # (flag, rank, value, value as written, user id): flag orders nulls last in either direction.
@@ -118,7 +118,7 @@ class UserQuery:
             walk = filter(matches, walk)
         picked = list(itertools.islice(walk, self.limit + 1))
         more = len(picked) > self.limit
-        rows = [user_row(user_id, columns) for user_id in picked[:self.limit]]
+        rows = user_rows(picked[:self.limit], columns)
         return rows, total, key_of(picked[self.limit - 1]) if more else None
 
 
