@@ -101,24 +101,29 @@ def api_routes() -> list[str]:
 API_ROUTES = api_routes()
 
 
-def with_names(source: Path, directory: Path, statement: str, ids: list[str]) -> Path:
-    """A copy of `source` whose users `ids` get HOSTILE_NAMES in turn."""
+def with_names(source: Path, directory: Path, select_ids: str, update: str) -> Path:
+    """A copy of `source` whose users, as `select_ids` lists them, get HOSTILE_NAMES in turn."""
     copy = directory / source.name
     shutil.copyfile(source, copy)
     with closing(sqlite3.connect(copy)) as conn, conn:
-        conn.executemany(statement, list(zip(HOSTILE_NAMES, ids, strict=False)))
+        ids = [user for (user,) in conn.execute(select_ids)]
+        conn.executemany(update, list(zip(HOSTILE_NAMES, ids, strict=False)))
     return copy
+
+
+def refreshed(db: Path, platform: str, now: float) -> Runner:
+    runner = Runner(make_config(f"sqlite:///{db}", platform), clock=lambda: now)
+    assert runner.run_all().failures == {}
+    return runner
 
 
 @pytest.fixture(scope="module")
 def nextcloud(tmp_path_factory, nextcloud_now) -> Iterator[Runner]:
     """The Nextcloud fixture, HOSTILE_NAMES as display names."""
-    with closing(sqlite3.connect(f"file:{NEXTCLOUD_DB}?mode=ro", uri=True)) as conn:
-        ids = [uid for (uid,) in conn.execute("SELECT uid FROM oc_users ORDER BY uid")]
     db = with_names(NEXTCLOUD_DB, tmp_path_factory.mktemp("nextcloud"),
-                    "UPDATE oc_users SET displayname = ? WHERE uid = ?", ids)
-    runner = Runner(make_config(f"sqlite:///{db}", "nextcloud"), clock=lambda: nextcloud_now)
-    assert runner.run_all().failures == {}
+                    "SELECT uid FROM oc_users ORDER BY uid",
+                    "UPDATE oc_users SET displayname = ? WHERE uid = ?")
+    runner = refreshed(db, "nextcloud", nextcloud_now)
     yield runner
     runner.close()
 
@@ -126,15 +131,11 @@ def nextcloud(tmp_path_factory, nextcloud_now) -> Iterator[Runner]:
 @pytest.fixture(scope="module")
 def synapse(tmp_path_factory) -> Iterator[Runner]:
     """The Synapse fixture, HOSTILE_NAMES as the display names of users with media."""
-    source = fixture_copy(SYNAPSE / "homeserver.db")
-    with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as conn:
-        ids = [user for (user,) in conn.execute(
-            "SELECT DISTINCT user_id FROM local_media_repository WHERE user_id IN "
-            "(SELECT full_user_id FROM profiles) ORDER BY user_id")]
-    db = with_names(source, tmp_path_factory.mktemp("synapse"),
-                    "UPDATE profiles SET displayname = ? WHERE full_user_id = ?", ids)
-    runner = Runner(make_config(f"sqlite:///{db}", "synapse"), clock=lambda: SYNAPSE_NOW)
-    assert runner.run_all().failures == {}
+    db = with_names(fixture_copy(SYNAPSE / "homeserver.db"), tmp_path_factory.mktemp("synapse"),
+                    "SELECT DISTINCT user_id FROM local_media_repository WHERE user_id IN "
+                    "(SELECT full_user_id FROM profiles) ORDER BY user_id",
+                    "UPDATE profiles SET displayname = ? WHERE full_user_id = ?")
+    runner = refreshed(db, "synapse", SYNAPSE_NOW)
     yield runner
     runner.close()
 
