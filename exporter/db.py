@@ -48,7 +48,8 @@ def read_only_url(url: URL) -> URL:
 
 class Database:
     def __init__(self, config: DatabaseConfig) -> None:
-        url = read_only_url(config.sqlalchemy_url())
+        source = config.sqlalchemy_url()
+        url = read_only_url(source)
         self.backend = url.get_backend_name()
         options: dict[str, Any] = {"pool_pre_ping": True}
         connect_args: dict[str, Any] = {}
@@ -67,9 +68,8 @@ class Database:
         self.engine: Engine = create_engine(url, connect_args=connect_args, **options)
         if self.backend in ("mysql", "mariadb"):
             event.listen(self.engine, "connect", _mysql_read_only)
-        path = config.sqlalchemy_url().database
-        if self.backend == "sqlite" and path not in (None, "", ":memory:"):
-            _drop_when_replaced(self.engine, str(path))
+        if self.backend == "sqlite" and source.database not in (None, "", ":memory:"):
+            _drop_when_replaced(self.engine, str(source.database))
         self._lock = threading.Lock()
         self._running: set[Connection] = set()  # connections in use, for close() to cancel
         self._watchdog = Watchdog(self._cancel)

@@ -121,11 +121,11 @@ class HistoryStore:
         self.retention_days = config.retention_days
         # SQLite writers take turns: every authorized API call writes an audit row, and under
         # load a turn can take longer than sqlite3's default wait of 5 s, which would refuse it.
-        connect_args = ({"timeout": SQLITE_WRITE_WAIT_SECONDS}
-                        if make_url(config.url).get_backend_name() == "sqlite" else {})
-        self.engine: Engine = create_engine(config.url, pool_pre_ping=True,
-                                            connect_args=connect_args)
-        if self.engine.dialect.name == "sqlite":
+        on_sqlite = make_url(config.url).get_backend_name() == "sqlite"
+        self.engine: Engine = create_engine(
+            config.url, pool_pre_ping=True,
+            connect_args={"timeout": SQLITE_WRITE_WAIT_SECONDS} if on_sqlite else {})
+        if on_sqlite:
             event.listen(self.engine, "connect", _commit_without_fsync)
         self._audits_pruned_on: str | None = None
         self._migrate()
