@@ -201,6 +201,9 @@ def test_sigterm_stops_the_daemon_at_once_while_a_query_runs(
                     "AND application_name = 'usage-exporter'")).scalar_one())
 
         with Daemon(tmp_path, config).start(ready=False) as daemon:
+            # Listening first: the start-up check also runs the relation (with LIMIT 0), and a
+            # SIGTERM before the daemon listens meets Python's default handler.
+            daemon.wait_for_event("listening")
             wait_until(running, 30, "the slow query to run")
             # The bound is the requirement: far less than the query's one-minute timeout.
             code = daemon.stop(seconds=10)
