@@ -20,7 +20,7 @@ from exporter.db import Database, DatabaseUnavailable, describe_error
 from exporter.exposition import render
 from exporter.history import HistoryError, HistoryRows, HistoryStore
 from exporter.log import debug_enabled
-from exporter.memory import release_free_memory
+from exporter.memory import cycle_collection_paused, release_free_memory
 from exporter.platforms import profile_for
 from exporter.relations import RELATIONS
 from exporter.snapshot import Snapshot, SnapshotStore
@@ -98,10 +98,11 @@ class Runner:
             with self.database.connect(timeout) as conn:
                 relations = {r: self.profile.relation(r, conn).subquery(r)
                              for r in self._relations(collector)}
-                result = collector.collect(Source(
-                    conn, relations, now, self.config.database,
-                    inclusive_windows=self.profile.activity_window_inclusive,
-                    activity_is_last_login=self.profile.activity_is_last_login))
+                with cycle_collection_paused():
+                    result = collector.collect(Source(
+                        conn, relations, now, self.config.database,
+                        inclusive_windows=self.profile.activity_window_inclusive,
+                        activity_is_last_login=self.profile.activity_is_last_login))
                 version = self.profile.version(conn)
             if result.history is not None and self.keep_history:
                 self._write_history(result.history, datetime.fromtimestamp(now, UTC).date())
