@@ -1,17 +1,20 @@
 """The collector contract: what a collector reads, what it returns.
 
 A collector aggregates canonical relations (see exporter.platforms.base) in the database and returns
-an immutable result. It never names a platform table and never loops over users in Python.
+an immutable result. It never names a platform table. The per-user rows it reads anyway it may
+summarize itself (a histogram of them) rather than have the database compute the same join twice.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Connection, Subquery, case, func
+from sqlalchemy import Connection, Subquery
 
 from exporter.config import CollectorConfig, DatabaseConfig, Option
 from exporter.history import HistoryRows
@@ -99,13 +102,12 @@ class Collector(ABC):
         less after its first run moves on here, so that a run whose result was lost is redone."""
 
 
-def cumulative_bucket_counts(value: ColumnElement[Any],
-                             bounds: Sequence[float]) -> list[ColumnElement[Any]]:
-    """One SUM(CASE ...) per upper bound: the histogram is counted by the database in one pass."""
-    return [func.coalesce(func.sum(case((value <= bound, 1), else_=0)), 0) for bound in bounds]
-
-
-def histogram(name: str, help: str, bounds: Sequence[float], counts: Iterable[int],
-              total: int, value_sum: float) -> Histogram:
-    buckets = (*zip(bounds, (int(c) for c in counts), strict=True), (INF, int(total)))
-    return Histogram(name, help, buckets, float(value_sum or 0))
+def histogram_of(name: str, help: str, bounds: Sequence[float],
+                 values: Sequence[float | None]) -> Histogram:
+    """The histogram of per-user values already read, counted as SQL would count them: every
+    value in the count, NULLs in no bucket and not in the sum (COUNT(*), SUM, SUM(CASE value <=
+    bound)). The sum is exact (fsum), as a database's float sum need not be."""
+    present = sorted(v for v in values if v is not None)
+    buckets = (*((bound, bisect.bisect_right(present, bound)) for bound in bounds),
+               (INF, len(values)))
+    return Histogram(name, help, buckets, math.fsum(present))

@@ -16,8 +16,7 @@ from collectors.base import (
     CollectorResult,
     Gauge,
     Source,
-    cumulative_bucket_counts,
-    histogram,
+    histogram_of,
 )
 from exporter.usercolumns import user_columns
 
@@ -38,14 +37,11 @@ class MediaCollector(Collector):
                            cast(func.sum(media.c.bytes), BigInteger).label("media_bytes"))
                     .where(media.c.user_id.is_not(None))
                     .group_by(media.c.user_id).subquery("per_user"))
-        user_bytes = func.coalesce(per_user.c.media_bytes, 0)
-        users, bytes_sum, *buckets = conn.execute(select(
-            func.count(), func.coalesce(func.sum(user_bytes), 0),
-            *cumulative_bucket_counts(user_bytes, BYTE_BOUNDS))).one()
-
         columns = user_columns(conn.execute(
             select(per_user.c.user_id, per_user.c.media_count, per_user.c.media_bytes)),
             ("media_count", "media_bytes"))
+        # Users whose media have no size yet have 0 bytes.
+        user_bytes = [value or 0 for value in columns["media_bytes"].values()]
         return CollectorResult(
             metrics=(
                 Gauge.single("usage_media_files", "Uploaded media files, including quarantined "
@@ -55,9 +51,8 @@ class MediaCollector(Collector):
                 Gauge.single("usage_media_pending_uploads", "Media created for an upload whose "
                              "content has not arrived yet (no size). " + REFRESH_NOTE,
                              files - sized),
-                histogram("usage_user_media_bytes", "Users with uploaded media by their media "
-                          "bytes. " + REFRESH_NOTE, BYTE_BOUNDS, buckets, users,
-                          bytes_sum),
+                histogram_of("usage_user_media_bytes", "Users with uploaded media by their "
+                             "media bytes. " + REFRESH_NOTE, BYTE_BOUNDS, user_bytes),
             ),
             users=columns,
         )

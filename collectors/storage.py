@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import func, select
 
 from collectors.base import (
     BYTE_BOUNDS,
@@ -16,10 +16,9 @@ from collectors.base import (
     Gauge,
     Metric,
     Source,
-    cumulative_bucket_counts,
-    histogram,
+    histogram_of,
 )
-from exporter.usercolumns import user_columns
+from exporter.usercolumns import cells, user_columns
 
 QUOTA_RATIO_BOUNDS = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 
@@ -32,20 +31,22 @@ class StorageCollector(Collector):
     def collect(self, source: Source) -> CollectorResult:
         conn, rel = source.conn, source.relations
         home = rel["home_storage"]
-        count, used_sum, files, *buckets = conn.execute(select(
-            func.count(), func.coalesce(func.sum(home.c.used_bytes), 0),
-            func.coalesce(func.sum(home.c.files), 0),
-            *cumulative_bucket_counts(home.c.used_bytes, BYTE_BOUNDS))).one()
+        per_user: dict[str, Mapping[str, Any]] = user_columns(conn.execute(
+            select(home.c.user_id, home.c.used_bytes, home.c.files)),
+            ("used_bytes", "files")) | {"quota_bytes": {}}
+        # The sums and histograms over users come from these rows: the home storage join is the
+        # most expensive query here, and is run once.
+        used_bytes, files = per_user["used_bytes"].values(), per_user["files"].values()
         roots = rel["storage_roots"]
         used = conn.execute(select(func.coalesce(func.sum(roots.c.used_bytes), 0))
                             .where(roots.c.used_bytes > 0)).scalar_one()
         metrics: list[Metric] = [
             Gauge.single("usage_files", "Files (not folders) in users' home storages. "
-                         + REFRESH_NOTE, files),
+                         + REFRESH_NOTE, sum(filter(None, files))),
             Gauge.single("usage_storage_used_bytes", "Bytes used by all storages (sum of their "
                          "root folders). " + REFRESH_NOTE, used),
-            histogram("usage_user_storage_used_bytes", "Users by bytes used in their home "
-                      "storage. " + REFRESH_NOTE, BYTE_BOUNDS, buckets, count, used_sum),
+            histogram_of("usage_user_storage_used_bytes", "Users by bytes used in their home "
+                         "storage. " + REFRESH_NOTE, BYTE_BOUNDS, used_bytes),
         ]
         free = self._free_bytes(source, int(used))
         if free is not None:
@@ -67,32 +68,27 @@ class StorageCollector(Collector):
                              "files, folders, previews, versions and trash. " + REFRESH_NOTE,
                              entries),
             ]
-        per_user: dict[str, Mapping[str, Any]] = user_columns(conn.execute(
-            select(home.c.user_id, home.c.used_bytes, home.c.files)),
-            ("used_bytes", "files")) | {"quota_bytes": {}}
         if "quotas" in rel:
-            metrics += self._quota_metrics(source)
             quotas = rel["quotas"]
             per_user |= user_columns(conn.execute(
                 select(quotas.c.user_id, quotas.c.quota_bytes)), ("quota_bytes",))
+            metrics += self._quota_metrics(per_user["quota_bytes"], per_user["used_bytes"])
         return CollectorResult(metrics=tuple(metrics), users=per_user)
 
-    def _quota_metrics(self, source: Source) -> list[Metric]:
-        home, quotas = source.relations["home_storage"], source.relations["quotas"]
-        used = func.coalesce(home.c.used_bytes, 0)
-        ratio = cast(used, Float) / quotas.c.quota_bytes
-        count, ratio_sum, over, *buckets = source.conn.execute(
-            select(func.count(), func.coalesce(func.sum(ratio), 0),
-                   func.coalesce(func.sum(case((used > quotas.c.quota_bytes, 1), else_=0)), 0),
-                   *cumulative_bucket_counts(ratio, QUOTA_RATIO_BOUNDS))
-            .select_from(quotas.outerjoin(home, home.c.user_id == quotas.c.user_id))
-            .where(quotas.c.quota_bytes > 0)).one()
+    @staticmethod
+    def _quota_metrics(quota_bytes: Mapping[str, Any],
+                       used_bytes: Mapping[str, Any]) -> list[Metric]:
+        """Over the users with a quota (> 0): the share of it their home storage uses (none
+        used when they have no home storage) and how many use more."""
+        limited = [user for user, quota in quota_bytes.items() if quota and quota > 0]
+        used = [value or 0 for value in cells((used_bytes,), limited)[0]]
+        limits = cells((quota_bytes,), limited)[0]
+        ratios = [u / q for u, q in zip(used, limits, strict=True)]
         return [
-            histogram("usage_user_quota_utilization_ratio", "Users with a quota by the share "
-                      "of it they use. " + REFRESH_NOTE, QUOTA_RATIO_BOUNDS, buckets, count,
-                      ratio_sum),
+            histogram_of("usage_user_quota_utilization_ratio", "Users with a quota by the "
+                         "share of it they use. " + REFRESH_NOTE, QUOTA_RATIO_BOUNDS, ratios),
             Gauge.single("usage_users_over_quota", "Users whose usage exceeds their quota. "
-                         + REFRESH_NOTE, over),
+                         + REFRESH_NOTE, sum(u > q for u, q in zip(used, limits, strict=True))),
         ]
 
     @staticmethod
