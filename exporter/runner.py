@@ -42,6 +42,8 @@ class Runner:
         self.profile = profile_for(config.database)
         self.database = Database(config.database)
         self._history: HistoryStore | None = None
+        # The relations API reads use, built at the first read after each refresh.
+        self._read_relations: dict[str, Subquery] = {}
         classes = available()
         self.collectors: dict[str, Collector] = {
             c.name: classes[c.name](c) for c in config.enabled_collectors}
@@ -117,6 +119,7 @@ class Runner:
         duration = time.monotonic() - started
         log.debug("collector_succeeded", collector=name, duration_seconds=round(duration, 4))
         snapshot = self.store.record_success(name, result, duration, platform_version=version)
+        self._read_relations = {}  # as fresh as the snapshot: rebuilt, lookups and all, after a run
         release_free_memory()  # what the run read and the result it replaced
         return snapshot
 
@@ -124,10 +127,15 @@ class Runner:
              query: Callable[[Connection, Mapping[str, Subquery]], T],
              timeout: float = 30.0) -> T:
         """Run `query` on a read-only connection with the named relations, for API questions a
-        snapshot cannot answer. Raises DatabaseUnavailable or the driver's error."""
+        snapshot cannot answer. The relations are the same objects from one collector run to
+        the next, so statements built on them can be kept. Raises DatabaseUnavailable or the
+        driver's error."""
         with self.database.connect(timeout) as conn:
-            built = {r: self.profile.relation(r, conn).subquery(r) for r in relations}
-            return query(conn, built)
+            built = self._read_relations
+            for name in relations:
+                if name not in built:  # racing readers may both build it: either one will do
+                    built[name] = self.profile.relation(name, conn).subquery(name)
+            return query(conn, {name: built[name] for name in relations})
 
     def history(self) -> HistoryStore:
         """The history store, opened on first use and again after it failed."""

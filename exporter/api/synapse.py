@@ -22,8 +22,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Select,
     Subquery,
     asc,
+    bindparam,
     case,
     cast,
     collate,
@@ -266,40 +268,70 @@ def bytewise(expr: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
     return expr
 
 
-def database_page(query: MediaQuery) -> Callable[[Connection, Mapping[str, Subquery]],
-                                                 tuple[list[Row], int]]:
-    def run(conn: Connection, relations: Mapping[str, Subquery]) -> tuple[list[Row], int]:
-        media, dialect = relations["media"], conn.dialect.name
-        filters = [media.c.user_id.is_not(None)]
-        if query.search_term is not None:
-            # lower() folds only ASCII on SQLite and on the C locale Synapse requires of
-            # PostgreSQL; the backslash, an escape character there, stays a plain character.
-            user_id, display_name = (p.lower().replace("\\", "\\\\") for p in query.patterns())
-            filters.append(or_(func.lower(media.c.user_id).like(user_id, escape="\\"),
-                               func.lower(media.c.display_name).like(display_name,
-                                                                     escape="\\")))
-        if query.from_ts:
-            filters.append(media.c.created_ms >= query.from_ts)
-        if query.until_ts:
-            filters.append(media.c.created_ms <= query.until_ts)  # inclusive, as in Synapse
-        users = (select(media.c.user_id, media.c.display_name.label("displayname"),
-                        func.count().label("media_count"),
-                        cast(func.sum(media.c.bytes), BigInteger).label("media_length"))
-                 .where(*filters).group_by(media.c.user_id, media.c.display_name)
-                 .subquery("users"))
-        total = conn.execute(select(func.count()).select_from(users)).scalar_one()
-        key = users.c[query.order_by]
-        order = desc if query.backwards else asc
-        if query.order_by in ("user_id", "displayname"):
-            key = bytewise(key, dialect)
-        page = (select(users.c.user_id, users.c.displayname, users.c.media_count,
-                       users.c.media_length)
-                .order_by(order(case((users.c[query.order_by].is_(None), 0), else_=1)),
-                          order(key), bytewise(users.c.user_id, dialect))
-                .limit(min(query.limit, SQL_INT_MAX)).offset(min(query.start, SQL_INT_MAX)))
-        return [(row.user_id, row.displayname, row.media_count, row.media_length)
-                for row in conn.execute(page)], total
-    return run
+class DatabasePages:
+    """Pages of the time-windowed (or searched) statistics, read from the database. The page
+    statement is built once per query shape (which filters, which order) and relation, with the
+    values as bind parameters: building it is most of a call's work on a small database."""
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[Any, ...], tuple[Subquery, Select[Any], Select[Any]]] = {}
+
+    def __call__(self, query: MediaQuery) -> Callable[[Connection, Mapping[str, Subquery]],
+                                                      tuple[list[Row], int]]:
+        def run(conn: Connection, relations: Mapping[str, Subquery]) -> tuple[list[Row], int]:
+            page, total = self._statements(relations["media"], conn.dialect.name, query)
+            values: dict[str, Any] = {
+                "from_ts": query.from_ts, "until_ts": query.until_ts,
+                "limit": min(query.limit, SQL_INT_MAX), "offset": min(query.start, SQL_INT_MAX)}
+            if query.search_term is not None:
+                # lower() folds only ASCII on SQLite and on the C locale Synapse requires of
+                # PostgreSQL; the backslash, an escape character there, stays a plain character.
+                values["user_pattern"], values["name_pattern"] = (
+                    p.lower().replace("\\", "\\\\") for p in query.patterns())
+            rows = conn.execute(page, values).all()
+            if rows:  # each row carries the number of rows before paging
+                return [row[:4] for row in rows], rows[0][4]
+            return [], conn.execute(total, values).scalar_one()  # past the end, or limit=0
+        return run
+
+    def _statements(self, media: Subquery, dialect: str,
+                    query: MediaQuery) -> tuple[Select[Any], Select[Any]]:
+        shape = (dialect, query.search_term is not None, bool(query.from_ts),
+                 bool(query.until_ts), query.order_by, query.backwards)
+        built = self._built.get(shape)
+        if built is None or built[0] is not media:  # the relations are rebuilt on a refresh
+            built = self._built[shape] = (media, *_page_statements(media, dialect, *shape[1:]))
+        return built[1], built[2]
+
+
+def _page_statements(media: Subquery, dialect: str, searched: bool, since: bool, until: bool,
+                     order_by: str, backwards: bool) -> tuple[Select[Any], Select[Any]]:
+    """(the page with the count of all rows in each row, the count alone) for one shape."""
+    filters = [media.c.user_id.is_not(None)]
+    if searched:
+        filters.append(or_(
+            func.lower(media.c.user_id).like(bindparam("user_pattern"), escape="\\"),
+            func.lower(media.c.display_name).like(bindparam("name_pattern"), escape="\\")))
+    if since:
+        filters.append(media.c.created_ms >= bindparam("from_ts"))
+    if until:
+        filters.append(media.c.created_ms <= bindparam("until_ts"))  # inclusive, as in Synapse
+    users = (select(media.c.user_id, media.c.display_name.label("displayname"),
+                    func.count().label("media_count"),
+                    cast(func.sum(media.c.bytes), BigInteger).label("media_length"))
+             .where(*filters).group_by(media.c.user_id, media.c.display_name)
+             .subquery("users"))
+    key = users.c[order_by]
+    order = desc if backwards else asc
+    if order_by in ("user_id", "displayname"):
+        key = bytewise(key, dialect)
+    page = (select(users.c.user_id, users.c.displayname, users.c.media_count,
+                   users.c.media_length, func.count().over().label("total"))
+            .order_by(order(case((users.c[order_by].is_(None), 0), else_=1)),
+                      order(key), bytewise(users.c.user_id, dialect))
+            .limit(bindparam("limit", type_=BigInteger))
+            .offset(bindparam("offset", type_=BigInteger)))
+    return page, select(func.count()).select_from(users)
 
 
 # --- the route ------------------------------------------------------------------------------
@@ -321,6 +353,7 @@ def authorize(context: Context, request: Request) -> None:
 
 def routes(context: Context) -> dict[str, Handler]:
     orders = SnapshotOrders()
+    pages = DatabasePages()
 
     def fetch(snapshot: Snapshot, query: MediaQuery) -> tuple[list[Row], int]:
         rows = None if query.filtered_by_time else orders.ordered(snapshot, query)
@@ -329,7 +362,7 @@ def routes(context: Context) -> dict[str, Handler]:
         if context.read is None:
             raise MatrixError(503, "M_UNKNOWN", "The database cannot be read from this API.")
         try:
-            return context.read(["media"], database_page(query))
+            return context.read(["media"], pages(query))
         except (DatabaseUnavailable, SQLAlchemyError) as error:
             log.warning("api_read_failed", route=MEDIA_STATISTICS, error=describe_error(error))
             raise MatrixError(503, "M_UNKNOWN",

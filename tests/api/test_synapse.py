@@ -192,7 +192,8 @@ WINDOWS = [{"from_ts": str(FIRST_MS), "until_ts": "1791547216536"},
                                    for d in ("f", "b")], ids=lambda o: "-".join(o.values()))
 @pytest.mark.parametrize("window", WINDOWS, ids=lambda w: "-".join(w))
 def test_time_windows_equal_synapses_sql(base_url, window, order):
-    for paging in ({}, {"from": "1", "limit": "3"}):
+    # A page, an empty page past the end, and none at all: the total is still counted.
+    for paging in ({}, {"from": "1", "limit": "3"}, {"from": "1000"}, {"limit": "0"}):
         query = {**window, **order, **paging}
         status, body = get(base_url, query)
         assert (status, canonical(body)) == (200, canonical(synapse_sql(query))), query
@@ -350,7 +351,9 @@ def test_other_platforms_do_not_have_the_route():
 
 
 def test_pages_from_the_snapshot_follow_each_refresh(tmp_path):
-    """Pages are cut from the snapshot's rows sorted once; a refresh brings a new upload in."""
+    """Pages are cut from the snapshot's rows sorted once; a refresh brings a new upload in.
+    A time window reads the database: it has the upload at once, and after the refresh too
+    (its statement is built again on the refreshed relations)."""
     database = tmp_path / "homeserver.db"
     shutil.copyfile(SYNAPSE_DB, database)
     runner = Runner(make_config(f"sqlite:///{database}", "synapse"), clock=lambda: NOW,
@@ -366,7 +369,11 @@ def test_pages_from_the_snapshot_follow_each_refresh(tmp_path):
                        "media_length, created_ts, upload_name, user_id) VALUES ('bench1', "
                        "'image/png', 5000000, 1795424000000, 'big.png', '@alice:test.local')")
         assert get(url, order) == (200, before)  # the snapshot has not changed yet
+        status, windowed = get(url, {**order, **EVERYTHING})
+        assert status == 200 and windowed["users"][0]["media_length"] == \
+            alice["media_length"] + 5000000
         runner.run("media")
+        assert get(url, {**order, **EVERYTHING}) == (200, windowed)
         status, after = get(url, order)
         assert status == 200 and after["total"] == before["total"]
         assert after["users"][0] == {**alice, "media_count": alice["media_count"] + 1,
