@@ -81,8 +81,8 @@ class StorageCollector(Collector):
         """Over the users with a quota (> 0): the share of it their home storage uses (none
         used when they have no home storage) and how many use more."""
         limited = [user for user, quota in quota_bytes.items() if quota and quota > 0]
-        used = [value or 0 for value in cells((used_bytes,), limited)[0]]
-        limits = cells((quota_bytes,), limited)[0]
+        home_used, limits = cells((used_bytes, quota_bytes), limited)
+        used = [value or 0 for value in home_used]
         ratios = [u / q for u, q in zip(used, limits, strict=True)]
         return [
             histogram_of("usage_user_quota_utilization_ratio", "Users with a quota by the "

@@ -42,7 +42,7 @@ class Runner:
         self.profile = profile_for(config.database)
         self.database = Database(config.database)
         self._history: HistoryStore | None = None
-        # The relations API reads use, built at the first read after each refresh.
+        # The relations API reads use: the last run's, and others built at the first read.
         self._read_relations: dict[str, Subquery] = {}
         classes = available()
         self.collectors: dict[str, Collector] = {
@@ -98,8 +98,7 @@ class Runner:
         now = self.clock()
         try:
             with self.database.connect(timeout) as conn:
-                relations = {r: self.profile.relation(r, conn).subquery(r)
-                             for r in self._relations(collector)}
+                relations = {r: self._relation(r, conn) for r in self._relations(collector)}
                 with cycle_collection_paused():
                     result = collector.collect(Source(
                         conn, relations, now, self.config.database,
@@ -119,7 +118,8 @@ class Runner:
         duration = time.monotonic() - started
         log.debug("collector_succeeded", collector=name, duration_seconds=round(duration, 4))
         snapshot = self.store.record_success(name, result, duration, platform_version=version)
-        self._read_relations = {}  # as fresh as the snapshot: rebuilt, lookups and all, after a run
+        # API reads use this run's relations (as fresh as the snapshot); others are built anew.
+        self._read_relations = relations
         release_free_memory()  # what the run read and the result it replaced
         return snapshot
 
@@ -134,8 +134,11 @@ class Runner:
             built = self._read_relations
             for name in relations:
                 if name not in built:  # racing readers may both build it: either one will do
-                    built[name] = self.profile.relation(name, conn).subquery(name)
+                    built[name] = self._relation(name, conn)
             return query(conn, {name: built[name] for name in relations})
+
+    def _relation(self, name: str, conn: Connection) -> Subquery:
+        return self.profile.relation(name, conn).subquery(name)
 
     def history(self) -> HistoryStore:
         """The history store, opened on first use and again after it failed."""

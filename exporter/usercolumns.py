@@ -18,6 +18,7 @@ from sqlalchemy import Result
 
 # Rows read from the database at a time.
 CHUNK_ROWS = 10_000
+# The types of a column of text: strings, and None for an empty cell.
 TEXT = frozenset((str, type(None)))
 # Users per batch of a CSV or JSON answer: a few 64 KiB chunks' worth, written by one C call.
 BATCH_ROWS = 512

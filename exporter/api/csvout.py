@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from numbers import Number
 from typing import Any
 
-from exporter.usercolumns import batched
+from exporter.usercolumns import TEXT, batched
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NEEDS_QUOTES = re.compile(r'[,"\r\n]')
@@ -27,7 +27,6 @@ CHUNK_CHARS = 64 * 1024
 # Written by csv.writer as they are: str() of them never needs quotes or a quote mark.
 PLAIN = (int, float, bool)
 PLAIN_TYPES = frozenset((*PLAIN, type(None)))
-TEXT_TYPES = frozenset((str, type(None)))
 
 
 def safe_cell(value: Any) -> str:
@@ -71,7 +70,7 @@ def _inert(column: Sequence[Any]) -> Sequence[Any]:
     types = set(map(type, column))
     if PLAIN_TYPES.issuperset(types):
         return column
-    if TEXT_TYPES.issuperset(types):
+    if TEXT.issuperset(types):
         texts = list(filter(None, column))
         if not any(map(str.startswith, texts, itertools.repeat(FORMULA_STARTS))) \
                 and "\r" not in "".join(texts):
