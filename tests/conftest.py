@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from collectors import available
+from collectors.base import CollectorResult
 from exporter.config import Config, parse_config
 from exporter.exposition import snapshot_json
 from exporter.runner import Runner
+from exporter.snapshot import Snapshot
 from tests.copy_db import copy_tables
 from tests.servers import mariadb_server, postgres_server, prometheus_server  # noqa: F401
 
@@ -74,6 +76,18 @@ def make_config(url: str, platform: str, **sections: Any) -> Config:
     raw = {"database": database, "history": history,
            "api": {"keys": [{"name": "tests", "secret": API_KEY}]}, **sections}
     return parse_config(raw, collector_options={n: c.options for n, c in available().items()})
+
+
+def run_collector(url: str, platform: str, name: str,
+                  **sections: Any) -> tuple[Snapshot, CollectorResult]:
+    """One run of collector `name` by a runner of its own: the snapshot and the run's result."""
+    runner = Runner(make_config(url, platform, **sections))
+    try:
+        snapshot = runner.run(name)
+    finally:
+        runner.close()
+    (result,) = snapshot.results()
+    return snapshot, result
 
 
 def collect_json(url: str, platform: str, now: float, **collectors: Any) -> dict[str, Any]:

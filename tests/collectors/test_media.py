@@ -7,7 +7,7 @@ import sqlite3
 from contextlib import closing
 
 from exporter.runner import Runner
-from tests.conftest import NEXTCLOUD_DB, make_config
+from tests.conftest import NEXTCLOUD_DB, make_config, run_collector
 
 MIB = 1024**2
 
@@ -23,12 +23,7 @@ def test_pending_uploads_and_rows_without_a_user(tmp_path):
         db.executemany("INSERT INTO local_media_repository VALUES (?, ?, ?, 0)", [
             ("a", "@big:x", 3 * MIB), ("b", "@big:x", None),
             ("c", "@pending:x", None), ("d", "@empty:x", 0), ("e", None, 5)])
-    runner = Runner(make_config(f"sqlite:///{path}", "synapse"))
-    try:
-        snapshot = runner.run("media")
-    finally:
-        runner.close()
-    (result,) = snapshot.results()
+    snapshot, result = run_collector(f"sqlite:///{path}", "synapse", "media")
     metrics = {m.name: m for m in result.metrics}
     assert metrics["usage_media_files"].samples == (((), 5.0),)
     assert metrics["usage_media_bytes"].samples == (((), 3.0 * MIB + 5),)

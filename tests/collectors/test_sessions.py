@@ -6,8 +6,7 @@ import sqlite3
 
 import pytest
 
-from exporter.runner import Runner
-from tests.conftest import NEXTCLOUD_DB, make_config
+from tests.conftest import NEXTCLOUD_DB, run_collector
 
 AGENTS = {
     "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0": "web",
@@ -37,10 +36,7 @@ def classify(tmp_path):
                        "type INTEGER)")
             db.executemany("INSERT INTO oc_authtoken VALUES (?, ?, 0, 0)",
                            [(f"u{i}", agent) for i, agent in enumerate(agents)])
-        runner = Runner(make_config(f"sqlite:///{path}", "owncloud"))
-        snapshot = runner.run("sessions")
-        runner.close()
-        (result,) = snapshot.results()
+        _, result = run_collector(f"sqlite:///{path}", "owncloud", "sessions")
         (_, sessions) = result.metrics
         return {labels[0]: int(value) for labels, value in sessions.samples}
     return run
@@ -58,10 +54,7 @@ def test_every_class_is_exported_even_when_empty(classify):
 
 
 def test_nextcloud_sessions_are_its_tokens_less_remote_wipe_markers():
-    runner = Runner(make_config(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud"))
-    snapshot = runner.run("sessions")
-    runner.close()
-    (result,) = snapshot.results()
+    _, result = run_collector(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud", "sessions")
     concurrent, sessions = result.metrics
     uri = f"file:{NEXTCLOUD_DB}?mode=ro"
     with sqlite3.connect(uri, uri=True) as db:

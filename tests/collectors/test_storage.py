@@ -7,8 +7,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
-from exporter.runner import Runner
-from tests.conftest import make_config
+from tests.conftest import run_collector
 
 GIB = 1024**3
 HOMES = [("full", 3 * GIB, 10), ("over", 5 * GIB, 2), ("unsized", None, 1), ("free", 0, 0),
@@ -26,13 +25,8 @@ def test_storage_histograms_equal_sql_over_the_same_rows(tmp_path):
         db.executemany("INSERT INTO quotas VALUES (?, ?)", QUOTAS)
     relations = {"home_storage": "SELECT * FROM homes", "quotas": "SELECT * FROM quotas",
                  "storage_roots": "SELECT used_bytes FROM homes"}
-    runner = Runner(make_config(f"sqlite:///{path}", "custom",
-                                database={"relations": relations}))
-    try:
-        snapshot = runner.run("storage")
-    finally:
-        runner.close()
-    (result,) = snapshot.results()
+    _, result = run_collector(f"sqlite:///{path}", "custom", "storage",
+                              database={"relations": relations})
     metrics = {m.name: m for m in result.metrics}
     used = metrics["usage_user_storage_used_bytes"]
     ratio = metrics["usage_user_quota_utilization_ratio"]
