@@ -1,4 +1,4 @@
-"""The /metrics floor: the exporter's own HTTP server (exporter.http.HttpServer, waitress) serving
+"""The /metrics floor: the exporter's own HTTP server (exporter.server.HttpServer) serving
 one constant body, so the benchmark measures what the exporter adds on top of its server.
 
     python bench/static_server.py BODY_FILE PORT CONTENT_TYPE [CONTENT_ENCODING]
@@ -6,14 +6,14 @@ one constant body, so the benchmark measures what the exporter adds on top of it
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.http import App, Context, HttpServer, Request, Response
+from exporter.http import App, Context, Request, Response
+from exporter.server import HttpServer
 from exporter.snapshot import Snapshot
 
 
@@ -27,8 +27,6 @@ def main(argv: list[str]) -> int:
         return Response(200, body, content_type, list(headers))
 
     app = App(Context(lambda: snapshot, ()), {"/metrics": metrics})
-    # waitress warns of every queued request under load; the daemon logs only warnings too.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     HttpServer(app, "127.0.0.1", int(port)).serve_forever()
     return 0
 

@@ -25,9 +25,10 @@ from exporter import __version__, api, log
 from exporter.api.audit import AuditLog
 from exporter.config import Config, ConfigError
 from exporter.db import describe_error
-from exporter.http import App, Context, Environ, FailedAttempts, HttpServer, StartResponse
+from exporter.http import App, Context, Environ, FailedAttempts, StartResponse
 from exporter.runner import Runner, StartupError
 from exporter.scheduler import Scheduler
+from exporter.server import HttpServer
 
 logger = structlog.get_logger()
 
@@ -121,7 +122,7 @@ class Daemon:
             config_file: ConfigFile | None) -> int:
         """Serve until SIGTERM or SIGINT; with a `config_file`, reload it on SIGHUP."""
         def stop(_signum: int, _frame: FrameType | None) -> None:
-            raise SystemExit(0)  # waitress ends its loop on SystemExit
+            server.shutdown()  # its loop runs in this thread: raising here would cut it short
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

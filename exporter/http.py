@@ -1,8 +1,6 @@
-"""HTTP: /metrics from pre-rendered bytes, health, and the API routes of exporter.api; served by
-waitress, behind TLS and basic auth when a web config file says so (exporter.webconfig).
-
-waitress reads requests and writes responses in its own event loop, so idle or slow clients hold a
-socket, not a worker thread. /metrics and the health routes only read the current snapshot.
+"""The WSGI application: /metrics from pre-rendered bytes, health, and the API routes of
+exporter.api, with what they share (API keys, errors, requests and responses). /metrics and the
+health routes only read the current snapshot. exporter.server serves it.
 """
 
 from __future__ import annotations
@@ -12,8 +10,6 @@ import ipaddress
 import json
 import math
 import re
-import resource
-import socket
 import threading
 import time
 from collections import OrderedDict, deque
@@ -26,13 +22,10 @@ from urllib.parse import parse_qs
 import structlog
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from sqlalchemy import Connection, Subquery
-from waitress import create_server, wasyncore
-from waitress.task import ThreadedTaskDispatcher
 
 from exporter.config import ApiKey
 from exporter.history import HistoryStore
 from exporter.snapshot import Snapshot
-from exporter.webconfig import Guard, TlsFront, WebConfig
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -157,7 +150,7 @@ def redacted_query(query: Mapping[str, list[str]], secrets: Iterable[str]) -> di
 
 
 def client_address(request: Request) -> str:
-    """Who is asking, for rate limits: the socket peer (waitress trusts no proxy header), an IPv6
+    """Who is asking, for rate limits: the socket peer (no proxy header is trusted), an IPv6
     client by its /64 network, which one host usually holds whole."""
     address = request.environ.get("REMOTE_ADDR", "")
     try:
@@ -295,129 +288,3 @@ class App:
         if self.context.snapshot().ready:
             return Response(200, b"Ready\n", "text/plain")
         return Response(503, b"Waiting for the first run of every collector\n", "text/plain")
-
-
-MAX_CONNECTIONS = 1000
-# Descriptors kept free of client connections: database pools, the history store, logs.
-SPARE_DESCRIPTORS = 100
-
-
-def connection_limit() -> int:
-    """MAX_CONNECTIONS, or as many as the open files limit leaves room for: the soft limit is
-    first raised towards the hard one (as Go programs do at start), since waitress stops
-    accepting at its connection limit but spins on accept() when descriptors run out."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = MAX_CONNECTIONS + SPARE_DESCRIPTORS
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    if soft == resource.RLIM_INFINITY:
-        return MAX_CONNECTIONS
-    return max(1, min(MAX_CONNECTIONS, soft - SPARE_DESCRIPTORS))
-
-
-# Routes that only send bytes the last refresh rendered.
-SCRAPE_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
-
-
-class ScrapesFirst(ThreadedTaskDispatcher):
-    """waitress' worker queue, with scrapes and health checks put ahead of waiting API calls:
-    they cost microseconds, and Prometheus' scrape timeout must not depend on API load."""
-
-    def add_task(self, task: Any) -> None:
-        requests = getattr(task, "requests", None)
-        # A request waitress could not parse (it answers 400 itself) has no path.
-        if not requests or getattr(requests[0], "path", None) not in SCRAPE_PATHS:
-            super().add_task(task)
-            return
-        with self.lock:
-            self.queue.appendleft(task)
-            self.queue_cv.notify()
-
-
-class HttpServer:
-    """waitress bound to host:port (port 0 picks a free one). With a web config, its headers and
-    basic auth wrap the app; with its TLS, a TlsFront takes host:port and hands each connection
-    to waitress (whose own listening socket is then a private one nobody connects to)."""
-
-    def __init__(self, app: WsgiApp, host: str, port: int, threads: int = 8,
-                 web: WebConfig | None = None) -> None:
-        limit = connection_limit()
-        where: dict[str, Any] = {"host": host, "port": port}
-        self._tls: TlsFront | None = None
-        if web is not None and web.tls is not None:
-            # A relayed connection holds three descriptors: the client's and a socket pair.
-            limit = max(1, limit // 3)
-            self._tls = TlsFront(web.tls, host, port, self._adopt, limit)
-            where = {"unix_socket": self._tls.waitress_socket, "url_scheme": "https"}
-        if web is not None:
-            # Basic auth guards /metrics only: the API routes check their own keys, sent in the
-            # same Authorization header; the health routes answer probes; the admin page and
-            # the 404s hold no data.
-            app = Guard(app, web, guarded_paths={"/metrics"})
-        try:
-            # poll(), not waitress' default select(), which fails for descriptors above 1023
-            # and so would end the server before it reaches its connection limit.
-            dispatcher = ScrapesFirst()
-            dispatcher.set_thread_count(threads)
-            self._server: Any = create_server(
-                app, _dispatcher=dispatcher, threads=threads, ident="usage-exporter",
-                connection_limit=limit,
-                channel_timeout=60, clear_untrusted_proxy_headers=True, asyncore_use_poll=True,
-                **where)
-        except BaseException:
-            if self._tls is not None:
-                self._tls.stop()
-            raise
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self._tls.port if self._tls is not None else int(self._server.effective_port)
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self._tls is not None else "http"
-
-    def serve_forever(self) -> None:
-        if self._tls is not None:
-            self._tls.start()
-        try:
-            self._server.run()
-        finally:
-            if self._tls is not None:
-                self._tls.stop()
-
-    def start(self) -> HttpServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._tls is not None:
-            self._tls.stop()  # first, so that no connection is handed to waitress as it closes
-        # Close every socket from inside the event loop; the loop then ends on its own.
-        trigger = self._server.trigger
-        trigger.pull_trigger(self._close_all)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server.task_dispatcher.shutdown()
-        trigger.close()
-
-    def _adopt(self, connection: socket.socket, address: tuple[str, int]) -> None:
-        """Give waitress a connection as if it had accepted it from `address`: REMOTE_ADDR is the
-        TLS client's. Channels are made in waitress's loop, like those it accepts itself."""
-        server = self._server
-        server.trigger.pull_trigger(
-            lambda: server.channel_class(server, connection, address, server.adj, map=server._map))
-
-    def _close_all(self) -> None:
-        """Close every socket but the trigger's pipe, which stop() closes once the loop has
-        ended: another pull can wake the loop and run this before stop()'s own pull writes."""
-        server = self._server
-        for channel in list(server._map.values()):
-            if channel is server:
-                wasyncore.dispatcher.close(server)  # the server's own close() shuts the trigger
-            elif channel is not server.trigger:
-                channel.close()
-        server.trigger.del_channel()

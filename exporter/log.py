@@ -37,6 +37,6 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # Keep library loggers (waitress, apscheduler) quiet unless debugging.
+    # Keep library loggers (apscheduler, asyncio) quiet unless debugging.
     logging.basicConfig(level=max(LEVELS[level], logging.WARNING), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -1,26 +1,16 @@
 """The web config file that Prometheus exporters share (exporter-toolkit's --web.config.file):
-TLS, HTTP basic auth with bcrypt hashes, and extra response headers.
-
-waitress has no TLS. With `tls_server_config`, `TlsFront` terminates TLS on the public address
-with asyncio and hands waitress one end of a socket pair per connection, as if waitress had
-accepted it from the client's address, relaying bytes to the other end. Its handshakes are
-non-blocking and have a deadline, so slow or idle clients hold neither a thread nor the accept
-loop; waitress's own listening socket is one nobody can reach.
+TLS, HTTP basic auth with bcrypt hashes, and extra response headers. exporter.server applies
+them: its event loop does the TLS handshakes, `Guard` wraps the app.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import shutil
-import socket
 import ssl
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -68,11 +58,6 @@ BCRYPT_MAX_PASSWORD = 72
 # (cost 10, as the exporter-toolkit docs suggest; the password behind it was random, and lost).
 DECOY_HASH = b"$2b$10$Qs72Hmdzb74vHmjpV/FETO6U/SlvzzTnEcP0JwXmkHoqHzuTBDkzC"
 REALM = 'Basic realm="usage-exporter"'
-HANDSHAKE_TIMEOUT = 10.0
-# A client that stops reading its response is dropped after this long (waitress drops idle
-# connections after as long).
-STALL_TIMEOUT = 60.0
-CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -299,7 +284,7 @@ def parse_web_config(raw: Any, base_dir: Path) -> WebConfig:
             reader.problem(str(key), f"unknown key (known keys: {', '.join(known)})")
     tls = _tls(raw.get("tls_server_config"), reader)
     http = reader.section(raw.get("http_server_config"), "http_server_config", {
-        # Accepted for compatibility: waitress speaks HTTP/1.1 only.
+        # Accepted for compatibility: the server speaks HTTP/1.1 only.
         "http2": Option(boolean, True),
         "headers": Option(mapping, {}),
     })
@@ -405,105 +390,18 @@ class Guard:
 # --- TLS ---
 
 
-Adopt = Callable[[socket.socket, tuple[str, int]], None]
-Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+class Certificates:
+    """The server's TLS context, built again when a certificate file changes, so a renewed
+    certificate needs no restart."""
 
-
-class TlsFront:
-    """Terminates TLS on host:port and gives each connection to `adopt` (which hands it to
-    waitress) as a plain socket, with the client's address; at most `limit` connections at a
-    time, handshakes included (more wait in the listen backlog). Certificate files are read again
-    when they change, so a renewed certificate needs no restart. `waitress_socket` is a path in a
-    directory only this user can enter: waitress listens there, since it must listen somewhere,
-    and nobody connects."""
-
-    def __init__(self, tls: TlsSettings, host: str, port: int, adopt: Adopt,
-                 limit: int) -> None:
+    def __init__(self, tls: TlsSettings) -> None:
         self._tls = tls
         self._context = tls.context()
         self._files = tls.files_state()
-        self._adopt = adopt
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=1024)
-        self._listener.setblocking(False)
-        self._directory = tempfile.mkdtemp(prefix="usage-exporter-")
-        self.waitress_socket = os.path.join(self._directory, "unused.sock")
-        self._loop = asyncio.new_event_loop()
-        self._stopping = asyncio.Event()
-        self._slots = asyncio.Semaphore(limit)
-        self._connections: set[asyncio.Task[None]] = set()
-        self._thread: threading.Thread | None = None
-        self._stop_lock = threading.Lock()
 
-    @property
-    def port(self) -> int:
-        return int(self._listener.getsockname()[1])
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop.run_until_complete,
-                                        args=(self._serve(),), name="tls", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting, drop every connection, remove the private directory; idempotent."""
-        with self._stop_lock:
-            if self._thread is not None:
-                self._loop.call_soon_threadsafe(self._stopping.set)
-                self._thread.join(timeout=10)
-                self._thread = None
-            if not self._loop.is_closed():
-                self._loop.close()
-            self._listener.close()
-            shutil.rmtree(self._directory, ignore_errors=True)
-
-    async def _serve(self) -> None:
-        accepting = asyncio.create_task(self._accept())
-        await self._stopping.wait()
-        tasks = [accepting, *self._connections]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.sleep(0)  # the aborted transports close their sockets
-
-    async def _accept(self) -> None:
-        while True:
-            await self._slots.acquire()
-            try:
-                connection, address = await self._loop.sock_accept(self._listener)
-            except OSError as error:  # such as out of descriptors: pause, as asyncio's servers do
-                self._slots.release()
-                log.warning("tls_accept_failed", error=str(error))
-                await asyncio.sleep(1)
-                continue
-            # asyncio sets this only on sockets made as IPPROTO_TCP, which accepted ones are not;
-            # without it a response's last TLS record waits for the client's delayed ACK (40 ms).
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            task = self._loop.create_task(self._serve_connection(connection, address[:2]))
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
-
-    async def _serve_connection(self, connection: socket.socket,
-                                address: tuple[str, int]) -> None:
-        try:
-            client = await _handshake(self._loop, connection, self._current_context())
-        except OSError:  # not TLS, a refused or missing client certificate, or too slow
-            connection.close()
-            self._slots.release()
-            return
-        try:
-            ours, theirs = socket.socketpair()
-            self._adopt(theirs, address)
-            await _splice(client, await asyncio.open_connection(sock=ours, limit=CHUNK))
-        finally:
-            if self._stopping.is_set():
-                client[1].transport.abort()
-            else:
-                client[1].close()
-            self._slots.release()
-
-    def _current_context(self) -> ssl.SSLContext:
-        """The context, built again first when a certificate file has changed; a change that
-        does not load (a renewal half-written) leaves the previous one in use."""
+    def context(self) -> ssl.SSLContext:
+        """The context for a new connection. A change that does not load (a renewal half
+        written) leaves the previous one in use."""
         files = self._tls.files_state()
         if files != self._files:
             self._files = files
@@ -514,37 +412,3 @@ class TlsFront:
                 log.warning("tls_reload_failed", problems=error.problems,
                             kept="the certificate read before")
         return self._context
-
-
-async def _handshake(loop: asyncio.AbstractEventLoop, connection: socket.socket,
-                     context: ssl.SSLContext) -> Stream:
-    """The TLS stream of an accepted connection, once its handshake is done."""
-    reader = asyncio.StreamReader(limit=CHUNK, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    transport, _ = await loop.connect_accepted_socket(
-        lambda: protocol, connection, ssl=context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
-    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
-
-
-async def _splice(client: Stream, waitress: Stream) -> None:
-    """Copy both ways until either side ends or fails, then close waitress's end."""
-    pipes = [asyncio.create_task(_pipe(client[0], waitress[1])),
-             asyncio.create_task(_pipe(waitress[0], client[1]))]
-    try:
-        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waitress[1].transport.abort()  # before any await: a stop may cancel this task again
-        for pipe in pipes:
-            pipe.cancel()
-        await asyncio.gather(*pipes, return_exceptions=True)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until end of stream; a peer that stops reading for STALL_TIMEOUT ends it."""
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            async with asyncio.timeout(STALL_TIMEOUT):
-                await writer.drain()
-    except (OSError, TimeoutError):
-        pass  # a reset, a broken TLS record or a stalled reader: the connection ends

@@ -5,6 +5,7 @@ while a query is running."""
 from __future__ import annotations
 
 import copy
+import http.client
 import shutil
 import signal
 import socket
@@ -213,3 +214,39 @@ def test_sigterm_stops_the_daemon_at_once_while_a_query_runs(
     assert code == 0
     assert left == 0
     assert [e["event"] for e in daemon.events()][-2:] == ["collector_cancelled", "stopped"]
+
+
+def scrape_until_stopped(url: str, stop: threading.Event) -> None:
+    """Scrapes on one keep-alive connection until `stop` or until the daemon has gone."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        while not stop.is_set():
+            connection.request("GET", "/metrics")
+            connection.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        pass
+    finally:
+        connection.close()
+
+
+def test_sigterm_while_clients_are_being_answered_stops_cleanly(tmp_path, nextcloud):
+    """The signal lands while the server's event loop is busy with requests: the daemon still
+    ends at once, with exit code 0 and no traceback, round after round."""
+    daemon = Daemon(tmp_path, nextcloud)
+    for _ in range(5):
+        daemon.start()
+        stop = threading.Event()
+        clients = [threading.Thread(target=scrape_until_stopped, args=(daemon.url, stop))
+                   for _ in range(4)]
+        for client in clients:
+            client.start()
+        try:
+            code = daemon.stop(seconds=10)
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(10)
+        assert code == 0
+        assert daemon.events()[-1]["event"] == "stopped"
+    assert "Traceback" not in daemon.log_text()

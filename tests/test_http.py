@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
@@ -17,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from exporter import api
 from exporter.config import ApiKey
-from exporter.http import App, Context, HttpServer, authenticate
+from exporter.http import App, Context, authenticate
 from exporter.runner import Runner
+from exporter.server import HttpServer
 from tests.conftest import API_KEY, NEXTCLOUD_DB, make_config
 
 
@@ -135,51 +133,3 @@ def test_other_methods_are_refused(base_url):
 def test_every_key_is_compared_and_the_matching_one_named():
     keys = [ApiKey("reports", "a" * 20), ApiKey("cron", "b" * 20)]
     assert authenticate(keys, "b" * 20).name == "cron"
-
-
-def test_a_scrape_is_served_before_api_calls_already_waiting(runner):
-    """One worker thread, held busy; API calls queue behind it; a scrape that arrives last is
-    served next, so API load does not push scrapes past Prometheus' timeout."""
-    inner = app(runner, runner.config.api_keys)
-    served: list[str] = []
-    busy, release = threading.Event(), threading.Event()
-
-    def recording(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        served.append(environ["PATH_INFO"])
-        if len(served) == 1:
-            busy.set()
-            release.wait(30)
-        return inner(environ, start_response)
-
-    server = HttpServer(recording, "127.0.0.1", 0, threads=1).start()
-    queue = server._server.task_dispatcher.queue  # waitress' queue of requests waiting a thread
-    url = f"http://127.0.0.1:{server.port}"
-    statuses: list[int] = []
-
-    def call(path: str) -> threading.Thread:
-        thread = threading.Thread(target=lambda: statuses.append(
-            get(url + path, Authorization=f"Bearer {API_KEY}")[0]))
-        thread.start()
-        return thread
-
-    def wait_for_queue(length: int) -> None:
-        deadline = time.monotonic() + 10
-        while len(queue) < length:
-            assert time.monotonic() < deadline, f"{len(queue)} requests queued, not {length}"
-            time.sleep(0.01)
-
-    try:
-        threads = [call("/api/v1/snapshot")]
-        assert busy.wait(10)
-        threads += [call("/api/v1/snapshot") for _ in range(4)]
-        wait_for_queue(4)
-        threads.append(call("/metrics"))
-        wait_for_queue(5)
-        release.set()
-        for thread in threads:
-            thread.join(30)
-    finally:
-        release.set()
-        server.stop()
-    assert served == ["/api/v1/snapshot", "/metrics"] + ["/api/v1/snapshot"] * 4
-    assert statuses == [200] * 6

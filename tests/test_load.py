@@ -17,7 +17,8 @@ import pytest
 
 from bench.daemon import Daemon, demo_database, get, running_daemon, sample
 from bench.load import MIX, hammer, held_sockets, scrape
-from exporter.http import MAX_CONNECTIONS, SPARE_DESCRIPTORS, App, Context, HttpServer
+from exporter.http import App, Context
+from exporter.server import MAX_CONNECTIONS, SPARE_DESCRIPTORS, HttpServer
 from exporter.snapshot import Bodies, SnapshotStore
 from tests.conftest import ROOT
 
@@ -89,17 +90,17 @@ def test_500_idle_and_slow_sockets_neither_stop_a_scrape_nor_take_a_thread_each(
                    lambda: sample(pid).open_fds >= idle.open_fds + 500)
         scrape(daemon.url)  # raises unless whole
         held = sample(pid)
-    # waitress holds a socket in its event loop, not a thread; the scheduler's pool may still
+    # The server holds a socket in its event loop, not a thread; the scheduler's pool may still
     # grow up to its 10 workers.
     assert held.threads < idle.threads + 10
-    # Room for every connection waitress accepts, beside the database and the history store.
+    # Room for every connection the server accepts, beside the database and the history store.
     assert open_files_limit(pid) >= held.open_fds - 500 + MAX_CONNECTIONS
     wait_until("the daemon closed the 500 sockets",
                lambda: sample(pid).open_fds <= idle.open_fds + 5)
 
 
 def test_the_server_keeps_serving_with_descriptors_above_1023():
-    """waitress' default select() cannot watch them; poll() can."""
+    """select() cannot watch them; the event loop's epoll can."""
     store = SnapshotStore("custom", [], lambda snapshot: Bodies(text=b"up 1\n"))
     spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
     server = HttpServer(App(Context(lambda: store.current, ())), "127.0.0.1", 0).start()
@@ -122,7 +123,7 @@ def test_the_open_files_limit_is_raised_or_the_connection_limit_lowered_to_fit(
         soft, hard, limit, connections):
     probe = ("import resource\n"
              f"resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))\n"
-             "from exporter.http import connection_limit\n"
+             "from exporter.server import connection_limit\n"
              "print(connection_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, check=True)

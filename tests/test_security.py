@@ -35,8 +35,9 @@ from exporter.api.csvout import FORMULA_STARTS, safe_cell
 from exporter.api.owncloud import ERROR_PAGE, FORBIDDEN
 from exporter.config import ApiKey
 from exporter.exposition import snapshot_json
-from exporter.http import App, Context, FailedAttempts, HttpServer, Request, client_address
+from exporter.http import App, Context, FailedAttempts, Request, client_address
 from exporter.runner import Runner
+from exporter.server import HttpServer
 from tests.api import test_admin
 from tests.api.test_admin import Tab, enter_key
 from tests.api.test_native import HOSTILE_QUERIES, raw_exchange

@@ -31,8 +31,9 @@ from cryptography.x509.oid import NameOID
 
 from exporter import api
 from exporter.config import ConfigError
-from exporter.http import App, Context, FailedAttempts, HttpServer
+from exporter.http import App, Context, FailedAttempts
 from exporter.runner import Runner
+from exporter.server import HttpServer
 from exporter.webconfig import WebConfig, load_web_config
 from tests.conftest import API_KEY, NEXTCLOUD_DB, ROOT, make_config
 from tests.servers import ready_daemon

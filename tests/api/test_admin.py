@@ -28,8 +28,9 @@ from playwright.sync_api import (
 
 from exporter import api
 from exporter.exposition import snapshot_json
-from exporter.http import App, Context, HttpServer
+from exporter.http import App, Context
 from exporter.runner import Runner
+from exporter.server import HttpServer
 from tests.conftest import API_KEY, NEXTCLOUD_DB, ROOT, make_config
 from tests.servers import _require
 

@@ -37,8 +37,9 @@ from sqlalchemy import create_engine, text
 from collectors import available
 from exporter import api
 from exporter.config import Config, parse_config
-from exporter.http import App, Context, HttpServer
+from exporter.http import App, Context
 from exporter.runner import Runner
+from exporter.server import HttpServer
 from tests.conftest import API_KEY, ROOT, make_config
 from tests.platforms.custom_platforms import build_coder
 

@@ -40,8 +40,9 @@ from exporter.api.paging import sort_key
 from exporter.config import ApiKey
 from exporter.exposition import metric_rows, snapshot_json
 from exporter.history import HistoryError
-from exporter.http import App, Context, HttpServer, Request
+from exporter.http import App, Context, Request
 from exporter.runner import Runner
+from exporter.server import HttpServer
 from exporter.snapshot import Bodies, SnapshotStore
 from exporter.usercolumns import user_columns
 from tests.conftest import API_KEY, NEXTCLOUD_DB, make_config

@@ -15,8 +15,9 @@ import schemathesis
 
 from exporter import api
 from exporter.api.openapi import OPENAPI
-from exporter.http import App, Context, FailedAttempts, HttpServer
+from exporter.http import App, Context, FailedAttempts
 from exporter.runner import Runner
+from exporter.server import HttpServer
 from tests.api.test_owncloud import hostile_db, owncloud_runner
 from tests.conftest import API_KEY, NEXTCLOUD_DB, make_config
 

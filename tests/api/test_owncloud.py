@@ -23,8 +23,9 @@ from sqlalchemy import create_engine
 
 from exporter import api
 from exporter.api.csvout import safe_cell, stream_csv
-from exporter.http import App, Context, HttpServer
+from exporter.http import App, Context
 from exporter.runner import Runner
+from exporter.server import HttpServer
 from tests.conftest import API_KEY, NEXTCLOUD_DB, make_config, sqlite_execute
 from tests.platforms.owncloud_db import OWNCLOUD_NOW, build_owncloud_db
 from tests.platforms.owncloud_reference import (

@@ -23,8 +23,9 @@ from exporter import api
 from exporter.api.synapse import MEDIA_STATISTICS, like
 from exporter.config import ApiKey
 from exporter.db import DatabaseUnavailable
-from exporter.http import App, Context, HttpServer
+from exporter.http import App, Context
 from exporter.runner import Runner
+from exporter.server import HttpServer
 from tests.conftest import (
     API_KEY,
     BACKENDS,

@@ -1,0 +1,253 @@
+"""The HTTP server over real sockets, with small WSGI apps: HTTP/1.1 framing and keep-alive,
+refused requests, streamed bodies, a failing app, timeouts, and scrapes ahead of API calls."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+
+from exporter.server import MAX_BODY, MAX_HEAD, HttpServer
+
+Environ = dict[str, Any]
+
+
+def echo(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+    """Answers with the request as the app saw it."""
+    seen = {key: value for key, value in environ.items() if isinstance(value, str)}
+    body = json.dumps(seen).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body] if environ["REQUEST_METHOD"] != "HEAD" else [b""]
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., HttpServer]]:
+    servers: list[HttpServer] = []
+
+    def start(app: Callable[..., Iterable[bytes]] = echo, **options: Any) -> HttpServer:
+        servers.append(HttpServer(app, "127.0.0.1", 0, **options).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def connect(server: HttpServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def responses(data: bytes) -> list[tuple[int, bytes]]:
+    """Status and body of each Content-Length framed response in `data`."""
+    found = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        length = next(int(line.split(b":")[1]) for line in lines
+                      if line.lower().startswith(b"content-length:"))
+        found.append((int(lines[0].split()[1]), rest[:length]))
+        data = rest[length:]
+    return found
+
+
+def test_requests_on_one_connection_are_answered_in_order_pipelined_or_not(serve):
+    server = serve()
+    with connect(server) as sock:
+        sock.sendall(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = sock.recv(65536)
+        sock.sendall(b"GET /two HTTP/1.1\r\nHost: x\r\n\r\nGET /three HTTP/1.1\r\nHost: x\r\n"
+                     b"Connection: close\r\n\r\n")
+        rest = read_until_closed(sock)
+    paths = [json.loads(body)["PATH_INFO"] for _, body in responses(first + rest)]
+    assert paths == ["/one", "/two", "/three"]
+
+
+def test_the_app_sees_the_decoded_path_the_raw_query_and_the_clients_headers(serve):
+    server = serve()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.putrequest("GET", "/a%20b/%2E%2E?x=1&y=%20", skip_accept_encoding=True)
+    connection.putheader("X-Twice", "1")
+    connection.putheader("X-Twice", "2")
+    connection.putheader("X_Twice", "smuggled")  # would be the same variable: dropped
+    connection.endheaders()
+    seen = json.loads(connection.getresponse().read())
+    connection.close()
+    assert seen["PATH_INFO"] == "/a b/.."
+    assert seen["QUERY_STRING"] == "x=1&y=%20"
+    assert seen["HTTP_X_TWICE"] == "1,2"
+    assert seen["REMOTE_ADDR"] == "127.0.0.1"
+    assert seen["wsgi.url_scheme"] == "http"
+
+
+def test_head_gets_the_headers_and_no_body(serve):
+    server = serve()
+    with connect(server) as sock:
+        sock.sendall(b"HEAD /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = read_until_closed(sock)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"Content-Length: " in head and int(head.split(b"Content-Length: ")[1].split(
+        b"\r\n")[0]) > 0
+    assert body == b""
+
+
+def test_an_http_1_0_client_gets_its_answer_and_the_connection_closes(serve):
+    server = serve()
+    with connect(server) as sock:
+        sock.sendall(b"GET /old HTTP/1.0\r\n\r\n")
+        data = read_until_closed(sock)  # returns only once the server closed
+    assert [status for status, _ in responses(data)] == [200]
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"NONSENSE\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2 * MAX_HEAD + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1)
+     + b"a" * (MAX_BODY + 1), 413),
+], ids=["bad request line", "bad header", "head too large", "body too large"])
+def test_a_request_the_server_cannot_take_gets_a_json_error_and_the_connection_closes(
+        serve, request_bytes, status):
+    server = serve()
+    with connect(server) as sock:
+        sock.sendall(request_bytes)
+        data = read_until_closed(sock)
+    [(answered, body)] = responses(data)
+    assert answered == status
+    assert json.loads(body)["code"] == status
+
+
+def test_a_failing_app_gets_a_500_without_its_traceback_and_the_server_serves_on(serve):
+    def failing(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+        if environ["PATH_INFO"] == "/fail":
+            raise RuntimeError("secret detail")
+        return echo(environ, start_response)
+
+    server = serve(failing)
+    with connect(server) as sock:
+        sock.sendall(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n")
+        [(status, body)] = responses(read_until_closed(sock))
+    assert status == 500
+    assert b"secret" not in body and b"Traceback" not in body
+    with connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert [status for status, _ in responses(read_until_closed(sock))] == [200]
+
+
+class Streamed:
+    """A body of `pieces` pieces of `size` bytes, made on demand; records its close()."""
+
+    def __init__(self, pieces: int, size: int = 65536) -> None:
+        self.pieces, self.size = pieces, size
+        self.closed = threading.Event()
+        self.close_thread: str | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        for n in range(self.pieces):
+            yield bytes([65 + n % 26]) * self.size
+
+    def close(self) -> None:
+        self.close_thread = threading.current_thread().name
+        self.closed.set()
+
+
+def test_a_streamed_body_is_sent_chunked_in_order_and_closed_on_a_worker(serve):
+    body = Streamed(40)
+
+    def streaming(environ: Environ, start_response: Callable[..., Any]) -> Streamed:
+        start_response("200 OK", [("Content-Type", "text/csv")])
+        return body
+
+    server = serve(streaming)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/users.csv")
+    response = connection.getresponse()
+    received = response.read()
+    connection.close()
+    assert response.getheader("Transfer-Encoding") == "chunked"
+    assert received == b"".join(body)
+    assert body.closed.wait(10)
+    assert body.close_thread is not None and body.close_thread.startswith("http-worker")
+
+
+def test_a_client_that_stops_reading_is_dropped_after_the_timeout_and_the_body_closed(serve):
+    body = Streamed(100_000)  # 6.5 GB: more than any socket buffer holds
+
+    def streaming(environ: Environ, start_response: Callable[..., Any]) -> Streamed:
+        start_response("200 OK", [("Content-Type", "text/csv")])
+        return body
+
+    server = serve(streaming, timeout=0.5)
+    with connect(server) as sock:
+        sock.sendall(b"GET /users.csv HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert body.closed.wait(20)  # never read: the server gave up on the stalled client
+
+
+def test_an_idle_connection_is_closed_after_the_timeout(serve):
+    server = serve(timeout=0.5)
+    with connect(server) as sock:
+        began = time.monotonic()
+        assert sock.recv(1) == b""  # closed by the server, not by this socket's 10 s timeout
+        assert time.monotonic() - began < 9
+
+
+def test_a_scrape_is_served_before_api_calls_already_waiting(serve):
+    """One worker, held busy; API calls queue behind it; a scrape that arrives last is served
+    next, so API load does not push scrapes past Prometheus' timeout."""
+    served: list[str] = []
+    busy, release = threading.Event(), threading.Event()
+
+    def recording(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+        served.append(environ["PATH_INFO"])
+        if len(served) == 1:
+            busy.set()
+            release.wait(30)
+        return echo(environ, start_response)
+
+    server = serve(recording, threads=1)
+    statuses: list[int] = []
+
+    def call(path: str) -> threading.Thread:
+        def get() -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            connection.request("GET", path)
+            statuses.append(connection.getresponse().status)
+            connection.close()
+        thread = threading.Thread(target=get)
+        thread.start()
+        return thread
+
+    def wait_for_queue(length: int) -> None:
+        deadline = time.monotonic() + 10
+        while server.waiting < length:
+            assert time.monotonic() < deadline, f"{server.waiting} requests queued, not {length}"
+            time.sleep(0.01)
+
+    try:
+        threads = [call("/api/v1/snapshot")]
+        assert busy.wait(10)
+        threads += [call("/api/v1/snapshot") for _ in range(4)]
+        wait_for_queue(4)
+        threads.append(call("/metrics"))
+        wait_for_queue(5)
+        release.set()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        release.set()
+    assert served == ["/api/v1/snapshot", "/metrics"] + ["/api/v1/snapshot"] * 4
+    assert statuses == [200] * 6
