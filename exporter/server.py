@@ -101,8 +101,10 @@ class Workers:
                 future, call = self._calls.popleft()
             try:
                 result, error = call(), None
-            except BaseException as failure:  # the awaiting task re-raises it
+            except Exception as failure:  # the awaiting task re-raises it
                 result, error = None, failure
+            except BaseException as failure:  # such as sys.exit() in a route: not the server's
+                result, error = None, RuntimeError(f"{failure!r} in a worker")
             with contextlib.suppress(RuntimeError):  # a closed loop: the server has stopped
                 future.get_loop().call_soon_threadsafe(_settle, future, result, error)
 
@@ -117,15 +119,14 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 class Answer:
-    """What the app answered, gathered on a worker: status, headers and the first piece of the
-    body (`rest` iterates the others, for a streamed body; WSGI lets an app call
-    start_response as late as its first piece)."""
+    """What the app answered, gathered on a worker: the response head (checked by h11 here, so
+    a malformed header fails the request on the worker) and the first piece of the body
+    (`rest` iterates the others, for a streamed body; WSGI lets an app call start_response as
+    late as its first piece)."""
 
-    def __init__(self, app: WsgiApp, environ: Environ) -> None:
-        self.status = 500
-        self.reason = ""
-        self.headers: list[tuple[str, str]] = []
-        self._started = False
+    def __init__(self, app: WsgiApp, environ: Environ, extra: list[tuple[str, str]]) -> None:
+        self._extra = extra
+        self.response: h11.Response | None = None
         body = app(environ, self._start_response)
         self.rest: Iterator[bytes] | None = None
         self._body = body
@@ -134,15 +135,18 @@ class Answer:
         else:
             self.rest = iter(body)
             self.first = next(self.rest, b"")
-        if not self._started:
+        if self.response is None:
             raise RuntimeError("the app returned without calling start_response")
 
     def _start_response(self, status: str, headers: list[tuple[str, str]],
                         exc_info: Any = None) -> Callable[[bytes], None]:
-        if exc_info is not None and self._started:
+        if exc_info is not None and self.response is not None:
             raise exc_info[1].with_traceback(exc_info[2])
-        code, _, self.reason = status.partition(" ")
-        self.status, self.headers, self._started = int(code), headers, True
+        code, _, reason = status.partition(" ")
+        self.response = h11.Response(
+            status_code=int(code), reason=reason.encode("latin-1"),
+            headers=[(name.encode("latin-1"), value.encode("latin-1"))
+                     for name, value in [*self._extra, *headers]])
         return self._refuse_write
 
     @staticmethod
@@ -191,7 +195,7 @@ class HttpServer:
 
     @property
     def port(self) -> int:
-        return int(self._listener.getsockname()[1])
+        return int(self._name[1])
 
     @property
     def scheme(self) -> str:
@@ -373,17 +377,18 @@ class HttpServer:
                       environ: Environ) -> None:
         assert self._workers is not None
         first = environ["PATH_INFO"] in SCRAPE_PATHS
+        server_headers = self._server_headers()
         try:
-            answer = await self._workers.submit(lambda: Answer(self.app, environ), first)
+            answer = await self._workers.submit(
+                lambda: Answer(self.app, environ, server_headers), first)
         except Exception:
             log.exception("request_failed", route=environ["PATH_INFO"])
             await self._send_error(h11_connection, writer, 500)
             return
         try:
-            head = h11_connection.send(h11.Response(
-                status_code=answer.status, reason=answer.reason.encode("latin-1"),
-                headers=[*self._server_headers(), *answer.headers]))
-            await self._send(writer, head + h11_connection.send(h11.Data(data=answer.first)))
+            assert answer.response is not None
+            await self._send(writer, h11_connection.send(answer.response)
+                             + h11_connection.send(h11.Data(data=answer.first)))
             while answer.rest is not None:
                 piece = await self._workers.submit(answer.next_piece)
                 if piece is None:

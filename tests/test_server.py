@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -131,18 +132,33 @@ def test_a_request_the_server_cannot_take_gets_a_json_error_and_the_connection_c
     assert json.loads(body)["code"] == status
 
 
-def test_a_failing_app_gets_a_500_without_its_traceback_and_the_server_serves_on(serve):
-    def failing(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+def raises(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+    raise RuntimeError("secret detail")
+
+
+def exits(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+    sys.exit("secret detail")
+
+
+def splits_a_header(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("X-Name", "secret detail\r\nSet-Cookie: a=b")])
+    return [b""]
+
+
+@pytest.mark.parametrize("failure", [raises, exits, splits_a_header])
+def test_a_failing_app_gets_a_500_without_its_details_and_the_server_serves_on(serve, failure):
+    def app(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
         if environ["PATH_INFO"] == "/fail":
-            raise RuntimeError("secret detail")
+            return failure(environ, start_response)
         return echo(environ, start_response)
 
-    server = serve(failing)
+    server = serve(app)
     with connect(server) as sock:
         sock.sendall(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n")
-        [(status, body)] = responses(read_until_closed(sock))
-    assert status == 500
-    assert b"secret" not in body and b"Traceback" not in body
+        data = read_until_closed(sock)
+    [(status, body)] = responses(data)
+    assert (status, json.loads(body)["code"]) == (500, 500)
+    assert b"secret" not in data and b"Traceback" not in data
     with connect(server) as sock:
         sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert [status for status, _ in responses(read_until_closed(sock))] == [200]
