@@ -9,6 +9,7 @@ PostgreSQL's cancel request, MySQL's KILL QUERY).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -145,15 +146,20 @@ class Watchdog:
         self._deadlines: dict[Connection, float] = {}
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._wakes_at = math.inf
 
     def watch(self, conn: Connection, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         with self._changed:
-            self._deadlines[conn] = time.monotonic() + timeout
+            self._deadlines[conn] = deadline
             if self._thread is None and not self._stopped:
                 self._thread = threading.Thread(target=self._run, name="statement-watchdog",
                                                 daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            # Woken only for a deadline before the one it waits for: API reads, each with the
+            # same timeout, then do not wake it (and take the GIL from requests) every time.
+            if deadline < self._wakes_at:
+                self._changed.notify()
 
     def release(self, conn: Connection) -> None:
         with self._changed:
@@ -174,8 +180,10 @@ class Watchdog:
                 if not due:
                     if self._stopped:
                         return
-                    self._changed.wait(min(self._deadlines.values(), default=now + 60) - now)
+                    self._wakes_at = min(self._deadlines.values(), default=now + 60)
+                    self._changed.wait(self._wakes_at - now)
                     continue
+                self._wakes_at = now  # busy cancelling: it looks at the deadlines again next
             for conn in due:  # outside the lock: a cancel may take a round trip
                 self._cancel(conn)
 

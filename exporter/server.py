@@ -289,7 +289,7 @@ class HttpServer:
             await self._exchange(h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD),
                                  reader, writer, address)
         except (OSError, TimeoutError, h11.LocalProtocolError):
-            transport.abort()  # a reset, a stalled reader, or an app's malformed headers
+            transport.abort()  # a reset, a stalled reader, or a body unlike its Content-Length
         except asyncio.CancelledError:
             transport.abort()
             raise
