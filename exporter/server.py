@@ -1,8 +1,10 @@
 """The HTTP server: one asyncio event loop reads every request and writes every response (h11
-parses and frames them), a pool of worker threads runs the WSGI app. An idle or slow client holds
-a socket, never a thread; a request crosses to a worker and its answer back, one hand-off each
-way; scrapes and health checks go ahead of API calls waiting for a worker. TLS, when the web
-config asks for it, is asyncio's, with the certificate read again when its files change.
+parses and frames them), a pool of worker threads runs the WSGI app for the API routes. An idle or
+slow client holds a socket, never a thread; an API request crosses to a worker and its answer
+back, one hand-off each way. Scrapes and health checks, which only send bytes already rendered,
+are answered in the loop itself (behind basic auth, /metrics goes ahead of API calls waiting for
+a worker instead). TLS, when the web config asks for it, is asyncio's, with the certificate read
+again when its files change.
 """
 
 from __future__ import annotations
@@ -180,6 +182,11 @@ class HttpServer:
         # Authorization header; the health routes answer probes; the admin page and the 404s
         # hold no data.
         self.app = app if web is None else Guard(app, web, guarded_paths={"/metrics"})
+        # Answered in the event loop itself: they send bytes the last refresh rendered, so no
+        # worker busy with an API call can hold them up. Not /metrics behind basic auth: its
+        # first check of a password is a bcrypt, which must not stall the loop.
+        self._inline_paths = SCRAPE_PATHS - ({"/metrics"} if web is not None and web.users
+                                             else set())
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=1024)
         self._listener.setblocking(False)
@@ -379,8 +386,11 @@ class HttpServer:
         first = environ["PATH_INFO"] in SCRAPE_PATHS
         server_headers = self._server_headers()
         try:
-            answer = await self._workers.submit(
-                lambda: Answer(self.app, environ, server_headers), first)
+            if environ["PATH_INFO"] in self._inline_paths:
+                answer = Answer(self.app, environ, server_headers)
+            else:
+                answer = await self._workers.submit(
+                    lambda: Answer(self.app, environ, server_headers), first)
         except Exception:
             log.exception("request_failed", route=environ["PATH_INFO"])
             await self._send_error(h11_connection, writer, 500)

@@ -3,6 +3,7 @@ refused requests, streamed bodies, a failing app, timeouts, and scrapes ahead of
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
@@ -12,9 +13,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import bcrypt
 import pytest
 
 from exporter.server import MAX_BODY, MAX_HEAD, HttpServer
+from exporter.webconfig import WebConfig
 
 Environ = dict[str, Any]
 
@@ -221,49 +224,82 @@ def test_an_idle_connection_is_closed_after_the_timeout(serve):
         assert time.monotonic() - began < 9
 
 
-def test_a_scrape_is_served_before_api_calls_already_waiting(serve):
-    """One worker, held busy; API calls queue behind it; a scrape that arrives last is served
-    next, so API load does not push scrapes past Prometheus' timeout."""
-    served: list[str] = []
-    busy, release = threading.Event(), threading.Event()
+class HeldWorker:
+    """An app whose first call holds the only worker until released; records every path."""
 
-    def recording(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
-        served.append(environ["PATH_INFO"])
-        if len(served) == 1:
-            busy.set()
-            release.wait(30)
+    def __init__(self) -> None:
+        self.served: list[str] = []
+        self.busy, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+        self.served.append(environ["PATH_INFO"])
+        if len(self.served) == 1:
+            self.busy.set()
+            self.release.wait(30)
         return echo(environ, start_response)
 
-    server = serve(recording, threads=1)
+
+def call(server: HttpServer, path: str, statuses: list[int], **headers: str) -> threading.Thread:
+    def get() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request("GET", path, headers=headers)
+        statuses.append(connection.getresponse().status)
+        connection.close()
+
+    thread = threading.Thread(target=get)
+    thread.start()
+    return thread
+
+
+def wait_for_queue(server: HttpServer, length: int) -> None:
+    deadline = time.monotonic() + 10
+    while server.waiting < length:
+        assert time.monotonic() < deadline, f"{server.waiting} requests queued, not {length}"
+        time.sleep(0.01)
+
+
+def test_scrapes_and_health_checks_are_answered_while_every_worker_is_busy(serve):
+    """They only send rendered bytes, so the event loop answers them itself: API load cannot
+    push a scrape past Prometheus' timeout."""
+    app = HeldWorker()
+    server = serve(app, threads=1)
     statuses: list[int] = []
-
-    def call(path: str) -> threading.Thread:
-        def get() -> None:
-            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-            connection.request("GET", path)
-            statuses.append(connection.getresponse().status)
-            connection.close()
-        thread = threading.Thread(target=get)
-        thread.start()
-        return thread
-
-    def wait_for_queue(length: int) -> None:
-        deadline = time.monotonic() + 10
-        while server.waiting < length:
-            assert time.monotonic() < deadline, f"{server.waiting} requests queued, not {length}"
-            time.sleep(0.01)
-
     try:
-        threads = [call("/api/v1/snapshot")]
-        assert busy.wait(10)
-        threads += [call("/api/v1/snapshot") for _ in range(4)]
-        wait_for_queue(4)
-        threads.append(call("/metrics"))
-        wait_for_queue(5)
-        release.set()
-        for thread in threads:
-            thread.join(30)
+        api_calls = [call(server, "/api/v1/snapshot", statuses)]
+        assert app.busy.wait(10)
+        api_calls += [call(server, "/api/v1/snapshot", statuses) for _ in range(4)]
+        wait_for_queue(server, 4)
+        for path in ("/metrics", "/-/healthy", "/-/ready"):
+            scrape = call(server, path, statuses)
+            scrape.join(10)
+            assert not scrape.is_alive(), f"{path} waited for the busy worker"
+        assert statuses == [200] * 3 and server.waiting == 4
     finally:
-        release.set()
-    assert served == ["/api/v1/snapshot", "/metrics"] + ["/api/v1/snapshot"] * 4
+        app.release.set()
+    for thread in api_calls:
+        thread.join(30)
+    assert statuses == [200] * 8
+    assert app.served[:4] == ["/api/v1/snapshot", "/metrics", "/-/healthy", "/-/ready"]
+
+
+def test_behind_basic_auth_a_scrape_goes_ahead_of_api_calls_already_waiting(serve):
+    """/metrics then needs a password check, whose first one is a bcrypt: on a worker, but the
+    next one free."""
+    web = WebConfig(users={"prometheus": bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4))})
+    app = HeldWorker()
+    server = serve(app, threads=1, web=web)
+    statuses: list[int] = []
+    basic = "Basic " + base64.b64encode(b"prometheus:secret").decode()
+    try:
+        threads = [call(server, "/api/v1/snapshot", statuses)]
+        assert app.busy.wait(10)
+        threads += [call(server, "/api/v1/snapshot", statuses) for _ in range(4)]
+        wait_for_queue(server, 4)
+        threads.append(call(server, "/metrics", statuses, Authorization=basic))
+        wait_for_queue(server, 5)
+    finally:
+        app.release.set()
+    for thread in threads:
+        thread.join(30)
+    assert app.served == ["/api/v1/snapshot", "/metrics"] + ["/api/v1/snapshot"] * 4
     assert statuses == [200] * 6
