@@ -2,9 +2,8 @@
 parses and frames them), a pool of worker threads runs the WSGI app for the API routes. An idle or
 slow client holds a socket, never a thread; an API request crosses to a worker and its answer
 back, one hand-off each way. Scrapes and health checks, which only send bytes already rendered,
-are answered in the loop itself (behind basic auth, /metrics goes ahead of API calls waiting for
-a worker instead). TLS, when the web config asks for it, is asyncio's, with the certificate read
-again when its files change.
+are answered in the loop itself. TLS, when the web config asks for it, is asyncio's, with the
+certificate read again when its files change.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from urllib.parse import unquote_to_bytes
 import h11
 import structlog
 
+from exporter.db import describe_error
 from exporter.http import Environ, WsgiApp, encode_json
 from exporter.webconfig import Certificates, Guard, WebConfig
 
@@ -59,8 +59,8 @@ def connection_limit() -> int:
 
 
 class Workers:
-    """Threads that run calls for an event loop and hand each result back to it as a future.
-    A call submitted `first` goes ahead of those waiting."""
+    """Threads that run calls for an event loop, in the order submitted, and hand each result
+    back to it as a future."""
 
     def __init__(self, threads: int) -> None:
         self._calls: deque[tuple[asyncio.Future[Any], Callable[[], Any]]] = deque()
@@ -76,22 +76,21 @@ class Workers:
         """Calls submitted that no worker has taken yet."""
         return len(self._calls)
 
-    def submit(self, call: Callable[[], T], first: bool = False) -> asyncio.Future[T]:
+    def submit(self, call: Callable[[], T]) -> asyncio.Future[T]:
         """From the event loop: `call` run on a worker; the future is the loop's."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         with self._ready:
-            (self._calls.appendleft if first else self._calls.append)((future, call))
+            self._calls.append((future, call))
             self._ready.notify()
         return future
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Let the workers end once their current call returns; wait `timeout` at most."""
+    def stop(self) -> None:
+        """Drop the calls waiting; each worker ends once its current call returns. Not waited
+        for: a call may be a query that only the runner's close() cancels, after the server."""
         with self._ready:
             self._stopping = True
             self._calls.clear()
             self._ready.notify_all()
-        for thread in self._threads:
-            thread.join(timeout)
 
     def _work(self) -> None:
         while True:
@@ -181,12 +180,9 @@ class HttpServer:
         # Basic auth guards /metrics only: the API routes check their own keys, sent in the same
         # Authorization header; the health routes answer probes; the admin page and the 404s
         # hold no data.
-        self.app = app if web is None else Guard(app, web, guarded_paths={"/metrics"})
-        # Answered in the event loop itself: they send bytes the last refresh rendered, so no
-        # worker busy with an API call can hold them up. Not /metrics behind basic auth: its
-        # first check of a password is a bcrypt, which must not stall the loop.
-        self._inline_paths = SCRAPE_PATHS - ({"/metrics"} if web is not None and web.users
-                                             else set())
+        guard = None if web is None else Guard(app, web, guarded_paths={"/metrics"})
+        self.app: WsgiApp = app if guard is None else guard
+        self._basic_auth = None if guard is None else guard.auth
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=1024)
         self._listener.setblocking(False)
@@ -300,6 +296,9 @@ class HttpServer:
         except asyncio.CancelledError:
             transport.abort()
             raise
+        except Exception as error:  # a streamed body that failed after its head was sent
+            log.error("response_failed", error=describe_error(error))
+            transport.abort()
         else:
             transport.close()
 
@@ -336,6 +335,12 @@ class HttpServer:
                     writer.write(h11_connection.send(h11.InformationalResponse(status_code=100)))
                 h11_connection.receive_data(await reader.read(CHUNK))
             elif isinstance(event, h11.Request):
+                names = {name for name, _ in event.headers}
+                if b"content-length" in names and b"transfer-encoding" in names:
+                    # Framed two ways: a proxy in front may have read it the other way, so what
+                    # follows could be a request smuggled past it (RFC 9112, 6.3).
+                    raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding",
+                                                  error_status_hint=400)
                 request = event
             elif isinstance(event, h11.Data):
                 body += len(event.data)
@@ -383,31 +388,47 @@ class HttpServer:
     async def _answer(self, h11_connection: h11.Connection, writer: asyncio.StreamWriter,
                       environ: Environ) -> None:
         assert self._workers is not None
-        first = environ["PATH_INFO"] in SCRAPE_PATHS
-        server_headers = self._server_headers()
+        path, server_headers = environ["PATH_INFO"], self._server_headers()
         try:
-            if environ["PATH_INFO"] in self._inline_paths:
+            if self._in_loop(environ):
                 answer = Answer(self.app, environ, server_headers)
             else:
                 answer = await self._workers.submit(
-                    lambda: Answer(self.app, environ, server_headers), first)
-        except Exception:
-            log.exception("request_failed", route=environ["PATH_INFO"])
+                    lambda: Answer(self.app, environ, server_headers))
+        except Exception as error:
+            log.error("request_failed", route=path, error=describe_error(error))
             await self._send_error(h11_connection, writer, 500)
             return
+        assert answer.response is not None
+        bodiless = environ["REQUEST_METHOD"] == "HEAD" or answer.response.status_code in (204, 304)
+        close = answer.close
         try:
-            assert answer.response is not None
-            await self._send(writer, h11_connection.send(answer.response)
-                             + h11_connection.send(h11.Data(data=answer.first)))
+            head = h11_connection.send(answer.response)
+            if bodiless:  # whatever the app gave as a body is not sent
+                await self._send(writer, head + h11_connection.send(h11.EndOfMessage()))
+                return
+            await self._send(writer, head + h11_connection.send(h11.Data(data=answer.first)))
             while answer.rest is not None:
                 piece = await self._workers.submit(answer.next_piece)
                 if piece is None:
                     break
                 await self._send(writer, h11_connection.send(h11.Data(data=piece)))
             await self._send(writer, h11_connection.send(h11.EndOfMessage()))
+        except asyncio.CancelledError:
+            close = None  # the server is stopping, and a worker may be inside the body
+            raise
         finally:
-            if answer.close is not None:  # on a worker: a streamed body may close a query
-                await asyncio.shield(self._workers.submit(answer.close))
+            if close is not None:  # on a worker: a streamed body may close a query
+                await asyncio.shield(self._workers.submit(close))
+
+    def _in_loop(self, environ: Environ) -> bool:
+        """Whether the event loop answers the request itself: scrapes and health checks send
+        bytes the last refresh rendered, so no worker busy with API calls holds them up. Not
+        /metrics behind basic auth with a password not yet verified: that check is a bcrypt."""
+        if environ["PATH_INFO"] not in SCRAPE_PATHS:
+            return False
+        return (self._basic_auth is None or environ["PATH_INFO"] != "/metrics"
+                or self._basic_auth.known(environ.get("HTTP_AUTHORIZATION")))
 
     async def _send_error(self, h11_connection: h11.Connection, writer: asyncio.StreamWriter,
                           status: int) -> None:

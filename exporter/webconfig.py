@@ -342,16 +342,31 @@ class BasicAuth:
 
     def check_header(self, authorization: str | None) -> bool:
         """Whether an Authorization header carries valid Basic credentials."""
-        scheme, _, encoded = (authorization or "").partition(" ")
-        if scheme.lower() != "basic":
+        credentials = _basic_credentials(authorization)
+        return credentials is not None and self.check(*credentials)
+
+    def known(self, authorization: str | None) -> bool:
+        """Whether the header carries a password already verified: checking it again costs no
+        bcrypt."""
+        credentials = _basic_credentials(authorization)
+        if credentials is None:
             return False
-        try:
-            user, colon, password = base64.b64decode(encoded.strip(), validate=True).partition(
-                b":")
-            name = user.decode()
-        except ValueError:  # not base64, or a name that is not UTF-8
-            return False
-        return bool(colon) and self.check(name, password)
+        verified = self._verified.get(credentials[0])
+        return verified is not None and hmac.compare_digest(verified,
+                                                            self._digest(*credentials))
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, bytes] | None:
+    """User and password of a Basic Authorization header; None if it is not one."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, colon, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+        name = user.decode()
+    except ValueError:  # not base64, or a name that is not UTF-8
+        return None
+    return (name, password) if colon else None
 
 
 StartResponse = Callable[..., Any]

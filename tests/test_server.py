@@ -123,7 +123,9 @@ def test_an_http_1_0_client_gets_its_answer_and_the_connection_closes(serve):
     (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2 * MAX_HEAD + b"\r\n\r\n", 431),
     (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1)
      + b"a" * (MAX_BODY + 1), 413),
-], ids=["bad request line", "bad header", "head too large", "body too large"])
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"0\r\n\r\n", 400),
+], ids=["bad request line", "bad header", "head too large", "body too large", "framed two ways"])
 def test_a_request_the_server_cannot_take_gets_a_json_error_and_the_connection_closes(
         serve, request_bytes, status):
     server = serve()
@@ -282,24 +284,103 @@ def test_scrapes_and_health_checks_are_answered_while_every_worker_is_busy(serve
     assert app.served[:4] == ["/api/v1/snapshot", "/metrics", "/-/healthy", "/-/ready"]
 
 
-def test_behind_basic_auth_a_scrape_goes_ahead_of_api_calls_already_waiting(serve):
-    """/metrics then needs a password check, whose first one is a bcrypt: on a worker, but the
-    next one free."""
+def test_behind_basic_auth_only_a_verified_password_skips_the_queue(serve):
+    """Checking a password the first time is a bcrypt, so that scrape waits its turn for a
+    worker like any API call (wrong passwords cannot crowd API calls out); once verified, the
+    loop answers it at once."""
     web = WebConfig(users={"prometheus": bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4))})
     app = HeldWorker()
     server = serve(app, threads=1, web=web)
     statuses: list[int] = []
-    basic = "Basic " + base64.b64encode(b"prometheus:secret").decode()
+    right = "Basic " + base64.b64encode(b"prometheus:secret").decode()
+    wrong = "Basic " + base64.b64encode(b"prometheus:guess").decode()
     try:
         threads = [call(server, "/api/v1/snapshot", statuses)]
         assert app.busy.wait(10)
-        threads += [call(server, "/api/v1/snapshot", statuses) for _ in range(4)]
-        wait_for_queue(server, 4)
-        threads.append(call(server, "/metrics", statuses, Authorization=basic))
-        wait_for_queue(server, 5)
+        threads += [call(server, "/metrics", statuses, Authorization=right),
+                    call(server, "/metrics", statuses, Authorization=wrong)]
+        wait_for_queue(server, 2)  # neither verified yet: both wait for the worker
     finally:
         app.release.set()
     for thread in threads:
         thread.join(30)
-    assert app.served == ["/api/v1/snapshot", "/metrics"] + ["/api/v1/snapshot"] * 4
-    assert statuses == [200] * 6
+    assert sorted(statuses) == [200, 200, 401]
+    app.release.clear()
+    app.served.clear()
+    app.busy.clear()
+    threads = [call(server, "/api/v1/snapshot", statuses)]
+    try:
+        assert app.busy.wait(10)
+        scrape = call(server, "/metrics", statuses, Authorization=right)
+        scrape.join(10)
+        assert not scrape.is_alive(), "a verified password waited for the busy worker"
+    finally:
+        app.release.set()
+    threads[0].join(30)
+    assert statuses[3:] == [200, 200]
+
+
+def test_head_204_and_304_answers_carry_no_body_even_when_the_app_gives_one(serve):
+    def bodied(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+        status = {"/none": "204 No Content", "/same": "304 Not Modified"}.get(
+            environ["PATH_INFO"], "200 OK")
+        start_response(status, [("Content-Type", "text/plain"), ("Content-Length", "4")])
+        return [b"body"]
+
+    server = serve(bodied)
+    with connect(server) as sock:
+        sock.sendall(b"HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nGET /none HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /same HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = read_until_closed(sock)
+    heads = data.split(b"\r\n\r\n")
+    assert [head.split(b" ")[1] for head in heads[:4]] == [b"200", b"204", b"304", b"200"]
+    assert heads[4] == b"body"  # the one GET of a 200 only: the connection stayed in step
+
+
+def test_a_streamed_body_that_fails_midway_ends_the_connection_and_the_server_serves_on(serve):
+    def failing_stream(environ: Environ, start_response: Callable[..., Any]) -> Iterator[bytes]:
+        if environ["PATH_INFO"] == "/ok":
+            yield from echo(environ, start_response)
+            return
+        start_response("200 OK", [("Content-Type", "text/csv")])
+        yield b"id\n"
+        raise RuntimeError("secret detail")
+
+    server = serve(failing_stream)
+    with connect(server) as sock:
+        sock.sendall(b"GET /users.csv HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            data = read_until_closed(sock)  # ends: the server drops the unfinished answer
+        except ConnectionResetError:
+            data = b""
+    assert not data.endswith(b"0\r\n\r\n") and b"secret" not in data
+    with connect(server) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert [status for status, _ in responses(read_until_closed(sock))] == [200]
+
+
+def test_shutdown_does_not_wait_for_a_worker_stuck_in_a_streamed_body(serve):
+    stuck, release = threading.Event(), threading.Event()
+
+    def stalling(environ: Environ, start_response: Callable[..., Any]) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/csv")])
+        yield b"id\n"
+        stuck.set()
+        release.wait(60)  # a query that only the runner's close() would cancel
+        yield b"1\n"
+
+    server = HttpServer(stalling, "127.0.0.1", 0)
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    try:
+        with connect(server) as sock:
+            sock.sendall(b"GET /users.csv HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert stuck.wait(10)
+            server.shutdown()
+            serving.join(10)
+            assert not serving.is_alive(), "serve_forever waited for the stuck worker"
+    finally:
+        release.set()
+        server.shutdown()
+        serving.join(10)
