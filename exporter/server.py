@@ -242,37 +242,50 @@ class HttpServer:
     # --- connections ---
 
     async def _serve(self) -> None:
-        self._connections.add(asyncio.create_task(self._accept(asyncio.Semaphore(self._limit))))
+        self._loop.add_reader(self._listener, self._accept)
         await self._stopping.wait()
+        self._loop.remove_reader(self._listener)  # before the connections are listed and closed
 
     @staticmethod
     async def _close(tasks: list[asyncio.Task[None]]) -> None:
-        """Stop accepting and drop every connection: cancel their tasks."""
+        """Drop every connection: cancel their tasks."""
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.sleep(0)  # the aborted transports close their sockets
 
-    async def _accept(self, slots: asyncio.Semaphore) -> None:
-        """Accept while fewer than the connection limit are open, handshakes included; more wait
-        in the listen backlog."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await slots.acquire()
+    def _accept(self) -> None:
+        """Called when the listening socket is readable: accept while fewer than the connection
+        limit are open (handshakes included), then stop watching it until one ends; more wait in
+        the listen backlog. (Not loop.sock_accept: a stop that cancels it can meet an accept
+        already under way, which asyncio then reports with a traceback.)"""
+        while not self._stopping.is_set() and len(self._connections) < self._limit:
             try:
-                connection, address = await loop.sock_accept(self._listener)
+                connection, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as error:  # such as out of descriptors: pause, as asyncio's servers do
-                slots.release()
                 log.warning("accept_failed", error=str(error))
-                await asyncio.sleep(1)
-                continue
-            # Accepted sockets are not IPPROTO_TCP ones to asyncio, so it leaves Nagle on; then
-            # an answer's last segment waits for the client's delayed ACK (40 ms).
+                self._loop.remove_reader(self._listener)
+                self._loop.call_later(1, self._resume_accepting)
+                return
+            connection.setblocking(False)
+            # Without it an answer's last segment can wait for the client's delayed ACK (40 ms).
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            task = loop.create_task(self._serve_connection(connection, address[:2]))
+            task = self._loop.create_task(self._serve_connection(connection, address[:2]))
             self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
-            task.add_done_callback(lambda _task: slots.release())
+            task.add_done_callback(self._connection_ended)
+        if not self._stopping.is_set():
+            self._loop.remove_reader(self._listener)  # at the limit
+
+    def _connection_ended(self, task: asyncio.Task[None]) -> None:
+        self._connections.discard(task)
+        if len(self._connections) == self._limit - 1:
+            self._resume_accepting()
+
+    def _resume_accepting(self) -> None:
+        if not self._stopping.is_set():
+            self._loop.add_reader(self._listener, self._accept)
 
     async def _serve_connection(self, connection: socket.socket,
                                 address: tuple[str, int]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import bcrypt
 import pytest
 
+from exporter import server as server_module
 from exporter.server import MAX_BODY, MAX_HEAD, HttpServer
 from exporter.webconfig import WebConfig
 
@@ -384,3 +385,18 @@ def test_shutdown_does_not_wait_for_a_worker_stuck_in_a_streamed_body(serve):
         release.set()
         server.shutdown()
         serving.join(10)
+
+
+def test_connections_beyond_the_limit_wait_in_the_backlog_until_one_ends(serve, monkeypatch):
+    monkeypatch.setattr(server_module, "connection_limit", lambda: 2)
+    server = serve()
+    first, second = connect(server), connect(server)
+    with connect(server) as third:
+        third.sendall(b"GET /third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        third.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            third.recv(1)  # connected in the backlog, not accepted
+        first.close()
+        third.settimeout(10)
+        assert [status for status, _ in responses(read_until_closed(third))] == [200]
+    second.close()
