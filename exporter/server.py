@@ -66,10 +66,8 @@ class Workers:
         self._calls: deque[tuple[asyncio.Future[Any], Callable[[], Any]]] = deque()
         self._ready = threading.Condition()
         self._stopping = False
-        self._threads = [threading.Thread(target=self._work, name=f"http-worker-{n}",
-                                          daemon=True) for n in range(threads)]
-        for thread in self._threads:
-            thread.start()
+        for n in range(threads):
+            threading.Thread(target=self._work, name=f"http-worker-{n}", daemon=True).start()
 
     @property
     def waiting(self) -> int:
@@ -180,9 +178,8 @@ class HttpServer:
         # Basic auth guards /metrics only: the API routes check their own keys, sent in the same
         # Authorization header; the health routes answer probes; the admin page and the 404s
         # hold no data.
-        guard = None if web is None else Guard(app, web, guarded_paths={"/metrics"})
-        self.app: WsgiApp = app if guard is None else guard
-        self._basic_auth = None if guard is None else guard.auth
+        self._guard = None if web is None else Guard(app, web, guarded_paths={"/metrics"})
+        self.app: WsgiApp = app if self._guard is None else self._guard
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=1024)
         self._listener.setblocking(False)
@@ -438,10 +435,8 @@ class HttpServer:
         """Whether the event loop answers the request itself: scrapes and health checks send
         bytes the last refresh rendered, so no worker busy with API calls holds them up. Not
         /metrics behind basic auth with a password not yet verified: that check is a bcrypt."""
-        if environ["PATH_INFO"] not in SCRAPE_PATHS:
-            return False
-        return (self._basic_auth is None or environ["PATH_INFO"] != "/metrics"
-                or self._basic_auth.known(environ.get("HTTP_AUTHORIZATION")))
+        return environ["PATH_INFO"] in SCRAPE_PATHS and (
+            self._guard is None or self._guard.costs_no_bcrypt(environ))
 
     async def _send_error(self, h11_connection: h11.Connection, writer: asyncio.StreamWriter,
                           status: int) -> None:

@@ -327,16 +327,19 @@ class BasicAuth:
     def _digest(self, user: str, password: bytes) -> bytes:
         return hmac.new(self._key, user.encode() + b"\0" + password, hashlib.sha256).digest()
 
-    def check(self, user: str, password: bytes) -> bool:
-        digest = self._digest(user, password)
+    def _known(self, user: str, password: bytes) -> bool:
         verified = self._verified.get(user)
-        if verified is not None and hmac.compare_digest(verified, digest):
+        return verified is not None and hmac.compare_digest(verified,
+                                                            self._digest(user, password))
+
+    def check(self, user: str, password: bytes) -> bool:
+        if self._known(user, password):
             return True
         hashed = self._users.get(user)
         with self._bcrypt_lock:
             match = bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed or DECOY_HASH)
         if match and hashed is not None:
-            self._verified[user] = digest
+            self._verified[user] = self._digest(user, password)
             return True
         return False
 
@@ -349,11 +352,7 @@ class BasicAuth:
         """Whether the header carries a password already verified: checking it again costs no
         bcrypt."""
         credentials = _basic_credentials(authorization)
-        if credentials is None:
-            return False
-        verified = self._verified.get(credentials[0])
-        return verified is not None and hmac.compare_digest(verified,
-                                                            self._digest(*credentials))
+        return credentials is not None and self._known(*credentials)
 
 
 def _basic_credentials(authorization: str | None) -> tuple[str, bytes] | None:
@@ -382,6 +381,12 @@ class Guard:
         self.headers = web.headers
         self.auth = BasicAuth(web.users) if web.users else None
         self.guarded_paths = frozenset(guarded_paths)
+
+    def costs_no_bcrypt(self, environ: dict[str, Any]) -> bool:
+        """Whether letting this request through costs no bcrypt: its path is not guarded, or
+        its password was verified before."""
+        return (self.auth is None or environ.get("PATH_INFO", "") not in self.guarded_paths
+                or self.auth.known(environ.get("HTTP_AUTHORIZATION")))
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
