@@ -80,7 +80,7 @@ from exporter.exposition import PER_USER_GAUGES
 from exporter.runner import Runner
 
 QUERY_EXPORTER = ("query-exporter==5.0.2", "psycopg[binary]>=3.1")
-FIXTURE = Path(__file__).resolve().parent.parent.parent / "shared/fixtures/nextcloud"
+FIXTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/nextcloud"
 # Our collectors' own status metrics and query-exporter's have no counterpart in the other.
 OWN_METRICS = ("usage_collector_", "usage_database_up", "usage_exporter_build_info",
                "usage_platform_info")

@@ -5,7 +5,7 @@ next to the static-bytes floor of our HttpServer.
 
     python -m bench.compare_synapse [--users 10000,100000] [--requests 200] [--rounds 1]
 
-Databases: a copy of the real fixture (shared/fixtures/synapse, made by Synapse 1.163.2, schema
+Databases: a copy of the real fixture (tests/fixtures/synapse, made by Synapse 1.163.2, schema
 94), then copies of it with bench.generate's synthetic accounts, profiles and media added (Pareto
 skewed: a few heavy uploaders, many accounts without media). Synapse is the version the fixture
 was made with (its manifest), installed into its own virtualenv under /tmp; the script stops if
@@ -61,7 +61,7 @@ from bench.sidebyside import (
 )
 from exporter.api.synapse import MEDIA_STATISTICS
 
-FIXTURE = Path(__file__).resolve().parent.parent.parent / "shared/fixtures/synapse"
+FIXTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/synapse"
 SERVER_NAME = "test.local"  # the fixture's: Synapse refuses a database of another server's users
 SEARCH_TERM = "ann"
 ADMIN = "bench_admin"

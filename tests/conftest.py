@@ -21,14 +21,20 @@ from exporter.exposition import snapshot_json
 from exporter.runner import Runner
 from exporter.snapshot import Snapshot
 from tests.copy_db import copy_tables
-from tests.servers import mariadb_server, postgres_server, prometheus_server  # noqa: F401
+from tests.servers import (  # noqa: F401
+    PostgresServer,
+    mariadb_server,
+    postgres_server,
+    prometheus_server,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
 NEXTCLOUD = FIXTURES / "nextcloud"
 SYNAPSE = FIXTURES / "synapse"
+SYNAPSE_PG = FIXTURES / "synapse_pg"  # the same Synapse, run on PostgreSQL 15
 # SQLite creates side files (-shm) next to a WAL database even when reading it, so tests read
-# copies and shared/ stays exactly as it is.
+# copies and tests/fixtures/ stays exactly as it is.
 _COPIES = Path(tempfile.mkdtemp(prefix="usage-exporter-fixtures-"))
 atexit.register(shutil.rmtree, _COPIES, ignore_errors=True)
 
@@ -120,3 +126,10 @@ def nextcloud_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     if request.param == "sqlite":
         return f"sqlite:///{NEXTCLOUD_DB}"
     return server_database(request.param, "nextcloud", NEXTCLOUD_DB)
+
+
+@pytest.fixture(scope="session")
+def synapse_pg_url(postgres_server: PostgresServer) -> str:
+    """The real Synapse PostgreSQL fixture, restored from its pg_dump into a UTF8 database with
+    C collation (the cluster's locale), as Synapse requires."""
+    return postgres_server.restore_dump("synapse_pg", SYNAPSE_PG / "dump.sql")

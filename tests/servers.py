@@ -441,6 +441,19 @@ class PostgresServer(_DatabaseServer):
             conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8'").format(ident))
         return self.admin_url(name)
 
+    def restore_dump(self, name: str, dump: Path) -> str:
+        """(Re)create database ``name`` and restore a plain-SQL ``pg_dump`` into it with psql,
+        as a platform's administrator would; returns its superuser URL."""
+        url = self.create_database(name)
+        psql = _require(find_postgres_bindir(), "postgresql") / "psql"
+        subprocess.run(
+            [psql, "--quiet", "--no-psqlrc", "--set=ON_ERROR_STOP=1", f"--file={dump}",
+             f"--host={self.host}", f"--port={self.port}", f"--username={self.user}", name],
+            env={**os.environ, "PGPASSWORD": self.password}, check=True,
+            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        return url
+
     def readonly_url(self, dbname: str) -> str:
         """URL of a login role that may only SELECT the tables of ``dbname``.
 

@@ -25,7 +25,7 @@ from tests.servers import MariaDBServer, PostgresServer, PrometheusFactory
 
 DatabaseServer = PostgresServer | MariaDBServer
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PLATFORM_DBS = {
     "nextcloud": FIXTURES / "nextcloud" / "nextcloud.db",
     "synapse": FIXTURES / "synapse" / "homeserver.db",
