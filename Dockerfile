@@ -1,19 +1,30 @@
-# usage-exporter: the same install as the README documents, as a non-root user.
-FROM python:3.11-slim
+# usage-exporter: the same install as the README documents, as a non-root user whose history lives
+# on a volume. Python 3.11.15 on Debian trixie, pinned by the digest of the multi-platform index
+# that the official image's tag pointed at (docker-library/repo-info, python:3.11-slim).
+FROM python:3.11.15-slim-trixie@sha256:90744cff8f32887f075c47d747a173ff333e9e98801667af93c357fa9f5e28ff
 
-RUN useradd --system --uid 10191 --no-create-home --shell /usr/sbin/nologin usage-exporter
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+
+RUN groupadd --system --gid 10191 usage-exporter \
+ && useradd --system --uid 10191 --gid 10191 --home-dir /var/lib/usage-exporter --no-create-home \
+      --shell /usr/sbin/nologin usage-exporter \
+ && install -d -o usage-exporter -g usage-exporter -m 0750 /var/lib/usage-exporter
 
 WORKDIR /opt/usage-exporter
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
 COPY collectors ./collectors
-# Installs this project from its own source tree; its dependency ranges live in pyproject.toml.
-# hadolint ignore=DL3013
-RUN pip install --no-cache-dir '.[postgres,mysql]'
+# This project from its own source tree; its dependency ranges live in pyproject.toml.
+RUN pip install --no-cache-dir './[postgres,mysql]'
+# Configured from the environment (README, Docker); mount a config over it to change anything else.
+COPY deploy/container/config.yaml /etc/usage-exporter/config.yaml
 
-USER 10191
+USER 10191:10191
+WORKDIR /var/lib/usage-exporter
+VOLUME ["/var/lib/usage-exporter"]
 EXPOSE 10191
-HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:10191/-/healthy', timeout=4)"]
+# Ready, not only alive: /-/ready answers 200 once every collector has its first result.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=2m --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:10191/-/ready', timeout=4)"]
 ENTRYPOINT ["usage-exporter"]
 CMD ["run", "--config", "/etc/usage-exporter/config.yaml"]

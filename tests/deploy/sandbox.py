@@ -1,0 +1,155 @@
+"""A process confined the way a container or a hardened systemd unit confines the daemon: the
+machine's root read-only, its own network namespace (nothing else can take its port, and a listener
+bound to loopback only is told apart from one on every interface), only the given paths writable,
+and a non-root user. Built on bubblewrap (Debian package bubblewrap) and util-linux's setpriv."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import ROOT
+from tests.servers import _require
+
+# The interpreter and this checkout take the place of the image's /usr/local install.
+INTERPRETER_BIN = Path(sys.executable).parent
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def bwrap() -> str:
+    return _require(shutil.which("bwrap"), "bubblewrap")
+
+
+def _reachable(*paths: Path) -> list[str]:
+    """bwrap arguments that let any user reach `paths` when a parent is closed to others (0700,
+    like /root or a mktemp -d): that parent becomes an empty tmpfs holding only the path's
+    branch."""
+    branches: dict[Path, set[Path]] = {}
+    for path in paths:
+        for child in reversed([path, *path.parents][:-1]):
+            if not child.parent.stat().st_mode & stat.S_IXOTH:
+                branches.setdefault(child.parent, set()).add(child)
+                break
+    args = []
+    for closed, children in branches.items():
+        args += ["--tmpfs", str(closed)]
+        for child in sorted(children):
+            args += ["--ro-bind", str(child), str(child)]
+    return args
+
+
+def _root(mount_points: list[str]) -> list[str]:
+    """The machine's root, read-only, where `mount_points` can be made: a directory missing one
+    becomes a read-only tmpfs that holds the same entries (bound) plus the mount point."""
+    rebuilt: list[Path] = []
+    for point in map(Path, mount_points):
+        for child in reversed([point, *point.parents][:-1]):
+            if not child.parent.is_dir() or child.parent in rebuilt:
+                continue
+            if not os.path.lexists(child):
+                rebuilt.append(child.parent)
+    args = [] if Path("/") in rebuilt else ["--ro-bind", "/", "/"]
+    for directory in rebuilt:
+        if directory != Path("/"):
+            args += ["--tmpfs", str(directory)]
+        for entry in sorted(directory.iterdir()):
+            if entry.is_symlink():
+                args += ["--symlink", os.readlink(entry), str(entry)]
+            elif entry.name not in ("proc", "dev") or directory != Path("/"):
+                args += ["--ro-bind", str(entry), str(entry)]
+    return args + [arg for directory in rebuilt for arg in ("--remount-ro", str(directory))]
+
+
+@dataclass
+class Confined:
+    """A command to run confined: `binds` maps a path inside to (a path outside, writable)."""
+
+    binds: Mapping[str, tuple[Path, bool]] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    chdir: str = "/"
+    user: str | None = None  # "uid:gid"; None stays root (for set-up steps)
+
+    def argv(self, command: Sequence[str], info_fd: int | None = None) -> list[str]:
+        root = _root(list(self.binds))
+        remounts = root[root.index("--remount-ro"):] if "--remount-ro" in root else []
+        args = [bwrap(), "--die-with-parent", "--unshare-net", "--unshare-pid",
+                *root[:len(root) - len(remounts)], *_reachable(INTERPRETER_BIN, ROOT),
+                "--dev", "/dev", "--proc", "/proc"]
+        for inside, (outside, writable) in self.binds.items():
+            args += ["--bind" if writable else "--ro-bind", str(outside), inside]
+        args += remounts
+        args += ["--chdir", self.chdir, "--clearenv"]
+        for name, value in self.env.items():
+            args += ["--setenv", name, value]
+        if info_fd is not None:
+            args += ["--info-fd", str(info_fd)]
+        args.append("--")
+        if self.user is not None:
+            uid, _, gid = self.user.partition(":")
+            args += ["setpriv", f"--reuid={uid}", f"--regid={gid or uid}", "--clear-groups",
+                     "--no-new-privs"]
+        return args + list(command)
+
+    def run(self, command: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(command), capture_output=True, text=True, timeout=60)
+
+    @contextmanager
+    def start(self, command: Sequence[str]) -> Iterator[Running]:
+        read, write = os.pipe()
+        process = subprocess.Popen(self.argv(command, info_fd=write), pass_fds=(write,),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        os.close(write)
+        with os.fdopen(read) as info:  # bwrap closes it once it has written the child's pid
+            pid = json.loads(info.read())["child-pid"]
+        try:
+            yield Running(process, pid)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    pid: int  # the sandbox's first process, as the host sees it
+
+    def inside(self, command: Sequence[str], env: Mapping[str, str] | None = None,
+               ) -> subprocess.CompletedProcess[str]:
+        """Run `command` in the sandbox's network namespace (as root, like `docker exec`)."""
+        return subprocess.run(["nsenter", f"--target={self.pid}", "--net", "--", *command],
+                              capture_output=True, text=True, timeout=30,
+                              env={**os.environ, **(env or {})})
+
+    def wait_until(self, command: Sequence[str], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.inside(command).returncode != 0:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.terminate()
+                output = self.process.communicate(timeout=10)[0]
+                raise AssertionError(f"{command} never succeeded; the daemon said:\n{output}")
+            time.sleep(0.2)
+
+    def listeners(self) -> set[str]:
+        """Listening TCP sockets in the namespace, as address:port (IPv4)."""
+        table = self.inside(["cat", "/proc/net/tcp"]).stdout.splitlines()[1:]
+        found = set()
+        for row in table:
+            local, state = row.split()[1], row.split()[3]
+            if state == "0A":  # LISTEN
+                address, port = local.split(":")
+                octets = [str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)]
+                found.add(f"{'.'.join(octets)}:{int(port, 16)}")
+        return found

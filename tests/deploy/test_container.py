@@ -1,0 +1,188 @@
+"""The container image, run as its Dockerfile says, following the README's Docker section.
+
+No container engine can build it here: podman installs from Debian, but the base image cannot be
+pulled (no route to a registry). So the test builds what the image is from the Dockerfile itself:
+its user-creating RUN runs against a copy of /etc and the volume, its COPY of the config lands in
+that /etc, and its ENTRYPOINT + CMD run as its USER, in its WORKDIR, with its ENV, over a read-only
+root with only its VOLUME writable, in a network namespace of its own, the way `docker run` with
+the README's options would. The machine's install of this checkout stands in for the image's
+`pip install` (the one RUN not replayed).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from exporter.history import api_audits
+from tests.conftest import API_KEY, NEXTCLOUD, ROOT, read_json
+from tests.deploy.dockerfile import Image, read_dockerfile
+from tests.deploy.readme import commands
+from tests.deploy.sandbox import INTERPRETER_BIN, SYSTEM_PATH, Confined
+
+DOCKERFILE = ROOT / "Dockerfile"
+IMAGE = read_dockerfile(DOCKERFILE)
+CONFIG_IN_IMAGE = "/etc/usage-exporter/config.yaml"
+# The README's host path for the Nextcloud data directory stands for the fixture's copy.
+README_COMMANDS = commands("Docker")
+
+
+def docker_run_options(command: str) -> tuple[dict[str, str], list[tuple[str, str, bool]], str]:
+    """`docker run`'s -e, -v and image name, as docker reads them."""
+    words = shlex.split(command)
+    assert words[:2] == ["docker", "run"], command
+    env, volumes, positional = {}, [], []
+    iterator = iter(words[2:])
+    for word in iterator:
+        if word in ("-e", "--env"):
+            name, _, value = next(iterator).partition("=")
+            env[name] = value if _ else ENVIRONMENT[name]
+        elif word in ("-v", "--volume"):
+            source, destination, *mode = next(iterator).split(":")
+            volumes.append((source, destination, mode != ["ro"]))
+        elif word in ("-p", "--publish", "--name"):
+            next(iterator)
+        elif word in ("-d", "--detach", "--rm"):
+            continue
+        else:
+            positional.append(word)
+    (image,) = positional
+    return env, volumes, image
+
+
+# What the reader's shell holds when they follow the README (the key they chose).
+ENVIRONMENT = {"USAGE_EXPORTER_API_KEY": API_KEY}
+
+
+def test_the_readme_builds_the_image_it_runs():
+    build = [c for c in README_COMMANDS if c.startswith("docker build")]
+    run = [c for c in README_COMMANDS if c.startswith("docker run")]
+    assert len(build) == 1 and len(run) == 1
+    assert shlex.split(build[0])[-1] == "."  # this directory's Dockerfile
+    tag = shlex.split(build[0])[shlex.split(build[0]).index("-t") + 1]
+    assert docker_run_options(run[0])[2] == tag
+
+
+def test_the_dockerfile_passes_hadolint_without_exceptions():
+    assert "hadolint" not in DOCKERFILE.read_text()
+    result = subprocess.run(["hadolint", str(DOCKERFILE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_base_image_is_pinned_by_digest():
+    name, _, digest = IMAGE.base.partition("@sha256:")
+    assert len(digest) == 64 and int(digest, 16) >= 0, IMAGE.base
+    assert ":" in name and not name.endswith(":latest"), name
+
+
+def test_the_image_runs_as_a_numeric_non_root_user_with_its_history_on_a_volume():
+    uid, _, gid = IMAGE.user.partition(":")
+    assert uid.isdigit() and int(uid) != 0 and gid.isdigit()  # runAsNonRoot can verify it
+    assert IMAGE.volumes == ["/var/lib/usage-exporter"]
+    assert IMAGE.workdir == "/var/lib/usage-exporter"
+    assert IMAGE.exposed == ["10191"]
+
+
+@pytest.fixture
+def image_root(tmp_path) -> Path:
+    """The image's /etc and fresh volume after its set-up RUN steps, as root, like a build."""
+    etc, volume = tmp_path / "etc", tmp_path / "volume"
+    shutil.copytree("/etc", etc, symlinks=True)
+    volume.mkdir()
+    (etc / "usage-exporter").mkdir()
+    shutil.copyfile(ROOT / IMAGE.copied_to(CONFIG_IN_IMAGE), etc / "usage-exporter" / "config.yaml")
+    build = Confined(binds={"/etc": (etc, True), IMAGE.volumes[0]: (volume, True)})
+    for step in IMAGE.runs:
+        if "pip install" in step:
+            continue
+        result = build.run(["/bin/sh", "-c", step])
+        assert result.returncode == 0, f"RUN {step}\n{result.stderr}"
+    return tmp_path
+
+
+@pytest.fixture
+def nextcloud_data(tmp_path) -> Iterator[Path]:
+    """A Nextcloud data directory while Nextcloud runs: its WAL database has its -wal and -shm
+    files beside it (held open here), so a read-only mount can still be read."""
+    data = tmp_path / "nextcloud-data"
+    data.mkdir()
+    shutil.copyfile(NEXTCLOUD / "nextcloud.db", data / "owncloud.db")
+    with closing(sqlite3.connect(data / "owncloud.db")) as nextcloud:
+        nextcloud.execute("SELECT count(*) FROM oc_users").fetchone()
+        yield data
+
+
+def image_sandbox(image: Image, root: Path, env: dict[str, str],
+                  volumes: list[tuple[str, str, bool]], host_paths: dict[str, Path]) -> Confined:
+    binds = {"/etc": (root / "etc", False)}
+    for source, destination, writable in volumes:
+        # a name is a docker volume: created from the image's directory, which the build filled
+        outside = root / "volume" if "/" not in source else host_paths[source]
+        binds[destination] = (outside, writable)
+    return Confined(
+        binds=binds, chdir=image.workdir, user=image.user,
+        env={"PATH": f"{INTERPRETER_BIN}:{SYSTEM_PATH}", "LANG": "C.UTF-8",
+             "PYTHONPATH": str(ROOT), **image.env, **env})
+
+
+def test_the_readme_docker_section_serves_on_every_interface_and_keeps_history_on_the_volume(
+        image_root, nextcloud_data):
+    (run,) = [c for c in README_COMMANDS if c.startswith("docker run")]
+    env, volumes, _ = docker_run_options(run)
+    host_paths = {source: nextcloud_data for source, _, _ in volumes if "/" in source}
+    assert host_paths, "the README mounts the platform's data directory"
+    volume = image_root / "volume"
+    owner = IMAGE.user.split(":")
+    assert [str(volume.stat().st_uid), str(volume.stat().st_gid)] == owner
+
+    sandbox = image_sandbox(IMAGE, image_root, env, volumes, host_paths)
+    with sandbox.start(IMAGE.command) as container:
+        container.wait_until(IMAGE.healthcheck)  # what docker reports as healthy
+        assert f"0.0.0.0:{IMAGE.exposed[0]}" in container.listeners()  # reachable through -p
+        for command in README_COMMANDS:
+            if command.startswith("curl"):
+                result = container.inside(["sh", "-c", command], env=ENVIRONMENT)
+                assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
+                if "/api/v1/snapshot" in command:
+                    snapshot = result.stdout
+        # The API call was audited in the history store, on the volume, owned by the image's user.
+        history = volume / "history.db"
+        assert [str(history.stat().st_uid), str(history.stat().st_gid)] == owner
+        with closing(sqlite3.connect(f"file:{history}?mode=ro", uri=True)) as store:
+            audited = store.execute(f"SELECT action FROM {api_audits.name}").fetchall()
+            assert audited, "the API call left no audit row"
+    users = read_json(NEXTCLOUD / "occ_user_list_info.json")
+    assert str(len(users)) in snapshot
+    # Nothing but the volume was written: the root was read-only, so the only new files are there.
+    assert {p.name for p in volume.iterdir()} <= {"history.db", "history.db-wal", "history.db-shm",
+                                                   "history.db-journal"}
+
+
+def test_the_healthcheck_is_readiness_not_liveness(tmp_path):
+    """Against a server that is alive but not ready (/-/healthy 200, /-/ready 503), the image's
+    health check fails; once /-/ready answers 200 it passes."""
+    tmp_path.chmod(0o755)  # readable by the image's user
+    stub = tmp_path / "stub.py"
+    stub.write_text(
+        "import http.server, sys\n"
+        "ready = sys.argv[1] == 'ready'\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        ok = self.path == '/-/healthy' or (self.path == '/-/ready' and ready)\n"
+        "        self.send_response(200 if ok else 503); self.end_headers()\n"
+        f"http.server.HTTPServer(('0.0.0.0', {IMAGE.exposed[0]}), H).serve_forever()\n")
+    sandbox = Confined(binds={"/stub": (tmp_path, False)}, user=IMAGE.user,
+                       env={"PATH": f"{INTERPRETER_BIN}:{SYSTEM_PATH}"})
+    outcomes = {}
+    for state in ("alive", "ready"):
+        with sandbox.start(["python", "/stub/stub.py", state]) as server:
+            server.wait_until(["curl", "-s", f"http://127.0.0.1:{IMAGE.exposed[0]}/-/healthy"])
+            outcomes[state] = server.inside(IMAGE.healthcheck).returncode
+    assert outcomes["alive"] != 0 and outcomes["ready"] == 0
