@@ -47,9 +47,10 @@ def _reachable(*paths: Path) -> list[str]:
     return args
 
 
-def _root(mount_points: list[str]) -> list[str]:
+def _root(mount_points: list[str], writable: Path | None) -> list[str]:
     """The machine's root, read-only, where `mount_points` can be made: a directory missing one
-    becomes a read-only tmpfs that holds the same entries (bound) plus the mount point."""
+    becomes a read-only tmpfs that holds the same entries (bound) plus the mount point. Under
+    `writable` (a checkout that builds in place), such a tmpfs and its entries stay writable."""
     rebuilt: list[Path] = []
     for point in map(Path, mount_points):
         for child in reversed([point, *point.parents][:-1]):
@@ -65,8 +66,11 @@ def _root(mount_points: list[str]) -> list[str]:
             if entry.is_symlink():
                 args += ["--symlink", os.readlink(entry), str(entry)]
             elif entry.name not in ("proc", "dev") or directory != Path("/"):
-                args += ["--ro-bind", str(entry), str(entry)]
-    return args + [arg for directory in rebuilt for arg in ("--remount-ro", str(directory))]
+                open_ = writable is not None and entry.is_relative_to(writable)
+                args += ["--bind" if open_ else "--ro-bind", str(entry), str(entry)]
+    return args + [arg for directory in rebuilt
+                   if writable is None or not directory.is_relative_to(writable)
+                   for arg in ("--remount-ro", str(directory))]
 
 
 @dataclass
@@ -77,14 +81,23 @@ class Confined:
     env: Mapping[str, str] = field(default_factory=dict)
     chdir: str = "/"
     user: str | None = None  # "uid:gid"; None stays root (for set-up steps)
+    tmpfs: tuple[str, ...] = ()  # empty writable directories, such as a private /tmp
+    network: bool = False  # share the machine's network (to install from a package index)
+    writable: Path | None = None  # a checkout the command builds in (pip install .)
 
     def argv(self, command: Sequence[str], info_fd: int | None = None) -> list[str]:
-        root = _root(list(self.binds))
+        root = _root([*self.binds, *self.tmpfs], self.writable)
         remounts = root[root.index("--remount-ro"):] if "--remount-ro" in root else []
-        args = [bwrap(), "--die-with-parent", "--unshare-net", "--unshare-pid",
+        args = [bwrap(), "--die-with-parent", "--unshare-pid",
+                *([] if self.network else ["--unshare-net"]),
                 *root[:len(root) - len(remounts)], *_reachable(INTERPRETER_BIN, ROOT),
                 "--dev", "/dev", "--proc", "/proc"]
+        for directory in self.tmpfs:
+            args += ["--tmpfs", directory]
         for inside, (outside, writable) in self.binds.items():
+            for missing in reversed(Path(inside).parents):  # bwrap would make them 0700
+                if not missing.exists():
+                    args += ["--perms", "0755", "--dir", str(missing)]
             args += ["--bind" if writable else "--ro-bind", str(outside), inside]
         args += remounts
         args += ["--chdir", self.chdir, "--clearenv"]
@@ -99,8 +112,8 @@ class Confined:
                      "--no-new-privs"]
         return args + list(command)
 
-    def run(self, command: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(command), capture_output=True, text=True, timeout=60)
+    def run(self, command: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(command), capture_output=True, text=True, timeout=timeout)
 
     @contextmanager
     def start(self, command: Sequence[str]) -> Iterator[Running]:

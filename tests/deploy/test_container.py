@@ -15,7 +15,6 @@ import shlex
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -105,18 +104,6 @@ def image_root(tmp_path) -> Path:
         result = build.run(["/bin/sh", "-c", step])
         assert result.returncode == 0, f"RUN {step}\n{result.stderr}"
     return tmp_path
-
-
-@pytest.fixture
-def nextcloud_data(tmp_path) -> Iterator[Path]:
-    """A Nextcloud data directory while Nextcloud runs: its WAL database has its -wal and -shm
-    files beside it (held open here), so a read-only mount can still be read."""
-    data = tmp_path / "nextcloud-data"
-    data.mkdir()
-    shutil.copyfile(NEXTCLOUD / "nextcloud.db", data / "owncloud.db")
-    with closing(sqlite3.connect(data / "owncloud.db")) as nextcloud:
-        nextcloud.execute("SELECT count(*) FROM oc_users").fetchone()
-        yield data
 
 
 def image_sandbox(image: Image, root: Path, env: dict[str, str],
