@@ -11,7 +11,7 @@ RUN groupadd --system --gid 10191 usage-exporter \
  && install -d -o usage-exporter -g usage-exporter -m 0750 /var/lib/usage-exporter
 
 WORKDIR /opt/usage-exporter
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY exporter ./exporter
 COPY collectors ./collectors
 # This project from its own source tree; its dependency ranges live in pyproject.toml.
