@@ -47,10 +47,9 @@ def _reachable(*paths: Path) -> list[str]:
     return args
 
 
-def _root(mount_points: list[str], writable: Path | None) -> list[str]:
+def _root(mount_points: list[str]) -> list[str]:
     """The machine's root, read-only, where `mount_points` can be made: a directory missing one
-    becomes a read-only tmpfs that holds the same entries (bound) plus the mount point. Under
-    `writable` (a checkout that builds in place), such a tmpfs and its entries stay writable."""
+    becomes a read-only tmpfs that holds the same entries (bound) plus the mount point."""
     rebuilt: list[Path] = []
     for point in map(Path, mount_points):
         for child in reversed([point, *point.parents][:-1]):
@@ -66,11 +65,8 @@ def _root(mount_points: list[str], writable: Path | None) -> list[str]:
             if entry.is_symlink():
                 args += ["--symlink", os.readlink(entry), str(entry)]
             elif entry.name not in ("proc", "dev") or directory != Path("/"):
-                open_ = writable is not None and entry.is_relative_to(writable)
-                args += ["--bind" if open_ else "--ro-bind", str(entry), str(entry)]
-    return args + [arg for directory in rebuilt
-                   if writable is None or not directory.is_relative_to(writable)
-                   for arg in ("--remount-ro", str(directory))]
+                args += ["--ro-bind", str(entry), str(entry)]
+    return args + [arg for directory in rebuilt for arg in ("--remount-ro", str(directory))]
 
 
 @dataclass
@@ -83,14 +79,14 @@ class Confined:
     user: str | None = None  # "uid:gid"; None stays root (for set-up steps)
     tmpfs: tuple[str, ...] = ()  # empty writable directories, such as a private /tmp
     network: bool = False  # share the machine's network (to install from a package index)
-    writable: Path | None = None  # a checkout the command builds in (pip install .)
 
     def argv(self, command: Sequence[str], info_fd: int | None = None) -> list[str]:
-        root = _root([*self.binds, *self.tmpfs], self.writable)
+        root = _root([*self.binds, *self.tmpfs])
         remounts = root[root.index("--remount-ro"):] if "--remount-ro" in root else []
         args = [bwrap(), "--die-with-parent", "--unshare-pid",
                 *([] if self.network else ["--unshare-net"]),
-                *root[:len(root) - len(remounts)], *_reachable(INTERPRETER_BIN, ROOT),
+                *root[:len(root) - len(remounts)],
+                *(_reachable(INTERPRETER_BIN, ROOT) if self.user else []),
                 "--dev", "/dev", "--proc", "/proc"]
         for directory in self.tmpfs:
             args += ["--tmpfs", directory]

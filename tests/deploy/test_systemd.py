@@ -25,6 +25,7 @@ from tests.servers import _require
 UNIT = ROOT / "deploy" / "systemd" / "usage-exporter.service"
 UNIT_NAME = UNIT.name
 README_COMMANDS = commands("systemd")
+CHECKOUT_INSIDE = "/src/usage-exporter"
 DATABASE_INSIDE = "/srv/nextcloud-data"  # where the service sees the stand-in database
 DYNAMIC_USER = "61191:61191"  # systemd picks one in 61184-65519 for DynamicUser
 # What `prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)` does is what MemoryDenyWriteExecute=yes
@@ -76,19 +77,24 @@ def installed(tmp_path, nextcloud_data) -> Iterator[dict[str, Path]]:
     dirs = {name: tmp_path / name for name in ("opt", "etc", "units")}
     for directory in dirs.values():
         directory.mkdir()
-    config = tmp_path / "config.yaml"
+    # "as root in this checkout": a copy of it, with the reader's config.yaml beside the code
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
+        ".git", "node_modules", "build", "*.egg-info", "__pycache__", "artifacts"))
     (readme_config,) = re.findall(r"^```yaml\n(.*?)^```", section("systemd"), re.M | re.S)
     document = yaml.safe_load(readme_config)
     # The README's PostgreSQL stands for the Nextcloud fixture here.
     document["database"]["url"] = f"sqlite:///{DATABASE_INSIDE}/owncloud.db"
-    config.write_text(yaml.safe_dump(document))
+    (checkout / "config.yaml").write_text(yaml.safe_dump(document))
+    scratch = tmp_path / "tmp"  # the installer's /tmp: pip builds there
+    scratch.mkdir()
     installer = Confined(
-        binds={"/opt/usage-exporter": (dirs["opt"], True),
+        binds={"/tmp": (scratch, True), CHECKOUT_INSIDE: (checkout, True),
+               "/opt/usage-exporter": (dirs["opt"], True),
                "/etc/usage-exporter": (dirs["etc"], True),
-               "/etc/systemd/system": (dirs["units"], True),
-               str(ROOT / "config.yaml"): (config, False)},
-        tmpfs=("/tmp",), network=True, writable=ROOT, chdir=str(ROOT),
-        env={"PATH": os.environ["PATH"], "HOME": "/nonexistent",
+               "/etc/systemd/system": (dirs["units"], True)},
+        network=True, chdir=CHECKOUT_INSIDE,
+        env={"PATH": os.environ["PATH"], "HOME": "/tmp",
              "PIP_DISABLE_PIP_VERSION_CHECK": "1", "USAGE_EXPORTER_API_KEY": API_KEY})
     steps = [c for c in README_COMMANDS if not c.startswith(("systemctl", "curl"))]
     assert len(steps) < len(README_COMMANDS) - 2, "the README starts it with systemctl"
