@@ -17,8 +17,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from collectors.base import Gauge, Histogram
+from collectors.base import REFRESH_NOTE, Gauge, Histogram
 from exporter import __version__
+from exporter.platforms import PROFILES
 from exporter.snapshot import Bodies, Snapshot
 
 PER_USER_GAUGES = (
@@ -140,6 +141,7 @@ def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
         "platform": snapshot.platform,
         "platform_version": snapshot.platform_version,
+        "platform_version_kind": PROFILES[snapshot.platform].version_kind,
         "database_up": snapshot.database_up,
         "ready": snapshot.ready,
         "collectors": {
@@ -148,6 +150,9 @@ def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
                      "runs": s.runs, "failures": s.failures}
             for s in snapshot.collectors.values()},
         "metrics": {m.name: _metric_json(m) for r in snapshot.results() for m in r.metrics},
+        # What each metric counts, in words (its HELP without the note every metric shares).
+        "metric_help": {m.name: m.help.removesuffix(REFRESH_NOTE).strip()
+                        for r in snapshot.results() for m in r.metrics},
     }
     if users:
         body["users"] = list(snapshot.user_rows())

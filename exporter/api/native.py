@@ -89,7 +89,7 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
             return Response(200, snapshot_with_users(context.snapshot()))
         return Response.json(snapshot_json(context.snapshot()))
 
-    def history_query(request: Request) -> tuple[HistoryStore, str, date]:
+    def history_query(request: Request) -> tuple[HistoryStore, str, date, date]:
         context.authorize(request)
         if context.history is None:
             raise HttpError(404.2, "History is not kept: enable the dau collector.")
@@ -103,16 +103,18 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
             raise HttpError(400.4, f"No history is kept for time zone {zone!r}; configure it in "
                             "collectors.dau.timezones.")
         today = datetime.fromtimestamp(context.clock(), ZoneInfo(zone)).date()
-        return store, zone, today - timedelta(days=days - 1)
+        return store, zone, today - timedelta(days=days - 1), today
 
     def history_dau(request: Request) -> Response:
-        store, zone, since = history_query(request)
+        store, zone, since, today = history_query(request)
         entries = [{"date": day.isoformat(), "amount": amount}
                    for day, amount in store.daily_active(zone, since)]
-        return Response.json({"timezone": zone, "entries": entries})
+        # The days asked for: a day between them without an entry has no data recorded.
+        return Response.json({"timezone": zone, "from": since.isoformat(),
+                              "to": today.isoformat(), "entries": entries})
 
     def history_status(request: Request) -> Response:
-        store, zone, since = history_query(request)
+        store, zone, since, _ = history_query(request)
         counts = {status: [{"date": day.isoformat(), "count": count} for day, count in series]
                   for status, series in store.status_counts(zone, since).items()}
         return Response.json({"timezone": zone, "status_counts": counts})

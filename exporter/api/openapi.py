@@ -424,11 +424,15 @@ OPENAPI: dict[str, Any] = {
                 "additionalProperties": False},
             "Snapshot": {
                 "type": "object",
-                "required": ["platform", "platform_version", "database_up", "ready",
-                             "collectors", "metrics"],
+                "required": ["platform", "platform_version", "platform_version_kind",
+                             "database_up", "ready", "collectors", "metrics", "metric_help"],
                 "properties": {
                     "platform": {"type": "string"},
                     "platform_version": {"type": "string"},
+                    "platform_version_kind": {"type": "string",
+                                              "enum": ["release", "database schema"]},
+                    "metric_help": {"type": "object",
+                                    "additionalProperties": {"type": "string"}},
                     "database_up": {"type": ["boolean", "null"]},
                     "ready": {"type": "boolean"},
                     "collectors": {"type": "object", "additionalProperties": {
@@ -446,9 +450,11 @@ OPENAPI: dict[str, Any] = {
                                 "an object by label value, or a histogram."},
                     "users": {"type": "array", "items": ref("UserRow")}}},
             "DauHistory": {
-                "type": "object", "required": ["timezone", "entries"],
+                "type": "object", "required": ["timezone", "from", "to", "entries"],
                 "properties": {
                     "timezone": {"type": "string"},
+                    "from": {"type": "string", "format": "date"},
+                    "to": {"type": "string", "format": "date"},
                     "entries": {"type": "array", "items": {
                         "type": "object", "required": ["date", "amount"],
                         "properties": {"date": {"type": "string", "format": "date"},

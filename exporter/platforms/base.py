@@ -21,6 +21,9 @@ class Profile:
     activity_is_last_login: ClassVar[bool] = False
     # Whether table names carry database.table_prefix (ownCloud's and Nextcloud's dbtableprefix).
     uses_table_prefix: ClassVar[bool] = False
+    # What version() returns, for people reading it: the platform's release, unless it keeps
+    # only something else in its database.
+    version_kind: ClassVar[str] = "release"
 
     def __init__(self, database: DatabaseConfig) -> None:
         self.database = database
