@@ -11,8 +11,8 @@ import re
 import shutil
 import sqlite3
 import urllib.request
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -93,9 +93,23 @@ def serving(runner: Runner) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def base_url(runner) -> Iterator[str]:
-    with serving(runner) as url:
+def served(request) -> Iterator[Callable[[str], str]]:
+    """The URL of the real server over a runner fixture (by name), started once a module."""
+    with ExitStack() as stack:
+        urls: dict[str, str] = {}
+
+        def url(runner_fixture: str) -> str:
+            if runner_fixture not in urls:
+                runner = request.getfixturevalue(runner_fixture)
+                urls[runner_fixture] = stack.enter_context(serving(runner))
+            return urls[runner_fixture]
+
         yield url
+
+
+@pytest.fixture(scope="module")
+def base_url(served) -> str:
+    return served("runner")
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +123,6 @@ def synapse_runner(tmp_path_factory) -> Iterator[Runner]:
     runner.run_all()
     yield runner
     runner.close()
-
-
-@pytest.fixture(scope="module")
-def synapse_url(synapse_runner) -> Iterator[str]:
-    with serving(synapse_runner) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -348,10 +356,9 @@ def test_the_right_key_shows_the_snapshot_with_hostile_names_as_text(tab, base_u
     screenshots(page, "nextcloud")
 
 
-def test_synapse_shows_its_schema_as_such_and_top_users_by_media(tab, synapse_url,
-                                                                 synapse_runner):
+def test_synapse_shows_its_schema_as_such_and_top_users_by_media(tab, served, synapse_runner):
     page = tab.page
-    page.goto(synapse_url + "/")
+    page.goto(served("synapse_runner") + "/")
     enter_key(page, API_KEY)
     expect(page.locator("#updated")).to_have_text(re.compile("^Updated "))
     with closing(sqlite3.connect(f"{SYNAPSE_DB.as_uri()}?mode=ro", uri=True)) as db:

@@ -1,7 +1,7 @@
 """The container image, run as its Dockerfile says, following the README's Docker section.
 
-No container engine can build it here: podman installs from Debian, but the base image cannot be
-pulled (no route to a registry). So the test builds what the image is from the Dockerfile itself:
+No container engine can build it here: podman installs from Debian, but `podman build` stops at
+FROM, since no container registry can be reached (its host name does not even resolve). So the test builds what the image is from the Dockerfile itself:
 its user-creating RUN runs against a copy of /etc and the volume, its COPY of the config lands in
 that /etc, and its ENTRYPOINT + CMD run as its USER, in its WORKDIR, with its ENV, over a read-only
 root with only its VOLUME writable, in a network namespace of its own, the way `docker run` with
