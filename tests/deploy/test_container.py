@@ -1,11 +1,12 @@
 """The container image, run as its Dockerfile says, following the README's Docker section.
 
 No container engine can build it here: podman installs from Debian, but `podman build` stops at
-FROM, since no container registry can be reached (its host name does not even resolve). So the test builds what the image is from the Dockerfile itself:
-its user-creating RUN runs against a copy of /etc and the volume, its COPY of the config lands in
-that /etc, and its ENTRYPOINT + CMD run as its USER, in its WORKDIR, with its ENV, over a read-only
-root with only its VOLUME writable, in a network namespace of its own, the way `docker run` with
-the README's options would. The machine's install of this checkout stands in for the image's
+FROM, since no container registry can be reached (its host name does not even resolve). So the
+test builds what the image is from the Dockerfile itself: its user-creating RUN runs against a
+copy of /etc and the volume, its COPY of the config lands in that /etc, and its ENTRYPOINT + CMD
+run as its USER, in its WORKDIR, with its ENV, over a read-only root with only its VOLUME
+writable, in a network namespace of its own, the way `docker run` with the README's options
+would. The machine's install of this checkout stands in for the image's
 `pip install` (the one RUN not replayed).
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config import duration
 from exporter.history import api_audits
 from tests.conftest import API_KEY, NEXTCLOUD, ROOT, read_json
 from tests.deploy.dockerfile import Image, read_dockerfile
@@ -87,6 +89,12 @@ def test_the_image_runs_as_a_numeric_non_root_user_with_its_history_on_a_volume(
     assert IMAGE.volumes == ["/var/lib/usage-exporter"]
     assert IMAGE.workdir == "/var/lib/usage-exporter"
     assert IMAGE.exposed == ["10191"]
+
+
+def test_the_healthcheck_gives_the_first_collection_time():
+    seconds = {name: duration(value) for name, value in IMAGE.healthcheck_options.items()
+               if name != "retries"}
+    assert seconds["timeout"] < seconds["interval"] <= seconds["start-period"]
 
 
 @pytest.fixture

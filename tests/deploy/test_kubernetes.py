@@ -20,6 +20,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.deploy.dockerfile import read_dockerfile
+from tests.servers import _require
 
 MANIFESTS = ROOT / "deploy" / "kubernetes"
 HERE = Path(__file__).parent
@@ -54,7 +55,7 @@ def crd_problems(docs: list[dict[str, Any]]) -> str:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but the CRD schemas are missing: {message}")
         pytest.skip(message)
-    node = shutil.which("node") or pytest.fail("node (Debian package nodejs) is not installed")
+    node = _require(shutil.which("node"), "nodejs")
     result = subprocess.run([node, str(HERE / "validate_crd.mjs")], input=json.dumps(docs),
                             capture_output=True, text=True, cwd=HERE, timeout=60)
     assert result.returncode in (0, 1), result.stderr
