@@ -12,6 +12,7 @@ would. The machine's install of this checkout stands in for the image's
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import sqlite3
@@ -20,8 +21,10 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+import yaml
+from sqlalchemy.engine import make_url
 
-from exporter.config import duration
+from exporter.config import HistoryConfig, duration
 from exporter.history import api_audits
 from tests.conftest import API_KEY, NEXTCLOUD, ROOT, read_json
 from tests.deploy.dockerfile import Image, read_dockerfile
@@ -154,10 +157,34 @@ def test_the_readme_docker_section_serves_on_every_interface_and_keeps_history_o
             audited = store.execute(f"SELECT action FROM {api_audits.name}").fetchall()
             assert audited, "the API call left no audit row"
     users = read_json(NEXTCLOUD / "occ_user_list_info.json")
-    assert str(len(users)) in snapshot
+    assert sum(json.loads(snapshot)["metrics"]["usage_users"].values()) == len(users)
     # Nothing but the volume was written: the root was read-only, so the only new files are there.
     assert {p.name for p in volume.iterdir()} <= {"history.db", "history.db-wal", "history.db-shm",
                                                    "history.db-journal"}
+
+
+def test_a_config_mounted_over_the_images_keeps_the_default_history_on_the_volume(
+        image_root, nextcloud_data):
+    """README: a config of one's own, mounted over the image's, needs only to listen on every
+    interface; the default history file is relative, and the working directory is the volume."""
+    own = image_root / "config.yaml"
+    own.write_text(yaml.safe_dump({
+        "database": {"url": "sqlite:////nextcloud-data/owncloud.db", "platform": "nextcloud"},
+        "server": {"listen": f":{IMAGE.exposed[0]}"},
+        "api": {"keys": [{"name": "reports", "secret": API_KEY}]}}))
+    own.chmod(0o644)
+    volumes = [("/nextcloud", "/nextcloud-data", False), ("history", IMAGE.volumes[0], True),
+               (str(own), CONFIG_IN_IMAGE, False)]
+    sandbox = image_sandbox(IMAGE, image_root, {}, volumes,
+                            {"/nextcloud": nextcloud_data, str(own): own})
+    with sandbox.start(IMAGE.command) as container:
+        container.wait_until(IMAGE.healthcheck)
+        result = container.inside(["curl", "-sf", "-H", f"Authorization: Bearer {API_KEY}",
+                                   f"http://127.0.0.1:{IMAGE.exposed[0]}/api/v1/stats"])
+        assert result.returncode == 0, result.stderr
+    default = make_url(HistoryConfig.url).database
+    assert not Path(default).is_absolute()
+    assert (image_root / "volume" / default).stat().st_uid == int(IMAGE.user.split(":")[0])
 
 
 def test_the_healthcheck_is_readiness_not_liveness(tmp_path):
