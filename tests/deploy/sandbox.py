@@ -11,11 +11,13 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from tests.conftest import ROOT
 from tests.servers import _require
@@ -113,27 +115,30 @@ class Confined:
 
     @contextmanager
     def start(self, command: Sequence[str]) -> Iterator[Running]:
-        read, write = os.pipe()
-        process = subprocess.Popen(self.argv(command, info_fd=write), pass_fds=(write,),
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        os.close(write)
-        with os.fdopen(read) as info:  # bwrap closes it once it has written the child's pid
-            pid = json.loads(info.read())["child-pid"]
-        try:
-            yield Running(process, pid)
-        finally:
-            process.terminate()
+        # Its output goes to a file, not to a pipe that nobody reads and that could fill up.
+        with tempfile.TemporaryFile("w+") as output:
+            read, write = os.pipe()
+            process = subprocess.Popen(self.argv(command, info_fd=write), pass_fds=(write,),
+                                       stdout=output, stderr=subprocess.STDOUT, text=True)
+            os.close(write)
+            with os.fdopen(read) as info:  # bwrap closes it once it has written the child's pid
+                pid = json.loads(info.read())["child-pid"]
             try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                yield Running(process, pid, output)
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 @dataclass
 class Running:
     process: subprocess.Popen[str]
     pid: int  # the sandbox's first process, as the host sees it
+    output: IO[str]  # what the command printed
 
     def inside(self, command: Sequence[str], env: Mapping[str, str] | None = None,
                ) -> subprocess.CompletedProcess[str]:
@@ -147,8 +152,10 @@ class Running:
         while self.inside(command).returncode != 0:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.terminate()
-                output = self.process.communicate(timeout=10)[0]
-                raise AssertionError(f"{command} never succeeded; the daemon said:\n{output}")
+                self.process.wait(timeout=10)
+                self.output.seek(0)
+                raise AssertionError(f"{command} never succeeded; the daemon said:\n"
+                                     f"{self.output.read()}")
             time.sleep(0.2)
 
     def listeners(self) -> set[str]:
