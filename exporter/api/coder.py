@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from exporter.api.native import HISTORY_PENDING, HISTORY_RETRY_AFTER, history_pending
 from exporter.history import HistoryError, HistoryStore
 from exporter.http import Context, Handler, HttpError, Request, Response, retry_after_header
 
@@ -172,6 +173,9 @@ def routes(context: Context) -> dict[str, Handler]:
         """The store, if it holds days of `zone`; else `missing`."""
         if context.history is None:
             raise CoderError(404, "History is not kept: enable the dau collector.")
+        if history_pending(context):
+            raise CoderError(503, HISTORY_PENDING, headers=[
+                ("Retry-After", str(HISTORY_RETRY_AFTER))])
         try:
             store = context.history()
             recorded = store.timezones()

@@ -19,6 +19,10 @@ from exporter.snapshot import Snapshot
 from exporter.usercolumns import batched, cells, user_ids, user_rows
 
 MAX_PAGE = 1000
+# Seconds a history route asks a client to wait while the first history write is pending.
+HISTORY_RETRY_AFTER = 5
+HISTORY_PENDING = ("The history is not written yet: the dau collector has not finished its "
+                   "first run.")
 MAX_TEXT = 256
 # Offsets beyond this are past any audit log and would overflow SQL's 64-bit OFFSET.
 MAX_OFFSET = 2**62
@@ -80,6 +84,12 @@ def history_zone(request: Request) -> str:
     return request.param("tz") or "UTC"
 
 
+def history_pending(context: Context) -> bool:
+    """Whether the history is kept but not written yet (the dau collector's first run is still
+    to finish): the history routes then answer 503 with Retry-After, never a 404 or 400."""
+    return context.history is not None and not context.snapshot().has_succeeded("dau")
+
+
 def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
     """`today_zone`: the calendar day of /api/v1/stats' "today" (the first dau time zone)."""
 
@@ -94,6 +104,8 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
         if context.history is None:
             raise HttpError(404.2, "History is not kept: enable the dau collector.")
         zone = history_zone(request)
+        if history_pending(context):
+            raise HttpError(503.3, HISTORY_PENDING, retry_after=HISTORY_RETRY_AFTER)
         days = integer(request, "days", 30, low=1, high=3660)
         try:
             store = context.history()

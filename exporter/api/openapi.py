@@ -104,6 +104,8 @@ HTML = "text/html; charset=UTF-8"
 EMPTY = {"type": "string", "maxLength": 0}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds until this address may try a key again.",
                                "schema": {"type": "integer", "minimum": 0}}}
+HISTORY_RETRY = {"Retry-After": {"description": "Seconds until the history may be written.",
+                                 "schema": {"type": "integer", "minimum": 0}}}
 NOT_OWNCLOUD = json_body("Not an ownCloud database: the native error 404.1.", NATIVE_ERROR)
 INT64 = {"type": "integer", "format": "int64", "minimum": -(2**63), "maximum": 2**63 - 1}
 OCS_DESCRIPTION = """As the ownCloud metrics app's
@@ -223,7 +225,10 @@ def coder(summary: str, description: str, ok: str,
             "404": coder_body("History is not kept (the dau collector is disabled), or no UTC "
                               "days are (DAUs).", error),
             "429": coder_body("Too many wrong keys from this address.", error, RETRY_AFTER),
-            "500": coder_body("The history store cannot be read; `detail` says why.", error)}}}
+            "500": coder_body("The history store cannot be read; `detail` says why.", error),
+            "503": coder_body("The history is not written yet (the dau collector's first run "
+                              "has not finished); Retry-After says when to ask again.", error,
+                              HISTORY_RETRY)}}}
 
 
 OPENAPI: dict[str, Any] = {
@@ -399,8 +404,10 @@ OPENAPI: dict[str, Any] = {
                              "(404.3)."),
                 ("TooManyRequests", "Too many wrong keys from this address (429.1); "
                                     "Retry-After says when to try again."),
-                ("Unavailable", "The history store cannot be read (503.1) or the request cannot "
-                                "be recorded in the audit log (503.2)."))
+                ("Unavailable", "The history store cannot be read (503.1), the request cannot "
+                                "be recorded in the audit log (503.2), or the history is not "
+                                "written yet (503.3: the dau collector's first run has not "
+                                "finished; Retry-After says when to ask again)."))
         },
         "schemas": {
             "Error": {
