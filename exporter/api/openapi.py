@@ -67,13 +67,12 @@ CSV_NOTE = ("RFC 4180 quoting, UTF-8, streamed (constant memory whatever the num
 STATS_DESCRIPTION = """OpenL2M-style (`/api/stats/`) usage windows, each `{label, value}`.
 
 Where each value comes from:
-- `users_last_hour`, `users_last_7_days`, `users_last_31_days`: `usage_users_active` of the users
-  collector, windows `1h`, `7d` and `31d`: distinct users active within the trailing window.
-  null when the window is not in `collectors.users.windows` (the default list has no `31d`: add
-  it). OpenL2M's "last N days" starts at midnight N days ago, so it covers up to one day more.
-- `users_today`: distinct users active since local midnight in the first zone of
-  `collectors.dau.timezones` (named in `timezone`), from the daily history of the dau
-  collector; null while that collector has not recorded or is disabled.
+- `users_last_hour`, `users_today`, `users_last_7_days`, `users_last_31_days`: distinct users
+  active in OpenL2M's own windows (switches/stats.py), whatever `collectors.users.windows` says,
+  read from the platform's activity when asked: the last hour; today, the calendar day in the
+  first zone of `collectors.dau.timezones` (named in `timezone`, OpenL2M's TIME_ZONE); the last 7
+  and 31 days from local midnight of the UTC date 7 or 31 days back, so that many whole days plus
+  today. null where the platform has no activity; 503.4 when the database cannot be read.
 - `sessions_now`: live sessions now (the sum of `usage_sessions`); `shares_now`: shares now (the
   sum of `usage_shares`). These are current totals only: the platforms keep no history of ended
   sessions or of when shares were created, so there are no sessions or shares windows. null
@@ -407,7 +406,8 @@ OPENAPI: dict[str, Any] = {
                 ("Unavailable", "The history store cannot be read (503.1), the request cannot "
                                 "be recorded in the audit log (503.2), or the history is not "
                                 "written yet (503.3: the dau collector's first run has not "
-                                "finished; Retry-After says when to ask again)."))
+                                "finished; Retry-After says when to ask again), or the "
+                                "database cannot be read for /api/v1/stats (503.4)."))
         },
         "schemas": {
             "Error": {

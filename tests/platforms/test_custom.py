@@ -8,6 +8,8 @@ the platform's SQL (research/coder_odk_openl2m_grafana.md §1-3) at a fixed inst
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,13 +22,16 @@ import yaml
 from sqlalchemy import Row, create_engine, select, text
 
 from collectors import available
+from exporter import api
 from exporter.config import Config, ConfigError, duration_label, parse_config
 from exporter.db import Database
 from exporter.exposition import snapshot_json
+from exporter.http import App, Context
 from exporter.platforms import profile_for
 from exporter.platforms.custom import CustomProfile
 from exporter.relations import RELATIONS
 from exporter.runner import Runner, StartupError
+from exporter.server import HttpServer
 from tests.conftest import API_KEY, ROOT, make_config, sqlite_execute
 from tests.platforms.custom_platforms import (
     build_coder,
@@ -60,12 +65,18 @@ class Platform:
         return self.query(sql, **params)[0][0]
 
 
-def example(name: str, url: str, windows: Sequence[float] | None = None) -> Config:
-    """A config from docs/examples, pointed at `url`; optionally other activity windows."""
+def example(name: str, url: str, windows: Sequence[float] | None = None, *,
+            default_windows: bool = False, dau_zones: Sequence[str] | None = None) -> Config:
+    """A config from docs/examples, pointed at `url`; optionally other activity windows (or the
+    users collector's defaults) and dau time zones."""
     raw = yaml.safe_load((EXAMPLES / name).read_text())
     raw["database"]["url"] = url
-    if windows is not None:
+    if default_windows:
+        del raw["collectors"]["users"]["windows"]
+    elif windows is not None:
         raw["collectors"]["users"]["windows"] = list(windows)
+    if dau_zones is not None:
+        raw["collectors"]["dau"] = {"timezones": list(dau_zones)}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("USAGE_EXPORTER_API_KEY", API_KEY)
         return parse_config(raw, collector_options={n: c.options for n, c in available().items()})
@@ -371,6 +382,39 @@ def test_openl2m_example_windows_are_api_stats_at_utc_midnight(openl2m):
                        ("31d", "users_last_31_days")):
         value, failed = openl2m_usage(platform, now, key)
         assert active[label] == value - failed, label
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_openl2m_api_stats_windows_with_the_default_config(openl2m, zone):
+    """/api/v1/stats with the users collector's default windows (no 31d among them) answers all
+    four of OpenL2M's user windows, with OpenL2M's TIME_ZONE the first dau zone: each its users_*
+    value less the failed-login row, at midnight (a daemon started at 00:00 included) and in the
+    afternoon."""
+    platform, now = openl2m
+    config = example("openl2m.yaml", platform.url, default_windows=True, dau_zones=[zone])
+    assert "31d" not in map(duration_label, config.collector("users").options["windows"])
+    runner = Runner(config, clock=now.timestamp)
+    try:
+        runner.preflight()
+        runner.run_all()
+        context = Context(lambda: runner.snapshot, config.api_keys, runner.history,
+                          runner.clock, read=runner.read)
+        server = HttpServer(App(context, api.routes(context, zone)), "127.0.0.1", 0).start()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(
+                    f"http://127.0.0.1:{server.port}/api/v1/stats",
+                    headers={"Authorization": f"Bearer {API_KEY}"}), timeout=30) as response:
+                body = json.loads(response.read())
+        finally:
+            server.stop()
+    finally:
+        runner.close()
+    assert body["timezone"] == zone
+    for key in ("users_last_hour", "users_today", "users_last_7_days", "users_last_31_days"):
+        value, failed = openl2m_usage(platform, now, key, tz=zone)
+        assert body["usage"][key]["value"] == value - failed, key
+    assert body["usage"]["users_last_31_days"]["value"] > body["usage"]["users_last_7_days"][
+        "value"] > 0
 
 
 def test_openl2m_users_and_no_sessions(openl2m):
