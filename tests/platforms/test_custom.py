@@ -66,9 +66,10 @@ class Platform:
 
 
 def example(name: str, url: str, windows: Sequence[float] | None = None, *,
-            default_windows: bool = False, dau_zones: Sequence[str] | None = None) -> Config:
+            default_windows: bool = False, dau_zones: Sequence[str] | None = None,
+            history: Path | None = None) -> Config:
     """A config from docs/examples, pointed at `url`; optionally other activity windows (or the
-    users collector's defaults) and dau time zones."""
+    users collector's defaults), dau time zones and the history store's file."""
     raw = yaml.safe_load((EXAMPLES / name).read_text())
     raw["database"]["url"] = url
     if default_windows:
@@ -77,6 +78,8 @@ def example(name: str, url: str, windows: Sequence[float] | None = None, *,
         raw["collectors"]["users"]["windows"] = list(windows)
     if dau_zones is not None:
         raw["collectors"]["dau"] = {"timezones": list(dau_zones)}
+    if history is not None:
+        raw["history"] = {"url": f"sqlite:///{history}"}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("USAGE_EXPORTER_API_KEY", API_KEY)
         return parse_config(raw, collector_options={n: c.options for n, c in available().items()})
@@ -385,13 +388,14 @@ def test_openl2m_example_windows_are_api_stats_at_utc_midnight(openl2m):
 
 
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
-def test_openl2m_api_stats_windows_with_the_default_config(openl2m, zone):
+def test_openl2m_api_stats_windows_with_the_default_config(openl2m, zone, tmp_path):
     """/api/v1/stats with the users collector's default windows (no 31d among them) answers all
     four of OpenL2M's user windows, with OpenL2M's TIME_ZONE the first dau zone: each its users_*
     value less the failed-login row, at midnight (a daemon started at 00:00 included) and in the
     afternoon."""
     platform, now = openl2m
-    config = example("openl2m.yaml", platform.url, default_windows=True, dau_zones=[zone])
+    config = example("openl2m.yaml", platform.url, default_windows=True, dau_zones=[zone],
+                     history=tmp_path / "history.db")
     assert "31d" not in map(duration_label, config.collector("users").options["windows"])
     runner = Runner(config, clock=now.timestamp)
     try:
