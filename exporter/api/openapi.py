@@ -127,10 +127,11 @@ STATUS_COUNTS_DESCRIPTION = """As coderd's `GET /api/v2/insights/user-status-cou
 status, the users holding it at each local midnight of the zone, from 60 days before the next
 full hour's day to that day; deleted accounts are left out from their deletion on. `date` is the
 midnight's instant in UTC (RFC 3339). Read from the days the dau collector recorded for that zone
-(exact from a `status_changes` relation): the zone must be in collectors.dau.timezones. In the
-part of an hour before a local midnight, Coder already answers that coming midnight, which
-appears here once the collector has run after it; a status nobody held at any of the midnights is
-left out, where Coder may answer zeros."""
+(exact from a `status_changes` relation): the zone must be in collectors.dau.timezones. A status
+some change has named and nobody held is a series of zeros, as in Coder. In the part of an hour
+before a local midnight, Coder already answers that coming midnight, which appears here once the
+collector has run after it; Coder leaves out a status only users deleted before the 60 days ever
+held, which this answers as zeros."""
 
 
 def ocs_content(*statuses: str) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from exporter.http import App, Context
 from exporter.runner import Runner
 from exporter.server import HttpServer
 from tests.conftest import API_KEY, ROOT, make_config
-from tests.platforms.custom_platforms import build_coder
+from tests.platforms.custom_platforms import CODER_SCHEMA, CODER_UPDATES, build_coder
 from tests.platforms.custom_platforms import coder_daus as coder_daus_query
 from tests.platforms.custom_platforms import coder_status_counts as coder_status_counts_query
 
@@ -728,3 +728,35 @@ def test_on_postgresql_status_counts_are_coders_own_query(postgres_coder, coder_
     assert {len(series) for series in body["status_counts"].values()} == {61}
     suspended = [point["count"] for point in body["status_counts"]["suspended"]]
     assert len(set(suspended)) > 1
+
+
+def test_on_postgresql_statuses_nobody_holds_are_coders_series_of_zeros(postgres_server,
+                                                                        tmp_path):
+    """Ann and Bob were dormant (Coder's default) until their first login, and Bob was suspended
+    and reinstated, all before the 60 days: Coder still answers a dormant and a suspended series
+    of zeros, and so does the route."""
+    name = "coder_zeros"
+    admin = postgres_server.create_database(name)
+    ann, bob = (uuid.uuid5(uuid.NAMESPACE_URL, f"coder-test/{who}") for who in ("ann", "bob"))
+    engine = create_engine(admin)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(CODER_SCHEMA.read_text())
+            conn.execute(text(  # InsertUser
+                "INSERT INTO users (id, email, username, hashed_password, created_at, updated_at, "
+                "rbac_roles, login_type) VALUES (:id, :email, :email, '', :at, :at, '{}', "
+                "'password')"), [{"id": who, "email": f"{who}@example.org",
+                                  "at": PG_NOW - timedelta(days=100)} for who in (ann, bob)])
+            for who, status, days_ago in ((ann, "active", 99), (bob, "active", 99),
+                                          (bob, "suspended", 90), (bob, "active", 80)):
+                conn.execute(text(CODER_UPDATES["status"]), {
+                    "id": who, "status": status, "when": PG_NOW - timedelta(days=days_ago)})
+    finally:
+        engine.dispose()
+    config = recipe(postgres_server.readonly_url(name), tmp_path / "history.db")
+    with exported(config, [PG_NOW]) as (_, url):
+        body = coder_get(url, f"{STATUS_COUNTS}?tz_offset=0")
+    assert body == coder_status_counts_query(admin, PG_NOW, "UTC")
+    counts = {status: {point["count"] for point in series}
+              for status, series in body["status_counts"].items()}
+    assert counts == {"active": {2}, "dormant": {0}, "suspended": {0}}
