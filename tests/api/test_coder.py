@@ -760,3 +760,26 @@ def test_on_postgresql_statuses_nobody_holds_are_coders_series_of_zeros(postgres
     counts = {status: {point["count"] for point in series}
               for status, series in body["status_counts"].items()}
     assert counts == {"active": {2}, "dormant": {0}, "suspended": {0}}
+
+
+PG_LATE = datetime(2026, 11, 1, 23, 40, tzinfo=UTC)  # the hour before a UTC midnight
+
+
+def test_on_postgresql_in_the_hour_before_utc_midnight(postgres_coder, tmp_path):
+    """Run at PG_NOW and again at 23:40 UTC: the DAUs are Coder's 60 entries for every offset;
+    the status counts are Coder's in zones whose midnight is not coming within the hour, and in
+    UTC all but the coming midnight, which Coder answers 20 minutes early and the history holds
+    once the collector has run after it."""
+    admin, readonly = postgres_coder
+    with exported(recipe(readonly, tmp_path / "history.db"), [PG_NOW, PG_LATE]) as (_, url):
+        for tz_offset in (0, -5, 3):
+            body = coder_get(url, f"{DAUS}?tz_offset={tz_offset}")
+            assert body == coder_daus_query(admin, PG_LATE, tz_offset)
+            assert len(body["entries"]) == 60
+        for query, zone in (("?tz_offset=-5", "Etc/GMT+5"), ("?tz_offset=3", "Etc/GMT-3")):
+            assert coder_get(url, STATUS_COUNTS + query) == \
+                coder_status_counts_query(admin, PG_LATE, zone)
+        expected = coder_status_counts_query(admin, PG_LATE, "UTC")["status_counts"]
+        assert {series[-1]["date"] for series in expected.values()} == {"2026-11-02T00:00:00Z"}
+        assert coder_get(url, f"{STATUS_COUNTS}?tz_offset=0")["status_counts"] == {
+            status: series[:-1] for status, series in expected.items()}
