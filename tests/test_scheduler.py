@@ -62,3 +62,21 @@ def test_a_failing_collector_backs_off_while_others_keep_their_schedule(runner):
         assert runner.snapshot.collectors["shares"].failures == 1
     finally:
         scheduler.stop()
+
+
+def test_a_cron_schedule_runs_at_its_times_and_once_at_start(tmp_path):
+    copy = tmp_path / "nc.db"
+    shutil.copy(NEXTCLOUD_DB, copy)
+    runner = Runner(make_config(f"sqlite:///{copy}", "custom", custom_metrics=[{
+        "name": "q", "sql": "SELECT 1 AS n", "schedule": "0 3 * * *",
+        "metrics": [{"name": "n", "help": "One."}]}]))
+    scheduler = Scheduler(runner)
+    scheduler.start()
+    try:
+        wait_for(lambda: runner.snapshot.collectors["sql:q"].runs == 1)
+        next_run = scheduler.scheduler.get_job("sql:q").next_run_time
+        assert (next_run.hour, next_run.minute, next_run.second) == (3, 0, 0)
+        assert str(next_run.tzinfo) == "UTC"
+    finally:
+        scheduler.stop()
+        runner.close()

@@ -277,3 +277,66 @@ def test_a_slow_sqlite_query_is_interrupted_at_its_timeout():
         "SELECT COUNT(*) AS n FROM c", gauge("n"), timeout="0.5s"))
     assert snapshot.collectors["sql:q"].last_error.startswith("timed out after 0.5s")
     assert time.monotonic() - started < 5
+
+
+# --- query-exporter semantics over several runs ---
+
+
+def query_exporter_runner(tmp_path, metric: str, sql: str, clock: list[float]) -> Runner:
+    """A query-exporter file with one metric m and one query q on a copy of Nextcloud."""
+    from collectors import available
+    from exporter.config import load_config
+
+    shutil.copyfile(NEXTCLOUD_DB, tmp_path / "nc.db")
+    path = tmp_path / "qe.yaml"
+    path.write_text(f"databases: {{db: {{dsn: 'sqlite:///{tmp_path / 'nc.db'}'}}}}\n"
+                    f"metrics: {{m: {metric}}}\n"
+                    f"queries: {{q: {{databases: [db], metrics: [m], sql: '{sql}'}}}}\n")
+    config = load_config(path, collector_options={n: c.options for n, c in available().items()})
+    return Runner(config, clock=lambda: clock[0])
+
+
+def m_samples(snapshot: Any) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {k: v for k, v in samples(snapshot.bodies.text).items() if k[0].startswith("m")}
+
+
+def test_histograms_accumulate_and_a_failed_run_adds_nothing(tmp_path):
+    clock = [1000.0]
+    r = query_exporter_runner(tmp_path, "{type: histogram, buckets: [1, 15]}",
+                              "SELECT permissions AS m FROM oc_share", clock)
+    shares = sum(v for k, v in SERVERINFO["shares"].items() if k.startswith("permissions_"))
+    try:
+        first = m_samples(r.run("sql:q"))
+        sqlite3.connect(tmp_path / "nc.db").execute(
+            "ALTER TABLE oc_share RENAME TO oc_share_gone").connection.commit()
+        assert r.run("sql:q").collectors["sql:q"].state == "failed"
+        sqlite3.connect(tmp_path / "nc.db").execute(
+            "ALTER TABLE oc_share_gone RENAME TO oc_share").connection.commit()
+        third = m_samples(r.run("sql:q"))
+    finally:
+        r.close()
+    count = ("m_count", frozenset({("database", "db")}))
+    assert first[count] == shares
+    assert third[count] == 2 * shares  # two good runs observed; the failed one added nothing
+    assert all(third[key] == 2 * value for key, value in first.items())
+
+
+@pytest.mark.parametrize(("expiration", "kept"), [("", True), (", expiration: 60", False)])
+def test_a_series_gone_from_the_result_stays_until_its_expiration(tmp_path, expiration, kept):
+    clock = [1000.0]
+    r = query_exporter_runner(
+        tmp_path, f"{{type: gauge, labels: [share_type]{expiration}}}",
+        "SELECT share_type, COUNT(*) AS m FROM oc_share GROUP BY share_type", clock)
+    try:
+        before = m_samples(r.run("sql:q"))
+        with sqlite3.connect(tmp_path / "nc.db") as db:
+            db.execute("DELETE FROM oc_share WHERE share_type = 3")
+        db.close()
+        clock[0] += 120
+        after = m_samples(r.run("sql:q"))
+    finally:
+        r.close()
+    link = ("m", frozenset({("database", "db"), ("share_type", "3")}))
+    assert before[link] == SERVERINFO["shares"]["num_shares_link"]
+    assert (link in after) is kept
+    assert after.get(link) == (before[link] if kept else None)
