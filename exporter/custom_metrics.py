@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from exporter.config import (
     Option,
     PerUserMetricsConfig,
     ServerConfig,
+    choice,
     database_url,
     duration,
     positive_int,
@@ -210,27 +211,27 @@ def _unit(reader: _Reader, path: str, name: str, unit: Any) -> str:
 
 # --- our own section -------------------------------------------------------------------------
 
+def _as_given(value: Any) -> Any:
+    """A node checked by its own parser after the section's keys are."""
+    return value
+
+
 _METRIC_OPTIONS: Mapping[str, Option] = {
     "name": Option(text, required=True),
-    "type": Option(lambda v: v if v in ("gauge", "counter") else _fail(
-        f"expected gauge or counter, got {v!r}"), "gauge"),
+    "type": Option(choice("gauge", "counter"), "gauge"),
     "help": Option(text, required=True),
-    "unit": Option(str),
+    "unit": Option(_as_given),
     "value": Option(text),
-    "labels": Option(lambda v: v),
+    "labels": Option(_as_given),
 }
 _QUERY_OPTIONS: Mapping[str, Option] = {
     "name": Option(text, required=True),
     "sql": Option(text, required=True),
-    "metrics": Option(lambda v: v, required=True),
+    "metrics": Option(_as_given, required=True),
     "schedule": Option(_cron),
     "max_series": Option(positive_int, DEFAULT_MAX_SERIES),
     **{k: v for k, v in COMMON_COLLECTOR_OPTIONS.items() if k != "enabled"},
 }
-
-
-def _fail(message: str) -> Any:
-    raise ValueError(message)
 
 
 def parse_section(node: Any, reader: _Reader) -> tuple[QuerySpec, ...]:
@@ -366,6 +367,20 @@ def _qe_database(node: Any, reader: _Reader) -> tuple[str, tuple[tuple[str, str]
     return url, (("database", str(name)), *((str(k), str(v)) for k, v in labels.items()))
 
 
+def _entries(node: Mapping[str, Any], section: str, reader: _Reader,
+             known: tuple[str, ...]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """(name, YAML path, definition) of each entry that is a mapping; unknown keys reported."""
+    for name, config in node.items():
+        path = f"{section}.{name}"
+        if not isinstance(config, dict):
+            reader.problem(path, f"expected a mapping ({', '.join(known)})")
+            continue
+        for key in config:
+            if key not in known:
+                reader.problem(f"{path}.{key}", f"unknown key (known keys: {', '.join(known)})")
+        yield str(name), path, config
+
+
 def _qe_metrics(node: Any, reader: _Reader,
                 constant: tuple[tuple[str, str], ...]) -> dict[str, MetricSpec]:
     if not isinstance(node, dict):
@@ -373,17 +388,10 @@ def _qe_metrics(node: Any, reader: _Reader,
         return {}
     reserved = {label for label, _ in constant}
     found = {}
-    for name, config in node.items():
-        path = f"metrics.{name}"
+    for name, path, config in _entries(node, "metrics", reader, (
+            "type", "description", "labels", "buckets", "states", "expiration", "increment")):
         if not _metric_name(reader, path, name, QUERY_EXPORTER_BUILTINS):
             continue
-        if not isinstance(config, dict):
-            reader.problem(path, "expected a mapping with type")
-            continue
-        for key in config:
-            if key not in ("type", "description", "labels", "buckets", "states", "expiration",
-                           "increment"):
-                reader.problem(f"{path}.{key}", "unknown key")
         kind = config.get("type")
         if kind not in METRIC_TYPES:
             reader.problem(f"{path}.type", f"expected one of {', '.join(METRIC_TYPES)}, "
@@ -421,15 +429,8 @@ def _qe_queries(node: Any, reader: _Reader, metrics: Mapping[str, MetricSpec],
         reader.problem("queries", "expected a mapping of query name to definition")
         return ()
     queries = []
-    for name, config in node.items():
-        path = f"queries.{name}"
-        if not isinstance(config, dict):
-            reader.problem(path, "expected a mapping with databases, metrics and sql")
-            continue
-        for key in config:
-            if key not in ("databases", "metrics", "sql", "interval", "schedule", "timeout",
-                           "parameters"):
-                reader.problem(f"{path}.{key}", "unknown key")
+    for name, path, config in _entries(node, "queries", reader, (
+            "databases", "metrics", "sql", "interval", "schedule", "timeout", "parameters")):
         unknown = [m for m in config.get("metrics") or () if m not in metrics]
         if unknown or not config.get("metrics"):
             reader.problem(f"{path}.metrics", f"unknown metrics: {', '.join(map(str, unknown))}"

@@ -62,7 +62,7 @@ def test_platform_custom_may_give_custom_metrics_instead_of_relations():
     (query({"name": "tickets-open", "help": "x"}),
      "custom_metrics[0].metrics[0].name: not a Prometheus metric name: 'tickets-open'"),
     (query({"name": "tickets_open", "help": "x", "type": "histogram"}),
-     "custom_metrics[0].metrics[0].type: expected gauge or counter, got 'histogram'"),
+     "custom_metrics[0].metrics[0].type: expected one of gauge, counter, got 'histogram'"),
     (query({"name": "tickets_open", "help": "x", "unit": "bytes"}),
      "custom_metrics[0].metrics[0].unit: the metric name must end with _bytes"),
     (query({"name": "tickets_open", "help": "x", "labels": ["status", "status"]}),
