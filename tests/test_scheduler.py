@@ -80,3 +80,20 @@ def test_a_cron_schedule_runs_at_its_times_and_once_at_start(tmp_path):
     finally:
         scheduler.stop()
         runner.close()
+
+
+def test_a_failing_custom_query_backs_off_like_a_collector(tmp_path):
+    copy = tmp_path / "nc.db"
+    shutil.copy(NEXTCLOUD_DB, copy)
+    runner = Runner(make_config(f"sqlite:///{copy}", "custom", custom_metrics=[{
+        "name": "gone", "sql": "SELECT COUNT(*) AS n FROM no_such_table", "interval": "1s",
+        "timeout": "1s", "jitter": "0.01s", "metrics": [{"name": "n", "help": "None."}]}]))
+    scheduler = Scheduler(runner)
+    scheduler.start()
+    try:
+        wait_for(lambda: runner.snapshot.collectors["sql:gone"].failures == 1)
+        next_run = scheduler.scheduler.get_job("sql:gone").next_run_time.timestamp()
+        assert next_run - time.time() > 1.5  # backed off to 2 x the 1 s interval
+    finally:
+        scheduler.stop()
+        runner.close()
