@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from structlog.testing import capture_logs
 
-from exporter.exposition import snapshot_json
+from exporter.exposition import metric_rows, snapshot_json
 from exporter.runner import Runner, StartupError
 from tests.conftest import (
     NEXTCLOUD,
@@ -98,6 +98,9 @@ def test_the_query_appears_in_the_snapshot_api_json(nextcloud_url):
     assert body["metrics"]["nextcloud_storages"] == [{
         "sample": "nextcloud_storages", "labels": {},
         "value": SERVERINFO["storage"]["num_storages"]}]
+    # system.csv and `collect --format csv`: one row per sample, under the sample's name.
+    assert list(metric_rows({"nextcloud_storages": body["metrics"]["nextcloud_storages"]})) == \
+        [("nextcloud_storages", "", SERVERINFO["storage"]["num_storages"])]
 
 
 # --- a result that does not fit ---
