@@ -127,6 +127,10 @@ class Runner:
                         inclusive_windows=self.profile.activity_window_inclusive,
                         activity_is_last_login=self.profile.activity_is_last_login))
                 version = self.profile.version(conn)
+            if time.monotonic() - started >= timeout:
+                # The watchdog cancelled a statement, which may still have answered (MariaDB's
+                # SLEEP() and BENCHMARK() return a value when killed): nothing of it is used.
+                raise TimeoutError("the run outlived its timeout; its result is discarded")
             if result.history is not None and self.keep_history:
                 self._write_history(result.history, datetime.fromtimestamp(now, UTC).date())
         except DatabaseUnavailable as error:
