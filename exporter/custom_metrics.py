@@ -274,10 +274,14 @@ def _section_metrics(node: Any, path: str, reader: _Reader,
         name = values["name"]
         if name is None or not _metric_name(reader, f"{where}.name", name, frozenset()):
             continue
-        if name in names:
-            reader.problem(f"{where}.name", f"duplicate metric name {name} (also {names[name]})")
+        # A counter is exposed as <name>_total: a gauge of that name would be the same series.
+        exposed = {name, name.removesuffix("_total"), f"{name.removesuffix('_total')}_total"} \
+            if values["type"] == "counter" else {name}
+        if clash := sorted(exposed & names.keys()):
+            reader.problem(f"{where}.name",
+                           f"duplicate metric name {clash[0]} (also {names[clash[0]]})")
             continue
-        names[name] = where
+        names.update(dict.fromkeys(exposed, where))
         labels = _labels(reader, f"{where}.labels", values["labels"])
         column = values["value"] or name
         if column in labels:

@@ -57,6 +57,10 @@ def test_platform_custom_may_give_custom_metrics_instead_of_relations():
     (query({"name": "tickets_open", "help": "a"}, {"name": "tickets_open", "help": "b"}),
      "custom_metrics[0].metrics[1].name: duplicate metric name tickets_open "
      "(also custom_metrics[0].metrics[0])"),
+    (query({"name": "tickets_total", "help": "a"}, {"name": "tickets", "help": "b",
+                                                    "type": "counter"}),
+     "custom_metrics[0].metrics[1].name: duplicate metric name tickets_total "
+     "(also custom_metrics[0].metrics[0])"),
     (query({"name": "usage_users", "help": "mine"}),
      "custom_metrics[0].metrics[0].name: usage_users clashes with a built-in metric"),
     (query({"name": "tickets-open", "help": "x"}),
