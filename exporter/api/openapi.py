@@ -451,7 +451,9 @@ OPENAPI: dict[str, Any] = {
                             "runs": {"type": "integer"},
                             "failures": {"type": "integer"}}}},
                     "metrics": {"type": "object", "description": "By metric name: a number, "
-                                "an object by label value, or a histogram."},
+                                "an object by label value, a list of {labels, value}, or a "
+                                "histogram; a custom SQL metric is a list of {sample, labels, "
+                                "value}, one per exposed sample."},
                     "users": {"type": "array", "items": ref("UserRow")}}},
             "DauHistory": {
                 "type": "object", "required": ["timezone", "entries"],
