@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from exporter import api
 from exporter.api.csvout import safe_cell, stream_csv
 from exporter.http import App, Context
 from exporter.runner import Runner
 from exporter.server import HttpServer
-from tests.conftest import API_KEY, NEXTCLOUD_DB, make_config, sqlite_execute
+from tests.conftest import API_KEY, NEXTCLOUD_DB, OWNCLOUD, make_config, read_json, sqlite_execute
 from tests.platforms.owncloud_db import OWNCLOUD_NOW, build_owncloud_db
 from tests.platforms.owncloud_reference import (
     SYSTEM_CSV_HEADER,
@@ -81,10 +81,11 @@ def hostile_db(path: Path) -> Path:
     return path
 
 
-def serve(runner: Runner) -> Iterator[str]:
+def serve(runner: Runner, version: str = "1.4.0") -> Iterator[str]:
     context = Context(lambda: runner.snapshot, runner.config.api_keys, runner.history,
-                      runner.clock)
-    server = HttpServer(App(context, api.routes(context)), "127.0.0.1", 0).start()
+                      runner.clock, read=runner.read)
+    server = HttpServer(App(context, api.routes(context, metrics_app_version=version)),
+                        "127.0.0.1", 0).start()
     try:
         yield f"http://127.0.0.1:{server.port}"
     finally:
@@ -148,6 +149,155 @@ def meta(version: int, ok: bool = True, message: str = "OK") -> dict[str, Any]:
     codes = {(1, True): 100, (1, False): 996, (2, True): 200, (2, False): 500}
     return {"status": "ok" if ok else "failure", "statuscode": codes[version, ok],
             "message": message, "totalitems": "", "itemsperpage": ""}
+
+
+# --- the real metrics app's answers (tests/fixtures/owncloud: ownCloud 10.15.2, metrics 1.4.0) ---
+
+APP_JSON = read_json(OWNCLOUD / "metrics_api.json")
+APP_XML = (OWNCLOUD / "metrics_api_system.xml").read_bytes()
+APP_USERS_CSV = (OWNCLOUD / "metrics_download_users.csv").read_bytes()
+APP_SYSTEM_CSV = (OWNCLOUD / "metrics_download_system.csv").read_bytes()
+APP_STORAGE = APP_JSON["ocs"]["data"]["files"]["storage"]
+APP_USERS = APP_JSON["ocs"]["data"]["userData"]
+# Users whose quota is 'none': the app shows the disk's total as their quota.
+UNLIMITED = sorted(uid for uid, entry in APP_USERS.items()
+                   if entry["quota"]["total"] == APP_STORAGE["total"])
+SYSTEM_FLAGS = "users=true&files=true&shares=true"
+
+
+def xml_total(body: bytes) -> int:
+    storage = ET.fromstring(body).find("data/files/storage")
+    return int(storage.findtext("total"))
+
+
+def csv_dicts(body: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(body.decode(), newline="")))
+
+
+# The disk's total (free + used) as the app saw it for each answer: the disk changed between them.
+CAPTURED_TOTAL = {
+    "json": APP_STORAGE["total"],
+    "xml": xml_total(APP_XML),
+    "users_csv": int(next(row["quotaTotal"] for row in csv_dicts(APP_USERS_CSV)
+                          if row["userId"] == UNLIMITED[0])),
+    "system_csv": sum(int(csv_dicts(APP_SYSTEM_CSV)[0][c])
+                      for c in ("freeStorage", "usedStorage")),
+}
+
+
+def leaves(value: Any, path: str = "") -> dict[str, Any]:
+    """Every field of a JSON document by its dotted path."""
+    if isinstance(value, dict) and value:
+        return {p: v for key, item in value.items() for p, v in leaves(item, f"{path}.{key}").items()}
+    return {path.lstrip("."): value}
+
+
+@pytest.fixture(scope="module")
+def app_server(owncloud_url: str, owncloud_now: float) -> Iterator[Callable[..., str]]:
+    """A server on the real fixture per (disk total, app version): told the disk's total as
+    object storage capacity (free = capacity - used, as the app computes it), or not told."""
+    servers: dict[tuple[int | None, str], tuple[Runner, Iterator[str], str]] = {}
+
+    def url(total: int | None = None, version: str = "1.4.0") -> str:
+        if (total, version) not in servers:
+            database = {"metrics_app_version": version}
+            if total is not None:
+                database["available_storage_bytes"] = total
+            runner = Runner(make_config(owncloud_url, "owncloud", database=database),
+                            clock=lambda: owncloud_now)
+            assert runner.run_all().failures == {}
+            served = serve(runner, version)
+            servers[total, version] = runner, served, next(served)
+        return servers[total, version][2]
+
+    yield url
+    for runner, served, _ in servers.values():
+        next(served, None)
+        runner.close()
+
+
+def test_json_equals_the_real_apps_answer_in_every_field(app_server):
+    _, _, body = ocs_json(app_server(CAPTURED_TOTAL["json"]), f"{ALL_FLAGS}&format=json")
+    ours, app = leaves(body), leaves(APP_JSON)
+    assert len(app) == 5 + 324  # meta, and every field of data
+    assert ours == app
+    # The fixture's JSON was written with sorted keys; ours keep the app's order.
+    assert list(body["ocs"]["data"]["files"]["storage"]) == \
+        ["used", "usedQuota", "usedOther", "total", "free", "relative"]
+
+
+def test_json_without_the_disk_differs_only_in_disk_values(app_server):
+    _, _, body = ocs_json(app_server(), f"{ALL_FLAGS}&format=json")
+    disk = {"ocs.data.files.storage.free", "ocs.data.files.storage.total",
+            *(f"ocs.data.userData.{uid}.quota.{key}" for uid in UNLIMITED
+              for key in ("free", "total"))}
+    ours, app = leaves(body), leaves(APP_JSON)
+    assert {path for path in app if ours.get(path) != app[path]} == disk
+    assert ours["ocs.data.files.storage.free"] == 0  # unknown free space, clamped as the app does
+
+
+def test_xml_equals_the_real_apps_answer_byte_for_byte(app_server):
+    status, headers, body = fetch(f"{app_server(CAPTURED_TOTAL['xml'])}{OCS.format(1)}?"
+                                  f"{SYSTEM_FLAGS}", KEY)
+    assert (status, headers["Content-Type"]) == (200, "application/xml; charset=utf-8")
+    assert body == APP_XML
+
+
+def test_users_csv_equals_the_real_apps_download_byte_for_byte(app_server):
+    status, headers, body = fetch(app_server(CAPTURED_TOTAL["users_csv"]) + USERS_CSV, KEY)
+    assert (status, headers["Content-Type"]) == (200, "text/csv")
+    assert body == APP_USERS_CSV
+
+
+def test_system_csv_equals_the_real_apps_download_byte_for_byte(app_server):
+    _, _, body = fetch(app_server(CAPTURED_TOTAL["system_csv"]) + SYSTEM_CSV, KEY)
+    assert body == APP_SYSTEM_CSV
+
+
+def test_csvs_without_the_disk_differ_only_in_disk_cells(app_server):
+    _, _, users = fetch(app_server() + USERS_CSV, KEY)
+    ours, app = csv_dicts(users), csv_dicts(APP_USERS_CSV)
+    assert [row["userId"] for row in ours] == [row["userId"] for row in app]
+    differing = {(row["userId"], column) for mine, row in zip(ours, app, strict=True)
+                 for column in row if mine[column] != row[column]}
+    assert differing == {(uid, c) for uid in UNLIMITED for c in ("quotaFree", "quotaTotal")}
+    _, _, system = fetch(app_server() + SYSTEM_CSV, KEY)
+    (mine,), (row,) = csv_dicts(system), csv_dicts(APP_SYSTEM_CSV)
+    assert {column for column in row if mine[column] != row[column]} == {"freeStorage"}
+
+
+def test_the_older_readme_shape_when_the_config_asks(app_server, owncloud_url):
+    _, _, body = ocs_json(app_server(CAPTURED_TOTAL["json"], "legacy"), f"{ALL_FLAGS}&format=json")
+    data = body["ocs"]["data"]
+    app = APP_JSON["ocs"]["data"]
+    assert data["files"]["storage"] == {key: APP_STORAGE[key]
+                                        for key in ("used", "total", "free", "relative")}
+    assert {key: data[key] for key in ("users", "shares", "timeStamp")} == \
+        {key: app[key] for key in ("users", "shares", "timeStamp")}
+    assert set(data["userData"]) == set(APP_USERS)
+    clients = session_names(owncloud_url)
+    for uid, entry in data["userData"].items():
+        want = APP_USERS[uid]
+        assert entry == {
+            "displayName": want["displayName"], "files": want["files"], "shares": want["shares"],
+            "quota": {"limit": want["quota"]["total"], "usage": want["quota"]["used"]},
+            "activeSessions": [{"agentName": name} for name in clients.get(uid, [])]}, uid
+        assert len(entry["activeSessions"]) == want["activeSessions"], uid
+
+
+def session_names(url: str) -> dict[str, list[str]]:
+    """oc_authtoken.name of each user's tokens, oldest activity first."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT uid, name FROM oc_authtoken "
+                                     "ORDER BY uid, last_activity, name")).all()
+    finally:
+        engine.dispose()
+    names: dict[str, list[str]] = {}
+    for uid, name in rows:
+        names.setdefault(uid, []).append(name)
+    return names
 
 
 # --- the OCS route ---
