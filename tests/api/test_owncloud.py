@@ -188,7 +188,8 @@ CAPTURED_TOTAL = {
 def leaves(value: Any, path: str = "") -> dict[str, Any]:
     """Every field of a JSON document by its dotted path."""
     if isinstance(value, dict) and value:
-        return {p: v for key, item in value.items() for p, v in leaves(item, f"{path}.{key}").items()}
+        return {p: v for key, item in value.items()
+                for p, v in leaves(item, f"{path}.{key}").items()}
     return {path.lstrip("."): value}
 
 
