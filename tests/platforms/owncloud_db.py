@@ -57,7 +57,7 @@ LONG_UID = "maximilian.von-habsburg-lothringen@research.institute.example"
 # --------------------------------------------------------------------------- schema (section 2)
 
 _DDL = """
-CREATE TABLE {p}accounts (
+CREATE TABLE oc_accounts (
   id            INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
   email         VARCHAR(255) DEFAULT NULL,
   user_id       VARCHAR(255) NOT NULL,
@@ -70,23 +70,23 @@ CREATE TABLE {p}accounts (
   state         SMALLINT DEFAULT 0 NOT NULL,
   creation_time INTEGER DEFAULT 0 NOT NULL
 );
-CREATE UNIQUE INDEX UNIQ_accounts_user_id ON {p}accounts (user_id);
-CREATE UNIQUE INDEX lower_user_id_index ON {p}accounts (lower_user_id);
-CREATE INDEX display_name_index ON {p}accounts (display_name);
-CREATE INDEX email_index ON {p}accounts (email);
+CREATE UNIQUE INDEX UNIQ_accounts_user_id ON oc_accounts (user_id);
+CREATE UNIQUE INDEX lower_user_id_index ON oc_accounts (lower_user_id);
+CREATE INDEX display_name_index ON oc_accounts (display_name);
+CREATE INDEX email_index ON oc_accounts (email);
 
-CREATE TABLE {p}account_terms (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+CREATE TABLE oc_account_terms (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
   account_id BIGINT NOT NULL, term VARCHAR(191) NOT NULL);
-CREATE INDEX account_id_index ON {p}account_terms (account_id);
-CREATE INDEX term_index ON {p}account_terms (term);
+CREATE INDEX account_id_index ON oc_account_terms (account_id);
+CREATE INDEX term_index ON oc_account_terms (term);
 
-CREATE TABLE {p}users (
+CREATE TABLE oc_users (
   uid         VARCHAR(64)  DEFAULT '' NOT NULL PRIMARY KEY,
   displayname VARCHAR(64)  DEFAULT '',
   password    VARCHAR(255) DEFAULT '' NOT NULL
 );
 
-CREATE TABLE {p}preferences (
+CREATE TABLE oc_preferences (
   userid      VARCHAR(64) DEFAULT '' NOT NULL,
   appid       VARCHAR(32) DEFAULT '' NOT NULL,
   configkey   VARCHAR(64) DEFAULT '' NOT NULL,
@@ -94,11 +94,11 @@ CREATE TABLE {p}preferences (
   PRIMARY KEY (userid, appid, configkey)
 );
 
-CREATE TABLE {p}appconfig (appid VARCHAR(32) DEFAULT '' NOT NULL,
+CREATE TABLE oc_appconfig (appid VARCHAR(32) DEFAULT '' NOT NULL,
   configkey VARCHAR(64) DEFAULT '' NOT NULL,
   configvalue CLOB DEFAULT NULL, PRIMARY KEY (appid, configkey));
 
-CREATE TABLE {p}authtoken (
+CREATE TABLE oc_authtoken (
   id            INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
   uid           VARCHAR(64)  DEFAULT '' NOT NULL,
   login_name    VARCHAR(255) DEFAULT '' NOT NULL,
@@ -109,10 +109,10 @@ CREATE TABLE {p}authtoken (
   last_activity INTEGER DEFAULT 0 NOT NULL,
   last_check    INTEGER DEFAULT 0 NOT NULL
 );
-CREATE UNIQUE INDEX authtoken_token_index ON {p}authtoken (token);
-CREATE INDEX authtoken_last_activity_index ON {p}authtoken (last_activity);
+CREATE UNIQUE INDEX authtoken_token_index ON oc_authtoken (token);
+CREATE INDEX authtoken_last_activity_index ON oc_authtoken (last_activity);
 
-CREATE TABLE {p}share (
+CREATE TABLE oc_share (
   id            INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
   share_type    SMALLINT DEFAULT 0 NOT NULL,
   share_with    VARCHAR(255) DEFAULT NULL,
@@ -133,38 +133,38 @@ CREATE TABLE {p}share (
   share_name    VARCHAR(64) DEFAULT NULL,
   attributes    CLOB DEFAULT NULL
 );
-CREATE INDEX item_share_type_index ON {p}share (item_type, share_type);
-CREATE INDEX file_source_index ON {p}share (file_source);
-CREATE INDEX token_index ON {p}share (token);
-CREATE INDEX share_with_index ON {p}share (share_with);
-CREATE INDEX item_source_index ON {p}share (item_source);
-CREATE INDEX item_source_type_index ON {p}share (item_source, share_type, item_type);
+CREATE INDEX item_share_type_index ON oc_share (item_type, share_type);
+CREATE INDEX file_source_index ON oc_share (file_source);
+CREATE INDEX token_index ON oc_share (token);
+CREATE INDEX share_with_index ON oc_share (share_with);
+CREATE INDEX item_source_index ON oc_share (item_source);
+CREATE INDEX item_source_type_index ON oc_share (item_source, share_type, item_type);
 
-CREATE TABLE {p}storages (
+CREATE TABLE oc_storages (
   id           VARCHAR(64) DEFAULT NULL,
   numeric_id   INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
   available    INTEGER DEFAULT 1 NOT NULL,
   last_checked INTEGER DEFAULT NULL
 );
-CREATE UNIQUE INDEX storages_id_index ON {p}storages (id);
+CREATE UNIQUE INDEX storages_id_index ON oc_storages (id);
 
-CREATE TABLE {p}mounts (
+CREATE TABLE oc_mounts (
   id          INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
   storage_id  INTEGER NOT NULL,
   root_id     BIGINT NOT NULL,
   user_id     VARCHAR(64) NOT NULL,
   mount_point VARCHAR(4000) NOT NULL
 );
-CREATE INDEX mounts_user_index ON {p}mounts (user_id);
-CREATE INDEX mounts_storage_index ON {p}mounts (storage_id);
-CREATE INDEX mounts_root_index ON {p}mounts (root_id);
-CREATE UNIQUE INDEX mounts_user_root_index ON {p}mounts (user_id, root_id);
+CREATE INDEX mounts_user_index ON oc_mounts (user_id);
+CREATE INDEX mounts_storage_index ON oc_mounts (storage_id);
+CREATE INDEX mounts_root_index ON oc_mounts (root_id);
+CREATE UNIQUE INDEX mounts_user_root_index ON oc_mounts (user_id, root_id);
 
-CREATE TABLE {p}mimetypes (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+CREATE TABLE oc_mimetypes (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
   mimetype VARCHAR(255) DEFAULT '' NOT NULL);
-CREATE UNIQUE INDEX mimetype_id_index ON {p}mimetypes (mimetype);
+CREATE UNIQUE INDEX mimetype_id_index ON oc_mimetypes (mimetype);
 
-CREATE TABLE {p}filecache (
+CREATE TABLE oc_filecache (
   fileid           INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
   storage          INTEGER NOT NULL,
   path             VARCHAR(4000) DEFAULT NULL,
@@ -182,17 +182,17 @@ CREATE TABLE {p}filecache (
   permissions      INTEGER DEFAULT 0,
   checksum         VARCHAR(255) DEFAULT NULL
 );
-CREATE UNIQUE INDEX fs_storage_path_hash ON {p}filecache (storage, path_hash);
-CREATE INDEX fs_parent_name_hash ON {p}filecache (parent, name);
-CREATE INDEX fs_storage_mimetype ON {p}filecache (storage, mimetype);
-CREATE INDEX fs_storage_mimepart ON {p}filecache (storage, mimepart);
-CREATE INDEX fs_storage_size ON {p}filecache (storage, size, fileid);
-CREATE INDEX fs_parent_storage_size ON {p}filecache (parent, storage, size);
+CREATE UNIQUE INDEX fs_storage_path_hash ON oc_filecache (storage, path_hash);
+CREATE INDEX fs_parent_name_hash ON oc_filecache (parent, name);
+CREATE INDEX fs_storage_mimetype ON oc_filecache (storage, mimetype);
+CREATE INDEX fs_storage_mimepart ON oc_filecache (storage, mimepart);
+CREATE INDEX fs_storage_size ON oc_filecache (storage, size, fileid);
+CREATE INDEX fs_parent_storage_size ON oc_filecache (parent, storage, size);
 
-CREATE TABLE {p}groups (gid VARCHAR(64) DEFAULT '' NOT NULL PRIMARY KEY);
-CREATE TABLE {p}group_user (gid VARCHAR(64) DEFAULT '' NOT NULL,
+CREATE TABLE oc_groups (gid VARCHAR(64) DEFAULT '' NOT NULL PRIMARY KEY);
+CREATE TABLE oc_group_user (gid VARCHAR(64) DEFAULT '' NOT NULL,
   uid VARCHAR(64) DEFAULT '' NOT NULL, PRIMARY KEY (gid, uid));
-CREATE INDEX gu_uid_index ON {p}group_user (uid);
+CREATE INDEX gu_uid_index ON oc_group_user (uid);
 """
 
 TABLES = (
@@ -212,10 +212,9 @@ TABLES = (
 )
 
 
-def owncloud_ddl(prefix: str = "oc_") -> list[str]:
-    """The CREATE statements of section 2 with the given table prefix (index names unchanged,
-    so only one prefix per SQLite file)."""
-    return [s.strip() for s in _DDL.format(p=prefix).split(";") if s.strip()]
+def owncloud_ddl() -> list[str]:
+    """The CREATE statements of section 2."""
+    return [s.strip() for s in _DDL.split(";") if s.strip()]
 
 
 # --------------------------------------------------------------------------- mimetypes
@@ -258,12 +257,10 @@ _EXT_MIME = {
 }
 
 
-def mimetype_ids(directory_mimetype_id: int = 2) -> dict[str, int]:
-    """mimetype -> id; 'httpd/unix-directory' gets ``directory_mimetype_id``."""
-    if not 1 <= directory_mimetype_id <= len(_FILE_MIMETYPES) + 1:
-        raise ValueError(f"directory_mimetype_id must be in 1..{len(_FILE_MIMETYPES) + 1}")
+def mimetype_ids() -> dict[str, int]:
+    """mimetype -> id, 'httpd/unix-directory' = 2 as on a default install."""
     order = list(_FILE_MIMETYPES)
-    order.insert(directory_mimetype_id - 1, DIR_MIMETYPE)
+    order.insert(1, DIR_MIMETYPE)
     return {m: i for i, m in enumerate(order, start=1)}
 
 
@@ -866,12 +863,12 @@ class _State:
 
 
 def owncloud_rows(
-    *, scale: int = 1, directory_mimetype_id: int = 2
+    *, scale: int = 1
 ) -> dict[str, list[dict[str, Any]]]:
     """All rows of the test database, table name (without prefix) -> rows in insert order."""
     if scale < 1:
         raise ValueError("scale must be >= 1")
-    st = _State(mime=mimetype_ids(directory_mimetype_id))
+    st = _State(mime=mimetype_ids())
     for mimetype, mid in sorted(st.mime.items(), key=lambda kv: kv[1]):
         st.add("mimetypes", id=mid, mimetype=mimetype)
     st.add("appconfig", appid="files", configkey="default_quota", configvalue=APP_DEFAULT_QUOTA)
@@ -1107,19 +1104,14 @@ def _shares(st: _State, scale: int) -> None:
                     )
 
 
-def build_owncloud_db(
-    path: str, *, prefix: str = "oc_", scale: int = 1, directory_mimetype_id: int = 2
-) -> None:
-    """Create the ownCloud 10 schema (section 2) at ``path`` and fill it deterministically.
-
-    ``directory_mimetype_id`` moves 'httpd/unix-directory' away from the default id 2, so a
-    test can check that an exporter resolves the folder mimetype by name.
-    """
-    rows = owncloud_rows(scale=scale, directory_mimetype_id=directory_mimetype_id)
+def build_owncloud_db(path: str, *, scale: int = 1) -> None:
+    """Create the ownCloud 10 schema (section 2) at ``path`` and fill it deterministically;
+    ``scale`` copies of the user profiles (the real fixture has 26 users)."""
+    rows = owncloud_rows(scale=scale)
     con = sqlite3.connect(path)
     try:
         with con:
-            for stmt in owncloud_ddl(prefix):
+            for stmt in owncloud_ddl():
                 con.execute(stmt)
             for table in TABLES:
                 data = rows.get(table, [])
@@ -1127,7 +1119,7 @@ def build_owncloud_db(
                     continue
                 cols = list(data[0])
                 con.executemany(
-                    f"INSERT INTO {prefix}{table} ({', '.join(cols)}) "
+                    f"INSERT INTO oc_{table} ({', '.join(cols)}) "
                     f"VALUES ({', '.join(':' + c for c in cols)})",
                     data,
                 )

@@ -5,6 +5,7 @@ recomputed a second way (plain Python over the rows)."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -89,13 +90,11 @@ def test_the_reference_reproduces_the_real_app_on_its_own_database(owncloud_now)
 # --------------------------------------------------------------------------- builder
 
 
-def test_schema_and_prefix(tmp_path: Path) -> None:
-    path = _build(tmp_path, "x.db", prefix="owncloud_")
-    con = sqlite3.connect(path)
+def test_schema(db_path: Path) -> None:
+    con = sqlite3.connect(db_path)
     names = {r[0] for r in q(con, "SELECT name FROM sqlite_master WHERE type='table'")}
     con.close()
-    assert {f"owncloud_{t}" for t in TABLES} <= names
-    assert not any(n.startswith("oc_") for n in names)
+    assert {f"oc_{t}" for t in TABLES} <= names
 
 
 def test_deterministic(tmp_path: Path, db_path: Path) -> None:
@@ -354,28 +353,30 @@ def test_shares_second_way(conn: sqlite3.Connection) -> None:
     assert guest > 0 and by_type[2] > 0 and by_type[4] > 0 and by_type[7] > 0
 
 
-def test_directory_mimetype_resolved_by_name(tmp_path: Path, conn: sqlite3.Connection) -> None:
-    variant = sqlite3.connect(_build(tmp_path, "mime7.db", directory_mimetype_id=7))
-    assert dir_id(variant) == 7
-    default = ref.system_metrics(conn, OWNCLOUD_NOW, FREE)
-    moved = ref.system_metrics(variant, OWNCLOUD_NOW, FREE)
-    # QuotaMetrics compares with the literal 2 (1.4.0): moved, folders count in usedQuota too.
+def test_directory_mimetype_resolved_by_name(tmp_path: Path, owncloud_now: float) -> None:
+    """On a copy of the real database with the folder mimetype moved off id 2, the reference
+    finds it by name; the app's own literal 2 (FilesMetrics, QuotaMetrics) miscounts."""
+    path = tmp_path / "moved.db"
+    shutil.copyfile(OWNCLOUD_DB, path)
+    variant = sqlite3.connect(path)
+    with variant:
+        moved = q(variant, "SELECT MAX(id) + 1 FROM oc_mimetypes")[0][0]
+        variant.execute("UPDATE oc_mimetypes SET id = ? WHERE id = 2", (moved,))
+        variant.execute("UPDATE oc_filecache SET mimetype = ? WHERE mimetype = 2", (moved,))
+    app = read_json(OWNCLOUD / "metrics_api.json")["ocs"]["data"]
+    now, total = int(owncloud_now), app["files"]["storage"]["total"]
+    metrics = ref.system_metrics(variant, now, 0, available_storage=total)
+    storage = metrics["files"].pop("storage")
+    assert metrics["files"]["totalFilesCount"] == app["files"]["totalFilesCount"]
     quota_keys = ("usedQuota", "usedOther")
-    moved_storage, default_storage = moved["files"].pop("storage"), default["files"].pop("storage")
-    assert moved == default
-    assert {k: v for k, v in moved_storage.items() if k not in quota_keys} == \
-        {k: v for k, v in default_storage.items() if k not in quota_keys}
-    assert moved_storage["usedQuota"] > default_storage["usedQuota"]
-    assert ref.user_data(variant, FREE) == ref.user_data(conn, FREE)
-    # the app's literal 'mimetype <> 2' is right only on the default layout
+    assert {k: v for k, v in storage.items() if k not in quota_keys} == \
+        {k: v for k, v in app["files"]["storage"].items() if k not in quota_keys}
+    assert ref.user_data(variant, 0, available_storage=total) == app["userData"]
+    # With the literal 2 folders count as files, and their sizes as used quota.
     literal = ref.total_files_count(variant, literal_directory_mimetype=True)
-    assert literal > default["files"]["totalFilesCount"]
-    assert (
-        ref.total_files_count(conn, literal_directory_mimetype=True)
-        == default["files"]["totalFilesCount"]
-    )
+    assert literal > app["files"]["totalFilesCount"]
+    assert storage["usedQuota"] > app["files"]["storage"]["usedQuota"]
     variant.close()
-
 
 def test_user_data_membership(conn: sqlite3.Connection) -> None:
     data = ref.user_data(conn, FREE)
