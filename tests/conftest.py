@@ -119,8 +119,11 @@ def collect_json(url: str, platform: str, now: float, **collectors: Any) -> dict
 
 @pytest.fixture(scope="session")
 def server_database(request: pytest.FixtureRequest) -> Callable[[str, str, Path], str]:
-    """Load a SQLite database into a fresh database on the named server; returns its URL."""
+    """Load a SQLite database into a fresh database on the named server; returns its URL (on
+    backend "sqlite", the file's own)."""
     def load(backend: str, name: str, sqlite_path: Path) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{sqlite_path}"
         server = request.getfixturevalue(SERVER_FIXTURES[backend])
         url = server.create_database(name)
         copy_tables(f"sqlite:///{sqlite_path}", url)
@@ -132,8 +135,6 @@ def server_database(request: pytest.FixtureRequest) -> Callable[[str, str, Path]
 def nextcloud_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                   server_database: Callable[[str, str, Path], str]) -> str:
     """The real Nextcloud fixture database, on each database server we support."""
-    if request.param == "sqlite":
-        return f"sqlite:///{NEXTCLOUD_DB}"
     return server_database(request.param, "nextcloud", NEXTCLOUD_DB)
 
 
@@ -141,8 +142,6 @@ def nextcloud_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 def owncloud_url(request: pytest.FixtureRequest,
                  server_database: Callable[[str, str, Path], str]) -> str:
     """The real ownCloud fixture database, on each database server we support."""
-    if request.param == "sqlite":
-        return f"sqlite:///{OWNCLOUD_DB}"
     return server_database(request.param, "owncloud", OWNCLOUD_DB)
 
 

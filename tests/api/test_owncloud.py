@@ -31,7 +31,8 @@ from sqlalchemy import create_engine, text
 
 from exporter import api
 from exporter.api.csvout import safe_cell, stream_csv
-from exporter.http import App, Context
+from exporter.daemon import application
+from exporter.http import App, Context, FailedAttempts
 from exporter.runner import Runner
 from exporter.server import HttpServer
 from tests.conftest import API_KEY, NEXTCLOUD_DB, OWNCLOUD, make_config, read_json, sqlite_execute
@@ -87,11 +88,10 @@ def hostile_db(path: Path) -> Path:
     return path
 
 
-def serve(runner: Runner, version: str = "1.4.0") -> Iterator[str]:
+def serve(runner: Runner) -> Iterator[str]:
     context = Context(lambda: runner.snapshot, runner.config.api_keys, runner.history,
-                      runner.clock, read=runner.read)
-    server = HttpServer(App(context, api.routes(context, metrics_app_version=version)),
-                        "127.0.0.1", 0).start()
+                      runner.clock)
+    server = HttpServer(App(context, api.routes(context)), "127.0.0.1", 0).start()
     try:
         yield f"http://127.0.0.1:{server.port}"
     finally:
@@ -191,25 +191,26 @@ def leaves(value: Any, path: str = "") -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def app_server(owncloud_url: str, owncloud_now: float) -> Iterator[Callable[..., str]]:
-    """A server on the real fixture per (disk total, app version): told the disk's total as
-    object storage capacity (free = capacity - used, as the app computes it), or not told."""
-    servers: dict[tuple[int | None, str], tuple[Runner, Iterator[str], str]] = {}
+    """The daemon's application on the real fixture, one per (disk total, app version): told
+    the disk's total as object storage capacity (free = capacity - used, as the app computes
+    it), or not told."""
+    servers: dict[tuple[int | None, str], tuple[Runner, HttpServer]] = {}
 
     def url(total: int | None = None, version: str = "1.4.0") -> str:
         if (total, version) not in servers:
-            database = {"metrics_app_version": version}
+            database: dict[str, Any] = {"metrics_app_version": version}
             if total is not None:
                 database["available_storage_bytes"] = total
             runner = Runner(make_config(owncloud_url, "owncloud", database=database),
                             clock=lambda: owncloud_now)
             assert runner.run_all().failures == {}
-            served = serve(runner, version)
-            servers[total, version] = runner, served, next(served)
-        return servers[total, version][2]
+            server = HttpServer(application(runner, FailedAttempts()), "127.0.0.1", 0).start()
+            servers[total, version] = runner, server
+        return f"http://127.0.0.1:{servers[total, version][1].port}"
 
     yield url
-    for runner, served, _ in servers.values():
-        next(served, None)
+    for runner, server in servers.values():
+        server.stop()
         runner.close()
 
 
