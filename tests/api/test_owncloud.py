@@ -35,7 +35,15 @@ from exporter.daemon import application
 from exporter.http import App, Context, FailedAttempts
 from exporter.runner import Runner
 from exporter.server import HttpServer
-from tests.conftest import API_KEY, NEXTCLOUD_DB, OWNCLOUD, make_config, read_json, sqlite_execute
+from tests.conftest import (
+    API_KEY,
+    NEXTCLOUD_DB,
+    OWNCLOUD,
+    OWNCLOUD_DB,
+    make_config,
+    read_json,
+    sqlite_execute,
+)
 from tests.platforms.owncloud_db import OWNCLOUD_NOW, build_owncloud_db
 from tests.platforms.owncloud_reference import (
     USERS_CSV_HEADER,
@@ -281,6 +289,28 @@ def test_the_older_readme_shape_when_the_config_asks(app_server, owncloud_url):
             "quota": {"limit": want["quota"]["total"], "usage": want["quota"]["used"]},
             "activeSessions": [{"agentName": name} for name in clients.get(uid, [])]}, uid
         assert len(entry["activeSessions"]) == want["activeSessions"], uid
+
+
+def test_the_older_shape_says_so_when_it_cannot_read_the_sessions(owncloud_now):
+    """Its client names are not in the snapshot: without a database reader the call fails as
+    the app fails, with the reason; without users=true it needs none."""
+    runner = Runner(make_config(f"sqlite:///{OWNCLOUD_DB}", "owncloud"),
+                    clock=lambda: owncloud_now)
+    assert runner.run_all().failures == {}
+    context = Context(lambda: runner.snapshot, runner.config.api_keys)
+    server = HttpServer(App(context, api.routes(context, metrics_app_version="legacy")),
+                        "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        _, _, body = ocs_json(url, f"{ALL_FLAGS}&format=json")
+        assert body["ocs"]["meta"] == meta(1, False, "The sessions cannot be read from this API.")
+        _, _, body = ocs_json(url, "quota=true&userData=true&format=json")
+        assert body["ocs"]["data"]["userData"]["alice"]["quota"] == {
+            "limit": APP_USERS["alice"]["quota"]["total"],
+            "usage": APP_USERS["alice"]["quota"]["used"]}
+    finally:
+        server.stop()
+        runner.close()
 
 
 def session_names(url: str) -> dict[str, list[str]]:
