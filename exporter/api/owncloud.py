@@ -5,9 +5,14 @@ Parameters, shapes, headers and errors as the app and ownCloud 10 core serve the
 number comes from the snapshot, where the collectors compute it with the app's definitions, so a
 call costs no database work. Served on platform owncloud only.
 
+Checked against a real ownCloud 10.15.2 and its metrics app 1.4.0 (docs/platforms/owncloud.md):
+the JSON field by field, the XML and both CSVs byte for byte. 1.4.0's shape is the default;
+database.metrics_app_version: legacy serves the older one of the app's README.
+
 Where the app's output is broken we serve something well-formed instead: XML element names that
 are not XML names (most user ids with `@`) become `<element key="...">`, characters XML cannot
-carry become U+FFFD, and CSV cells follow exporter.api.csvout (formula-like text quoted out).
+carry become U+FFFD, and CSV cells follow exporter.api.csvout (PHP's quoting, formula-like text
+quoted out).
 """
 
 from __future__ import annotations
@@ -146,28 +151,32 @@ class Numbers:
                 "guestShareCount": self.gauge("usage_shares", "guest"),
                 "federatedShareCount": self.gauge("usage_shares", "federated")}
 
-    def accounts(self) -> Iterator[Account]:
-        """The accounts with a home storage, in the home storages' order (the app's)."""
-        system_total = self.storage()["total"]
+    def home_rows(self) -> Iterator[dict[str, Any]]:
+        """Per-user rows of the users with a home storage, in the home storages' order (the
+        order the app's query hands its rows back in on SQLite)."""
         columns = self.snapshot.user_columns()
         for ids in batched(columns.get("used_bytes", {})):
-            for row in user_rows(ids, columns):
-                # The app's inner joins: an account with a home storage and its files folder.
-                if row.get("used_bytes") is None or row.get("status") is None:
-                    continue
-                counts = {column: int(row.get(column) or 0) for column in COUNTED}
-                used = counts["used_bytes"]
-                # 'none' (unlimited) is shown as the system's total space, as the app does.
-                quota = system_total if row.get("quota_bytes") is None else counts["quota_bytes"]
-                yield Account(
-                    user_id=row["user_id"], display_name=row.get("display_name"),
-                    backend=str(row.get("backend") or ""), guest=row["status"] == "guest",
-                    last_login=counts["last_login"], used=used, free=quota - used, quota=quota,
-                    files=counts["files"], sessions=counts["sessions"],
-                    type0_shares=counts["shares_user"] + counts["shares_guest"],
-                    group_shares=counts["shares_group"], link_shares=counts["shares_link"],
-                    type4_shares=counts["shares_email"],
-                    federated_shares=counts["shares_federated"])
+            yield from user_rows(ids, columns)
+
+    def accounts(self) -> Iterator[Account]:
+        system_total = self.storage()["total"]
+        for row in self.home_rows():
+            # The app's inner joins: an account with a home storage and its files folder.
+            if row.get("used_bytes") is None or row.get("status") is None:
+                continue
+
+            counts = {column: int(row.get(column) or 0) for column in COUNTED}
+            used = counts["used_bytes"]
+            # 'none' (unlimited) is shown as the system's total space, as the app does.
+            quota = system_total if row.get("quota_bytes") is None else counts["quota_bytes"]
+            yield Account(
+                user_id=row["user_id"], display_name=row.get("display_name"),
+                backend=str(row.get("backend") or ""), guest=row["status"] == "guest",
+                last_login=counts["last_login"], used=used, free=quota - used, quota=quota,
+                files=counts["files"], sessions=counts["sessions"],
+                type0_shares=counts["shares_user"] + counts["shares_guest"],
+                group_shares=counts["shares_group"], link_shares=counts["shares_link"],
+                type4_shares=counts["shares_email"], federated_shares=counts["shares_federated"])
 
     def user_data(self, flags: dict[str, bool], version: str = APP_VERSIONS[0],
                   clients: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
