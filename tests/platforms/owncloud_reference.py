@@ -2,9 +2,10 @@
 
 An independent transcription of /work/shared/research/owncloud_nextcloud.md section 1 (§1.4
 system numbers, §1.5 CombinedUserMetrics + UserDataMetrics post-processing, §1.6 CSV, §1.7),
-cross-checked against the app sources where the research quotes them.  The exporter is
-compared with these functions, so quirks are reproduced on purpose; each quirk carries a
-comment naming its section.
+cross-checked against the app sources where the research quotes them, and against the real
+app 1.4.0 on its own database (tests/platforms/test_owncloud_reference.py).  The exporter is
+compared with these functions where only the hand-built database has the case, so quirks are
+reproduced on purpose; each quirk carries a comment naming its section.
 
 ``conn`` may be a ``sqlite3.Connection`` or a SQLAlchemy ``Connection``.  The app's SQL is
 written with ``||`` (SQLite/PostgreSQL); on a MySQL/MariaDB SQLAlchemy connection ``CONCAT()``
