@@ -146,7 +146,7 @@ def owncloud_url(request: pytest.FixtureRequest,
 
 
 @pytest.fixture(scope="session")
-def synapse_pg_url(postgres_server: PostgresServer) -> str:
+def synapse_pg_url(postgres_server: PostgresServer) -> str:  # noqa: F811 - the fixture
     """The real Synapse PostgreSQL fixture, restored from its pg_dump into a UTF8 database with
     C collation (the cluster's locale), as Synapse requires."""
     return postgres_server.restore_dump("synapse_pg", SYNAPSE_PG / "dump.sql")

@@ -35,8 +35,8 @@ import hashlib
 import random
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 OWNCLOUD_NOW = 1795424683  # the "as of" instant all timestamps are built around
