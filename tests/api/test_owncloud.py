@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -289,6 +290,29 @@ def test_the_older_readme_shape_when_the_config_asks(app_server, owncloud_url):
             "quota": {"limit": want["quota"]["total"], "usage": want["quota"]["used"]},
             "activeSessions": [{"agentName": name} for name in clients.get(uid, [])]}, uid
         assert len(entry["activeSessions"]) == want["activeSessions"], uid
+
+
+def test_a_formula_like_display_name_is_the_only_cell_unlike_the_app(tmp_path, owncloud_now):
+    """The app writes a display name as it is; ours cannot run as a spreadsheet formula. Every
+    other byte of the download stays the app's."""
+    path = tmp_path / "owncloud.db"
+    shutil.copyfile(OWNCLOUD_DB, path)
+    formula = '=HYPERLINK("http://evil.example/","Alice Anderson")'
+    sqlite_execute(path, "UPDATE oc_accounts SET display_name = '{}' WHERE user_id = 'alice'"
+                   .format(formula.replace("'", "''")))
+    database = {"available_storage_bytes": CAPTURED_TOTAL["users_csv"]}
+    runner = Runner(make_config(f"sqlite:///{path}", "owncloud", database=database),
+                    clock=lambda: owncloud_now)
+    assert runner.run_all().failures == {}
+    for url in serve(runner):
+        _, _, body = fetch(url + USERS_CSV, KEY)
+    runner.close()
+    ours, app = body.decode().splitlines(), APP_USERS_CSV.decode().splitlines()
+    differing = [n for n, (mine, theirs) in enumerate(zip(ours, app, strict=True))
+                 if mine != theirs]
+    (line,) = differing
+    assert ours[line] == app[line].replace('"Alice Anderson"',
+                                           '"\'' + formula.replace('"', '""') + '"')
 
 
 def test_the_older_shape_says_so_when_it_cannot_read_the_sessions(owncloud_now):
