@@ -141,6 +141,8 @@ class DatabaseConfig:
     table_prefix: str = "oc_"
     data_directory: str | None = None
     available_storage_bytes: int | None = None
+    # platform owncloud: the metrics app generation whose answer shape the drop-in routes serve
+    metrics_app_version: str = "1.4.0"
     connect_timeout: float = 10.0
     # platform custom: canonical relation name -> the SELECT that produces it
     relations: Mapping[str, str] = field(default_factory=dict)
@@ -365,6 +367,7 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         "table_prefix": Option(str, "oc_"),
         "data_directory": Option(optional_text),
         "available_storage_bytes": Option(positive_int),
+        "metrics_app_version": Option(choice("1.4.0", "legacy"), "1.4.0"),
         "connect_timeout": Option(duration, 10.0),
     })
     if password_file and db["url"]:

@@ -19,11 +19,14 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     # type: user, group, guest, link, email, federated, federated_group, team, room, deck.
     "shares": ("owner", "type", "password_protected"),
     "incoming_federated_shares": ("user_id",),
+    # used_bytes: the user's files (what quotas count). A profile may add listing_order: where
+    # the platform's own per-user listing puts the user (users are then kept in that order).
     "home_storage": ("user_id", "used_bytes", "files"),
     # quota_bytes NULL = unlimited.
     "quotas": ("user_id", "quota_bytes"),
     # kind: home, local, other; entries: file cache rows of the storage.
     "storages": ("kind", "entries"),
+    # The root folders of the storages counted as used (bytes of everything kept in them).
     "storage_roots": ("used_bytes",),
     # bytes NULL = upload pending; created_ms in milliseconds, as media APIs filter by it.
     "media": ("user_id", "display_name", "bytes", "created_ms"),
