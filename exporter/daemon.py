@@ -78,7 +78,7 @@ def application(runner: Runner, attempts: FailedAttempts) -> App:
                       audit=AuditLog(runner.history),
                       attempts=attempts)
     today_zone = config.collector("dau").options["timezones"][0]
-    return App(context, api.routes(context, today_zone))
+    return App(context, api.routes(context, today_zone, config.database.metrics_app_version))
 
 
 def serve(config: Config, clock: Callable[[], float] = time.time,
