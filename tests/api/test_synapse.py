@@ -468,7 +468,7 @@ def test_like_takes_polynomial_time_on_terms_that_make_regexes_backtrack(engine)
     for pattern in ("%a%a%a%a%a%a%a%a%a%a%b%", "%_%_%_%_%_%_%_%_%_%_%b", "%" + "%_" * 40 + "b"):
         assert like(pattern, engine)(text_) is False
     assert like("%a%a%a%a%a%a%a%a%a%a%", engine)(text_) is True
-    assert time.monotonic() - started < 5  # about 0.05 s; the bound only tells polynomial apart
+    assert time.monotonic() - started < 5  # about 1 ms; the bound only tells polynomial apart
 
 
 def test_searches_behave_as_observed_on_synapse_on_sqlite(sqlite_base_url):
