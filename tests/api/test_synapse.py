@@ -202,34 +202,14 @@ def homeserver(setup: Setup) -> Homeserver:
     return setup.homeserver
 
 
-@pytest.fixture
-def database_url(live: Served) -> str:
-    return live.database_url
-
-
-@pytest.fixture
-def runner(live: Served) -> Runner:
-    return live.runner
-
-
-@pytest.fixture
-def base_url(live: Served) -> str:
-    return live.base_url
-
-
-@pytest.fixture
-def oracle(live: Served) -> Callable[[dict[str, str]], dict[str, Any]]:
-    return live.oracle
-
-
 @pytest.mark.parametrize(("setup", "entry"), captures(single))
-def test_every_capture_is_answered_as_synapse_did(base_url, homeserver, entry):
+def test_every_capture_is_answered_as_synapse_did(live, homeserver, entry):
     captured = homeserver.read(entry["file"])
     headers = {} if captured["body"].get("errcode") in ("M_MISSING_TOKEN", "M_FORBIDDEN") \
         else None
     if captured["body"].get("errcode") == "M_FORBIDDEN":
         headers = {"Authorization": "Bearer not-one-of-our-keys-0123456789"}
-    status, body = get(base_url, entry["query"], headers)
+    status, body = get(live.base_url, entry["query"], headers)
     order_by = order_of(entry["query"])
     assert (status, homeserver.comparable(body, order_by)) == \
         (entry["status"], homeserver.comparable(captured["body"], order_by))
@@ -237,12 +217,12 @@ def test_every_capture_is_answered_as_synapse_did(base_url, homeserver, entry):
 
 
 @pytest.mark.parametrize(("setup", "entry"), captures(answered))
-def test_every_capture_is_answered_alike_through_the_database(base_url, homeserver, entry):
+def test_every_capture_is_answered_alike_through_the_database(live, homeserver, entry):
     captured = homeserver.read(entry["file"])["body"]
     query = entry["query"]
     if not windowed(query):  # a capture with a window reads the database already
         query = {**query, **everything(homeserver)}
-    status, body = get(base_url, query)
+    status, body = get(live.base_url, query)
     order_by = order_of(entry["query"])
     assert (status, homeserver.comparable(body, order_by)) == \
         (200, homeserver.comparable(captured, order_by))
@@ -251,14 +231,14 @@ def test_every_capture_is_answered_alike_through_the_database(base_url, homeserv
 @pytest.mark.parametrize("through", ["snapshot", "database"])
 @pytest.mark.parametrize(("setup", "entry"), captures(lambda e: not single(e)),
 )
-def test_paginated_walks_follow_next_token_as_captured(base_url, homeserver, entry, through):
+def test_paginated_walks_follow_next_token_as_captured(live, homeserver, entry, through):
     """Each page's query, status, total and next_token as captured, and the rows of all pages
     together (on PostgreSQL a run of tied rows may cross a page edge in another order)."""
     captured = homeserver.read(entry["file"])
     window = everything(homeserver) if through == "database" else {}
     pages, users, query = [], [], {**entry["query"], "limit": str(entry["paginated_limit"])}
     while True:
-        status, body = get(base_url, {**query, **window})
+        status, body = get(live.base_url, {**query, **window})
         pages.append({"body": body, "query": dict(query), "status": status})
         users += body["users"]
         if "next_token" not in body:
@@ -293,11 +273,11 @@ def test_rows_are_compared_up_to_ties_on_postgresql_only(homeserver):
 
 
 @every(AS_CAPTURED)
-def test_synapses_own_sql_gives_every_captured_answer(homeserver, oracle):
+def test_synapses_own_sql_gives_every_captured_answer(homeserver, live):
     """The oracle of the tests below, checked against the real server's answers."""
     for entry in filter(answered, homeserver.media_captures):
         order_by = order_of(entry["query"])
-        assert homeserver.comparable(oracle(entry["query"]), order_by) == \
+        assert homeserver.comparable(live.oracle(entry["query"]), order_by) == \
             homeserver.comparable(homeserver.read(entry["file"])["body"], order_by), entry
 
 
@@ -319,12 +299,12 @@ def windows(homeserver: Homeserver) -> list[dict[str, str]]:
                                    for d in ("f", "b")], ids=lambda o: "-".join(o.values()))
 @pytest.mark.parametrize("window", range(5))
 @every(SETUPS)
-def test_time_windows_equal_synapses_sql(base_url, homeserver, oracle, window, order):
+def test_time_windows_equal_synapses_sql(live, homeserver, window, order):
     # A page, an empty page past the end, and none at all: the total is still counted.
     for paging in ({}, {"from": "1", "limit": "3"}, {"from": "1000"}, {"limit": "0"}):
         query = {**windows(homeserver)[window], **order, **paging}
-        status, body = get(base_url, query)
-        assert (status, canonical(body)) == (200, canonical(oracle(query))), query
+        status, body = get(live.base_url, query)
+        assert (status, canonical(body)) == (200, canonical(live.oracle(query))), query
 
 
 # LIKE without ESCAPE: % and _ are wildcards; on SQLite ASCII letters match in either case, on
@@ -337,12 +317,12 @@ SEARCHES = ["ali", "ALI", "Ali", "_", "%", "test.local", ":", "@", "tie_", "e_e"
 @pytest.mark.parametrize("window", ["snapshot", "database"])
 @pytest.mark.parametrize("term", SEARCHES)
 @every(SETUPS)
-def test_searches_equal_synapses_sql(base_url, homeserver, oracle, term, window):
+def test_searches_equal_synapses_sql(live, homeserver, term, window):
     for order in ({}, {"order_by": "media_length", "dir": "b"}, {"order_by": "displayname"}):
         query = {"search_term": term, **order}
         bounds = everything(homeserver) if window == "database" else {}
-        status, body = get(base_url, {**query, **bounds})
-        assert (status, canonical(body)) == (200, canonical(oracle(query))), query
+        status, body = get(live.base_url, {**query, **bounds})
+        assert (status, canonical(body)) == (200, canonical(live.oracle(query))), query
 
 
 @pytest.fixture(scope="module")
@@ -471,11 +451,12 @@ def test_like_takes_polynomial_time_on_terms_that_make_regexes_backtrack(engine)
     assert time.monotonic() - started < 5  # about 1 ms; the bound only tells polynomial apart
 
 
-def test_searches_behave_as_observed_on_synapse_on_sqlite(sqlite_base_url):
+@every([setup for setup in AS_CAPTURED if setup.homeserver is SQLITE_HOMESERVER])
+def test_searches_behave_as_observed_on_synapse_on_sqlite(live):
     """What research/synapse.md §1 saw on the SQLite homeserver; on PostgreSQL the same terms are
     among the captured answers (search_*), which the capture tests replay."""
     def found(term: str) -> set[str]:
-        return {user["user_id"] for user in get(sqlite_base_url, {"search_term": term})[1]["users"]}
+        return {user["user_id"] for user in get(live.base_url, {"search_term": term})[1]["users"]}
 
     assert len(found("_")) == len(found("%")) == 25
     # carol's display name holds "example.invalid".
@@ -483,17 +464,6 @@ def test_searches_behave_as_observed_on_synapse_on_sqlite(sqlite_base_url):
     assert found("test.local") == set()
     assert found(":") == {"@carol:test.local"}
     assert found("@") == {"@=sum:test.local", "@walter:test.local"}
-
-
-@pytest.fixture(scope="module")
-def sqlite_base_url() -> Iterator[str]:
-    runner = Runner(make_config(f"sqlite:///{SQLITE_DB}", "synapse"),
-                    clock=lambda: SQLITE_HOMESERVER.now_ms / 1000, keep_history=False)
-    runner.run_all()
-    server = serve(runner)
-    yield f"http://127.0.0.1:{server.port}"
-    server.stop()
-    runner.close()
 
 
 @pytest.mark.parametrize(("query", "errcode", "error"), [
@@ -514,24 +484,24 @@ def sqlite_base_url() -> Iterator[str]:
     ({"limit": "٣"}, "M_INVALID_PARAM", "Query parameter limit must be an integer"),
 ])
 @every(SETUPS)
-def test_parameters_are_checked_as_synapse_checks_them(base_url, query, errcode, error):
-    assert get(base_url, query) == (400, {"errcode": errcode, "error": error})
+def test_parameters_are_checked_as_synapse_checks_them(live, query, errcode, error):
+    assert get(live.base_url, query) == (400, {"errcode": errcode, "error": error})
 
 
 @every(SETUPS)
-def test_integers_are_read_as_synapse_reads_them(base_url):
+def test_integers_are_read_as_synapse_reads_them(live):
     # The first value counts; int() also takes a sign and surrounding spaces.
-    status, body = get(base_url, [("limit", "+2 "), ("limit", "x"), ("from", "1")])
+    status, body = get(live.base_url, [("limit", "+2 "), ("limit", "x"), ("from", "1")])
     assert status == 200 and len(body["users"]) == 2 and body["next_token"] == 3
 
 
 @every(SETUPS)
-def test_refusals_have_synapses_shape(base_url, runner):
-    assert get(base_url, {"order_by": "bogus"}, {}) == \
+def test_refusals_have_synapses_shape(live):
+    assert get(live.base_url, {"order_by": "bogus"}, {}) == \
         (401, {"errcode": "M_MISSING_TOKEN", "error": "Missing access token"})
-    assert get(base_url, {}, {"Authorization": "Bearer wrong"}) == \
+    assert get(live.base_url, {}, {"Authorization": "Bearer wrong"}) == \
         (403, {"errcode": "M_FORBIDDEN", "error": "You are not a server admin"})
-    server = serve(runner, keys=())
+    server = serve(live.runner, keys=())
     try:
         status, body = get(f"http://127.0.0.1:{server.port}", {})
     finally:
@@ -541,21 +511,21 @@ def test_refusals_have_synapses_shape(base_url, runner):
 
 
 @every(SETUPS)
-def test_unfiltered_calls_never_read_the_database(runner, homeserver, oracle):
+def test_unfiltered_calls_never_read_the_database(live, homeserver):
     reads: list[object] = []
 
     def read(relations: object, query: object) -> object:
         reads.append(relations)
         raise DatabaseUnavailable("connection refused")
 
-    server = serve(runner, read=read)
+    server = serve(live.runner, read=read)
     url = f"http://127.0.0.1:{server.port}"
     try:
         for entry in filter(answered, homeserver.media_captures):
             if windowed(entry["query"]):
                 continue
             query = {**entry["query"], "search_term": "a"}
-            assert get(url, query) == (200, oracle(query))
+            assert get(url, query) == (200, live.oracle(query))
         assert reads == []
         assert get(url, {"until_ts": "1"}) == (503, {
             "errcode": "M_UNKNOWN",
@@ -566,14 +536,14 @@ def test_unfiltered_calls_never_read_the_database(runner, homeserver, oracle):
 
 
 @every(SETUPS)
-def test_before_the_collectors_ran_the_database_answers(database_url, homeserver, oracle):
-    runner = Runner(make_config(database_url, "synapse"), clock=lambda: homeserver.now_ms / 1000,
-                    keep_history=False)
+def test_before_the_collectors_ran_the_database_answers(live, homeserver):
+    runner = Runner(make_config(live.database_url, "synapse"),
+                    clock=lambda: homeserver.now_ms / 1000, keep_history=False)
     server = serve(runner)
     try:
         assert not runner.snapshot.ready
         for order in ({"order_by": "media_count"}, {"order_by": "displayname", "dir": "b"}):
-            assert get(f"http://127.0.0.1:{server.port}", order) == (200, oracle(order))
+            assert get(f"http://127.0.0.1:{server.port}", order) == (200, live.oracle(order))
     finally:
         server.stop()
         runner.close()
