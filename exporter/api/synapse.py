@@ -161,10 +161,10 @@ def like(pattern: str, engine: SynapseEngine) -> Callable[[str | None], bool]:
     characters = iter(pattern)
     for character in characters:
         if character == engine.like_escape:
-            character = next(characters, None)  # type: ignore[arg-type]
-            if character is None:
+            escaped = next(characters, None)
+            if escaped is None:  # refused, as PostgreSQL does; Synapse's patterns end in `%`
                 raise ValueError("LIKE pattern must not end with escape character")
-            pieces[-1] += re.escape(character)
+            pieces[-1] += re.escape(escaped)
         elif character == "%":
             pieces.append("")
         else:

@@ -28,8 +28,9 @@ from sqlalchemy.exc import DataError
 from exporter import api
 from exporter.api.synapse import MEDIA_STATISTICS, like
 from exporter.config import ApiKey
+from exporter.daemon import application
 from exporter.db import DatabaseUnavailable
-from exporter.http import App, Context
+from exporter.http import App, Context, FailedAttempts
 from exporter.platforms.synapse import SYNAPSE_ON_POSTGRESQL, SYNAPSE_ON_SQLITE
 from exporter.runner import Runner
 from exporter.server import HttpServer
@@ -51,6 +52,11 @@ AS_CAPTURED = [setup for setup in SETUPS if setup.engine is setup.homeserver.eng
 
 def capture_id(entry: dict[str, Any]) -> str:
     return entry["file"].removeprefix("api/media_stats__").removesuffix(".json")
+
+
+def captured_as(homeserver: Homeserver, name: str) -> dict[str, Any]:
+    """The capture api/media_stats__<name>.json of the homeserver's api_index."""
+    return next(e for e in homeserver.media_captures if capture_id(e) == name)
 
 
 def captures(kind: Callable[[dict[str, Any]], bool]) -> list[Any]:
@@ -347,7 +353,7 @@ def test_a_linguistic_postgresql_collation_changes_nothing(icu_base_url, capture
     """Synapse wants the C locale on PostgreSQL; on another one the route still answers as
     Synapse on the C locale did, from the snapshot and through the database."""
     homeserver = POSTGRESQL_HOMESERVER
-    entry = next(e for e in homeserver.media_captures if capture_id(e) == capture)
+    entry = captured_as(homeserver, capture)
     captured = homeserver.read(entry["file"])["body"]
     order_by = order_of(entry["query"])
     for bounds in ({}, everything(homeserver)):
@@ -547,6 +553,22 @@ def test_before_the_collectors_ran_the_database_answers(live, homeserver):
     finally:
         server.stop()
         runner.close()
+
+
+@every(AS_CAPTURED)
+def test_the_daemons_app_answers_as_the_homeservers_engine(live, homeserver):
+    """The daemon's own routes (daemon.application) know the engine: where NULL sorts differs
+    between SQLite and PostgreSQL in these two answers."""
+    server = HttpServer(application(live.runner, FailedAttempts()), "127.0.0.1", 0).start()
+    try:
+        for name in ("order_media_length_f", "order_displayname_f"):
+            entry = captured_as(homeserver, name)
+            order_by = order_of(entry["query"])
+            status, body = get(f"http://127.0.0.1:{server.port}", entry["query"])
+            assert (status, homeserver.comparable(body, order_by)) == \
+                (200, homeserver.comparable(homeserver.read(entry["file"])["body"], order_by))
+    finally:
+        server.stop()
 
 
 def test_other_platforms_do_not_have_the_route():
