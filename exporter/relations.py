@@ -13,8 +13,9 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "activity": ("user_id", "last_active"),
     # Exact past activity: one row per user and UTC day (day = Unix seconds at 00:00 UTC).
     "daily_activity": ("user_id", "day"),
-    # Live sessions; client is a user agent or device name.
-    "sessions": ("user_id", "client", "last_activity"),
+    # Sessions; client is a user agent or device name. A session is live until expires_at
+    # (NULL = until it is deleted), measured by the exporter's clock, not the database's.
+    "sessions": ("user_id", "client", "last_activity", "expires_at"),
     # type: user, group, guest, link, email, federated, federated_group, team, room, deck.
     "shares": ("owner", "type", "password_protected"),
     "incoming_federated_shares": ("user_id",),
@@ -26,6 +27,7 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "storage_roots": ("used_bytes",),
     # bytes NULL = upload pending; created_ms in milliseconds, as media APIs filter by it.
     "media": ("user_id", "display_name", "bytes", "created_ms"),
-    # Exact past statuses: each change of a user's status and when it happened.
+    # Exact past statuses: each change of a user's status and when it happened. A deletion is
+    # status "deleted", and it outranks a change recorded at the same instant.
     "status_changes": ("user_id", "status", "changed_at"),
 }

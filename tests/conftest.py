@@ -129,7 +129,8 @@ def nextcloud_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="session")
-def synapse_pg_url(postgres_server: PostgresServer) -> str:
+def synapse_pg_url(request: pytest.FixtureRequest) -> str:
     """The real Synapse PostgreSQL fixture, restored from its pg_dump into a UTF8 database with
     C collation (the cluster's locale), as Synapse requires."""
-    return postgres_server.restore_dump("synapse_pg", SYNAPSE_PG / "dump.sql")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.restore_dump("synapse_pg", SYNAPSE_PG / "dump.sql")

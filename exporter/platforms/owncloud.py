@@ -26,7 +26,7 @@ from sqlalchemy import (
     table,
 )
 
-from exporter.platforms.base import Profile
+from exporter.platforms.base import Profile, never_expires
 
 FOLDER_MIMETYPE = "httpd/unix-directory"
 _SIZE_UNITS = {"b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3,
@@ -104,7 +104,8 @@ class OwnCloudProfile(Profile):
     def sessions(self, conn: Connection) -> Select:
         tokens = self.t("authtoken", "uid", "name", "last_activity", "type")
         return select(tokens.c.uid.label("user_id"), tokens.c.name.label("client"),
-                      tokens.c.last_activity.label("last_activity")).where(*self._live(tokens))
+                      tokens.c.last_activity.label("last_activity"),
+                      never_expires()).where(*self._live(tokens))
 
     def shares(self, conn: Connection) -> Select:
         share = self._share_table()

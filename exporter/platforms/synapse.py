@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 from exporter.config import DatabaseConfig
-from exporter.platforms.base import Profile
+from exporter.platforms.base import Profile, never_expires
 
 # Synapse's booleans are SMALLINT (0/1) in older columns and BOOLEAN in newer ones (real booleans
 # on PostgreSQL), so each column is typed as declared and compared in a way both accept.
@@ -151,7 +151,8 @@ class SynapseProfile(Profile):
         return (select(devices.c.user_id.label("user_id"),
                        func.coalesce(devices.c.user_agent, devices.c.display_name)
                        .label("client"),
-                       _seconds(devices.c.last_seen).label("last_activity"))
+                       _seconds(devices.c.last_seen).label("last_activity"),
+                       never_expires())
                 .where(devices.c.hidden.is_not(true())))
 
     def media(self, conn: Connection) -> Select:
