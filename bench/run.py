@@ -148,6 +148,9 @@ def timed(action: Callable[[], Any]) -> float:
 
 def same(floor_value: Any, ours: Any) -> bool:
     """Whether the floor's numbers are the exporter's (a subset of its keys suffices)."""
+    if isinstance(ours, list):  # samples with several labels, keyed as name=value,...
+        ours = {",".join(f"{k}={v}" for k, v in sample["labels"].items()): sample["value"]
+                for sample in ours}
     if isinstance(floor_value, dict):
         return isinstance(ours, dict) and all(
             same(v, ours.get(k, 0)) for k, v in floor_value.items())
@@ -207,7 +210,8 @@ def ratio_row(ours: list[float], floor: list[float]) -> dict[str, Any]:
     """Best of the repeats on each side (the least disturbed by other work on the machine)."""
     return {"exporter_s": min(ours), "floor_s": min(floor), "ratio": min(ours) / min(floor),
             "exporter_median_s": statistics.median(ours),
-            "floor_median_s": statistics.median(floor)}
+            "floor_median_s": statistics.median(floor),
+            "exporter_max_s": max(ours), "floor_max_s": max(floor)}
 
 
 # --- query plans ----------------------------------------------------------------------------
