@@ -273,9 +273,11 @@ def synapse_messages(db: Floor, now: float) -> dict[str, Any]:
             low = middle + 1
         else:
             high = middle
-    rows = db.all("SELECT type, COUNT(*), SUM(CASE WHEN sender LIKE :local THEN 1 ELSE 0 END), "
-                  "COUNT(DISTINCT room_id) FROM events WHERE type IN ('m.room.message', "
-                  "'m.room.encrypted') AND stream_ordering > :since GROUP BY type",
+    # Per room, then per type: a hash aggregate, where COUNT(DISTINCT room_id) would sort.
+    rows = db.all("SELECT type, SUM(n), SUM(l), COUNT(*) FROM (SELECT type, room_id, COUNT(*) "
+                  "AS n, SUM(CASE WHEN sender LIKE :local THEN 1 ELSE 0 END) AS l FROM events "
+                  "WHERE type IN ('m.room.message', 'm.room.encrypted') AND stream_ordering > "
+                  ":since GROUP BY type, room_id) r GROUP BY type",
                   local=f"%:{SERVER_NAME}", since=high)
     messages, rooms = {}, {}
     for kind, total, local, active in rows:
