@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,8 +157,9 @@ def same(floor_value: Any, ours: Any) -> bool:
     return abs(float(floor_value) - float(ours or 0)) <= 1e-9 * max(1.0, abs(float(ours or 0)))
 
 
-def measure_refresh(target: Target, platform_name: str, repeat: int,
-                    workdir: Path) -> dict[str, Any]:
+def measure_refresh(target: Target, platform_name: str, repeat: int, workdir: Path,
+                    collectors: Sequence[str] = ()) -> dict[str, Any]:
+    """Each applicable collector (those named in `collectors`, if any) against its floor."""
     raw = exporter_config(target.url, platform_name, workdir / "refresh-history.db")
     config = parse_config(raw, collector_options={n: c.options for n, c in available().items()})
     runner = Runner(config, clock=lambda: NOW, keep_history=False)
@@ -177,8 +178,9 @@ def measure_refresh(target: Target, platform_name: str, repeat: int,
 
     try:
         runner.preflight()
-        names = runner.applicable()
-        snapshot = runner.run_all()  # warm-up: caches, and dau's first-run backfill
+        names = [n for n in runner.applicable() if not collectors or n in collectors]
+        for name in names:  # warm-up: caches, and dau's first-run backfill
+            snapshot = runner.run(name)
         if snapshot.failures:
             raise RuntimeError(f"collectors failed: {snapshot.failures}")
         metrics = snapshot_json(snapshot)["metrics"]
@@ -506,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"comma-separated parts: {', '.join(PARTS)}")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each refresh")
+    parser.add_argument("--collectors", default="",
+                        help="comma-separated collectors to refresh (default: every one)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0, help="per /metrics load round")
     parser.add_argument("--data-dir", type=Path,
@@ -535,8 +539,9 @@ def main(argv: list[str] | None = None) -> int:
                 result["backends"][target.backend] = parts_result
                 if "refresh" in parts:
                     log(f"{target.backend}: refresh")
-                    parts_result["refresh"] = measure_refresh(target, args.platform, args.repeat,
-                                                              workdir)
+                    parts_result["refresh"] = measure_refresh(
+                        target, args.platform, args.repeat, workdir,
+                        [name for name in args.collectors.split(",") if name])
                 if "plans" in parts:
                     log(f"{target.backend}: query plans")
                     plans = query_plans(target, args.platform, workdir)
