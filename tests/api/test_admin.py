@@ -377,6 +377,15 @@ def test_synapse_shows_its_schema_as_such_and_top_users_by_media(tab, served, sy
         u["display_name"] or u["user_id"] for u in by_media]
     assert rows.first.locator("td").nth(1).get_attribute("title") == \
         f"{by_media[0]['media_bytes']:,} bytes"
+    # A metric with several labels: each sample by its label names and values, then its value.
+    several = {name: value for name, value in snapshot["metrics"].items()
+               if isinstance(value, list) and name.startswith("usage_")}
+    assert several
+    for name, samples in several.items():
+        chips = page.locator(f'#metrics tr[data-metric="{name}"] td').nth(1).locator(".chip")
+        expect(chips).to_have_text([
+            " · ".join(f"{k} {v}" for k, v in sample["labels"].items()).replace("_", " ")
+            + f" {sample['value']:,}" for sample in samples])
     name = "usage_user_media_bytes"
     cell = page.locator(f'#metrics tr[data-metric="{name}"] td').nth(1)
     for label, words in summary_words(name, snapshot["metrics"][name]).items():
