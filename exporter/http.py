@@ -150,9 +150,13 @@ def redacted_query(query: Mapping[str, list[str]], secrets: Iterable[str]) -> di
 
 
 def client_address(request: Request) -> str:
-    """Who is asking, for rate limits: the socket peer (no proxy header is trusted), an IPv6
+    """Who is asking, for rate limits: the socket peer (no proxy header is trusted)."""
+    return client_of(request.environ.get("REMOTE_ADDR", ""))
+
+
+def client_of(address: str) -> str:
+    """The client a peer address belongs to, for rate limits and connection shares: an IPv6
     client by its /64 network, which one host usually holds whole."""
-    address = request.environ.get("REMOTE_ADDR", "")
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -181,6 +185,13 @@ class FailedAttempts:
             if failures is None or len(failures) < self.limit:
                 return 0
             return max(0, math.ceil(failures[0] + self.window - self.clock()))
+
+    def recent(self, client: str) -> int:
+        """Failures of `client` within the window."""
+        with self._lock:
+            failures = self._failures.get(client, ())
+            since = self.clock() - self.window
+            return sum(1 for at in failures if at > since)
 
     def failed(self, client: str) -> None:
         with self._lock:

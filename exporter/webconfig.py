@@ -1,18 +1,23 @@
 """The web config file that Prometheus exporters share (exporter-toolkit's --web.config.file):
 TLS, HTTP basic auth with bcrypt hashes, and extra response headers. exporter.server applies
-them: its event loop does the TLS handshakes, `Guard` wraps the app.
+them: its event loop does the TLS handshakes, `Guard` wraps the app, `PasswordChecks` runs the
+bcrypt checks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import heapq
 import hmac
+import itertools
 import re
 import secrets
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ import bcrypt
 import structlog
 
 from exporter.config import ConfigError, Option, _Reader, boolean, read_yaml, text
+from exporter.http import FailedAttempts, HttpError
 
 log = structlog.get_logger()
 
@@ -371,9 +377,77 @@ def _basic_credentials(authorization: str | None) -> tuple[str, bytes] | None:
 StartResponse = Callable[..., Any]
 
 
+class PasswordChecks:
+    """The bcrypt checks of passwords not verified before, for the event loop: on one thread of
+    their own, so wrong passwords take at most one core and never a worker that API calls wait
+    for; clients with fewer recent wrong passwords go first; a client with `limit` wrong ones
+    within `window` seconds, or with a check already waiting, is refused (429.2) without one."""
+
+    def __init__(self, auth: BasicAuth, limit: int = 5, window: float = 60.0) -> None:
+        self.auth = auth
+        self.attempts = FailedAttempts(limit=limit, window=window)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="bcrypt")
+        self._turns: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap
+        self._numbers = itertools.count()
+        self._checking = False
+        self._waiting: set[str] = set()
+
+    async def verify(self, client: str, authorization: str | None) -> None:
+        """Check the credentials once: a right password is then known to `auth`; a wrong one
+        counts against `client`."""
+        wait = self.attempts.retry_after(client)
+        if wait:
+            raise HttpError(429.2, "Too many wrong passwords from this address; try again in "
+                            f"{wait} seconds.", retry_after=wait)
+        if client in self._waiting:
+            raise HttpError(429.2, "A password check for this address is under way; try "
+                            "again in 1 second.", retry_after=1)
+        self._waiting.add(client)
+        try:
+            await self._turn(self.attempts.recent(client))
+            try:
+                loop = asyncio.get_running_loop()
+                right = await loop.run_in_executor(self._thread, self.auth.check_header,
+                                                   authorization)
+            finally:
+                self._checking = False
+                self._next()
+        finally:
+            self._waiting.discard(client)
+        if not right:
+            self.attempts.failed(client)
+
+    async def _turn(self, failures: int) -> None:
+        turn = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._turns, (failures, next(self._numbers), turn))
+        self._next()
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # given the turn, then cancelled: pass it on
+                self._checking = False
+                self._next()
+            raise
+
+    def _next(self) -> None:
+        while not self._checking and self._turns:
+            _, _, turn = heapq.heappop(self._turns)
+            if not turn.done():
+                self._checking = True
+                turn.set_result(None)
+
+    def stop(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+
+StartResponse = Callable[..., Any]
+
+
 class Guard:
     """WSGI middleware from a web config: its headers on every response (a route's own value of
-    the same header wins, as in the exporter-toolkit), and basic auth on `guarded_paths`."""
+    the same header wins, as in the exporter-toolkit), and basic auth on `guarded_paths`. It
+    lets through only passwords verified before: the server verifies new ones first, off the
+    event loop (PasswordChecks), since a check is a bcrypt."""
 
     def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
                  web: WebConfig, guarded_paths: Iterable[str]) -> None:
@@ -382,11 +456,15 @@ class Guard:
         self.auth = BasicAuth(web.users) if web.users else None
         self.guarded_paths = frozenset(guarded_paths)
 
-    def costs_no_bcrypt(self, environ: dict[str, Any]) -> bool:
-        """Whether letting this request through costs no bcrypt: its path is not guarded, or
-        its password was verified before."""
-        return (self.auth is None or environ.get("PATH_INFO", "") not in self.guarded_paths
-                or self.auth.known(environ.get("HTTP_AUTHORIZATION")))
+    def _guarded(self, environ: dict[str, Any]) -> bool:
+        return self.auth is not None and environ.get("PATH_INFO", "") in self.guarded_paths
+
+    def unverified(self, environ: dict[str, Any]) -> bool:
+        """Whether the request brings Basic credentials for a guarded path that were not
+        verified before: they cost a bcrypt check."""
+        authorization = environ.get("HTTP_AUTHORIZATION")
+        return (self._guarded(environ) and _basic_credentials(authorization) is not None
+                and not self.auth.known(authorization))  # type: ignore[union-attr]
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
@@ -396,8 +474,8 @@ class Guard:
             extra = [(name, value) for name, value in self.headers if name.lower() not in present]
             return start_response(status, [*headers, *extra], exc_info)
 
-        if (self.auth is not None and environ.get("PATH_INFO", "") in self.guarded_paths
-                and not self.auth.check_header(environ.get("HTTP_AUTHORIZATION"))):
+        if self._guarded(environ) and not self.auth.known(  # type: ignore[union-attr]
+                environ.get("HTTP_AUTHORIZATION")):
             log.info("basic_auth_refused", route=environ.get("PATH_INFO", ""))
             body = b'{"code": 401.2, "message": "Authentication required (HTTP basic auth)."}'
             with_headers("401 Unauthorized", [

@@ -45,8 +45,11 @@ def serve() -> Iterator[Callable[..., HttpServer]]:
         server.stop()
 
 
-def connect(server: HttpServer) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+def connect(server: HttpServer, source: str = "127.0.0.1") -> socket.socket:
+    """A connection from `source`, an address of the loopback network (127.0.0.0/8): each
+    address is another client."""
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10,
+                                    source_address=(source, 0))
 
 
 def read_until_closed(sock: socket.socket) -> bytes:
@@ -285,10 +288,10 @@ def test_scrapes_and_health_checks_are_answered_while_every_worker_is_busy(serve
     assert app.served[:4] == ["/api/v1/snapshot", "/metrics", "/-/healthy", "/-/ready"]
 
 
-def test_behind_basic_auth_only_a_verified_password_skips_the_queue(serve):
-    """Checking a password the first time is a bcrypt, so that scrape waits its turn for a
-    worker like any API call (wrong passwords cannot crowd API calls out); once verified, the
-    loop answers it at once."""
+def test_behind_basic_auth_a_password_check_does_not_wait_for_the_workers(serve):
+    """Checking a password the first time is a bcrypt, run on a thread of its own: while every
+    worker is busy with API calls, a scrape with a new password gets its answer at once (200
+    right, 401 wrong), and so does one with the password verified before."""
     web = WebConfig(users={"prometheus": bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4))})
     app = HeldWorker()
     server = serve(app, threads=1, web=web)
@@ -296,29 +299,18 @@ def test_behind_basic_auth_only_a_verified_password_skips_the_queue(serve):
     right = "Basic " + base64.b64encode(b"prometheus:secret").decode()
     wrong = "Basic " + base64.b64encode(b"prometheus:guess").decode()
     try:
-        threads = [call(server, "/api/v1/snapshot", statuses)]
+        api_call = call(server, "/api/v1/snapshot", statuses)
         assert app.busy.wait(10)
-        threads += [call(server, "/metrics", statuses, Authorization=right),
-                    call(server, "/metrics", statuses, Authorization=wrong)]
-        wait_for_queue(server, 2)  # neither verified yet: both wait for the worker
+        scrapes: list[int] = []
+        for authorization in (right, wrong, right):
+            scrape = call(server, "/metrics", scrapes, Authorization=authorization)
+            scrape.join(10)
+            assert not scrape.is_alive(), "a password check waited for the busy worker"
+        assert scrapes == [200, 401, 200]
     finally:
         app.release.set()
-    for thread in threads:
-        thread.join(30)
-    assert sorted(statuses) == [200, 200, 401]
-    app.release.clear()
-    app.served.clear()
-    app.busy.clear()
-    threads = [call(server, "/api/v1/snapshot", statuses)]
-    try:
-        assert app.busy.wait(10)
-        scrape = call(server, "/metrics", statuses, Authorization=right)
-        scrape.join(10)
-        assert not scrape.is_alive(), "a verified password waited for the busy worker"
-    finally:
-        app.release.set()
-    threads[0].join(30)
-    assert statuses[3:] == [200, 200]
+    api_call.join(30)
+    assert statuses == [200]
 
 
 def test_head_204_and_304_answers_carry_no_body_even_when_the_app_gives_one(serve):
@@ -389,9 +381,9 @@ def test_shutdown_does_not_wait_for_a_worker_stuck_in_a_streamed_body(serve):
 
 def test_connections_beyond_the_limit_wait_in_the_backlog_until_one_ends(serve, monkeypatch):
     monkeypatch.setattr(server_module, "connection_limit", lambda: 2)
-    server = serve()
-    first, second = connect(server), connect(server)
-    with connect(server) as third:
+    server = serve()  # two clients: one connection each is their share of 2
+    first, second = connect(server, "127.0.0.2"), connect(server, "127.0.0.3")
+    with connect(server, "127.0.0.4") as third:
         third.sendall(b"GET /third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         third.settimeout(0.5)
         with pytest.raises(TimeoutError):
