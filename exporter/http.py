@@ -36,6 +36,7 @@ OPENMETRICS = "application/openmetrics-text"
 # Parameter names that may carry credentials: their values are never logged or stored.
 SECRET_NAME = re.compile(r"key|token|secret|pass|auth|session|signature|credential|cookie", re.I)
 MAX_PARAMETERS = 32
+METHODS = ("GET", "HEAD")  # every route's
 MAX_VALUE = 256
 
 log = structlog.get_logger()
@@ -270,12 +271,14 @@ class App:
             handler = self.routes.get(request.path)
             if handler is None:
                 raise HttpError(404.1, "Not found.")
-            if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+            if environ["REQUEST_METHOD"] not in METHODS:
                 raise HttpError(405.1, "Only GET is supported.")
             response = handler(request)
         except HttpError as error:
             response = Response.json({"code": error.code, "message": error.message}, error.status)
             response.headers += retry_after_header(error)
+            if error.status == 405:  # RFC 9110, 15.5.6: a 405 says what the route allows
+                response.headers.append(("Allow", ", ".join(METHODS)))
         headers = [("Content-Type", response.content_type), *response.headers]
         if isinstance(response.body, bytes):
             headers.append(("Content-Length", str(len(response.body))))

@@ -125,11 +125,16 @@ def test_an_http_1_0_client_gets_its_answer_and_the_connection_closes(serve):
     (b"NONSENSE\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2 * MAX_HEAD + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (n, b"a" * 8000)
+                                              for n in range(15)) + b"\r\n", 431),
+    (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505),
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
     (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1)
      + b"a" * (MAX_BODY + 1), 413),
     (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"0\r\n\r\n", 400),
-], ids=["bad request line", "bad header", "head too large", "body too large", "framed two ways"])
+], ids=["bad request line", "bad header", "head too large", "head too large in all",
+        "unknown version", "HTTP/2 as text", "body too large", "framed two ways"])
 def test_a_request_the_server_cannot_take_gets_a_json_error_and_the_connection_closes(
         serve, request_bytes, status):
     server = serve()
@@ -139,6 +144,20 @@ def test_a_request_the_server_cannot_take_gets_a_json_error_and_the_connection_c
     [(answered, body)] = responses(data)
     assert answered == status
     assert json.loads(body)["code"] == status
+
+
+def test_a_client_expecting_100_continue_gets_it_then_its_answer_on_the_same_connection(serve):
+    server = serve()
+    with connect(server) as sock:
+        sock.sendall(b"GET /with-body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        sock.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = read_until_closed(sock)
+    answers = responses(data)
+    assert [status for status, _ in answers] == [200, 200]
+    assert [json.loads(body)["PATH_INFO"] for _, body in answers] == ["/with-body", "/next"]
 
 
 def raises(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
