@@ -43,9 +43,12 @@ MAX_CONNECTIONS = 1000
 SPARE_DESCRIPTORS = 100
 # Routes that only send bytes the last refresh rendered.
 SCRAPE_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
-MAX_HEAD = 64 * 1024  # request line and headers, all of them together; the request line alone
+# The request line: room for the longest parameter the API documents (a 16,384-character paging
+# token), percent-encoded.
+MAX_LINE = 256 * 1024
+MAX_HEAD = 64 * 1024  # the header lines, all of them together
 # One header line (aiohttp's default, nginx's too) and their number: what a connection may buffer
-# before MAX_HEAD is checked on the whole head.
+# before MAX_HEAD is checked on them all.
 MAX_FIELD, MAX_HEADERS = 8190, 64
 MAX_BODY = 64 * 1024  # every route is a GET: a body is read and dropped, up to this size
 LINGER = 2.0  # seconds spent reading what a refused client still sends, before closing
@@ -342,7 +345,7 @@ class HttpServer:
     async def _serve(self) -> None:
         self._protocols = Protocols(
             self._handle, handler_cancellation=True, access_log=None,
-            keepalive_timeout=self.timeout, max_line_size=MAX_HEAD, max_field_size=MAX_FIELD,
+            keepalive_timeout=self.timeout, max_line_size=MAX_LINE, max_field_size=MAX_FIELD,
             max_headers=MAX_HEADERS, lingering_time=LINGER)
         self._loop.add_reader(self._listener, self._accept)
         await self._stopping.wait()
@@ -533,7 +536,6 @@ class HttpServer:
 
 
 def head_size(request: web.BaseRequest) -> int:
-    """The request head's size, all lines together: aiohttp bounds each line (MAX_FIELD) and
+    """The size of the request's header lines together: aiohttp bounds each (MAX_FIELD) and
     their number (MAX_HEADERS), not their sum."""
-    line = len(request.method) + len(request.raw_path) + 12
-    return line + sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+    return sum(len(name) + len(value) + 4 for name, value in request.raw_headers)

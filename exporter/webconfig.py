@@ -380,11 +380,15 @@ StartResponse = Callable[..., Any]
 class PasswordChecks:
     """The bcrypt checks of passwords not verified before, for the event loop: on one thread of
     their own, so wrong passwords take at most one core and never a worker that API calls wait
-    for; clients with fewer recent wrong passwords go first; a client with `limit` wrong ones
-    within `window` seconds, or with a check already waiting, is refused (429.2) without one."""
+    for; clients with fewer recent wrong passwords go first, and among equals the latest comes
+    first (under a flood, the first try of a new client is not queued behind every flooding
+    client's); a client with `limit` wrong ones within `window` seconds, or with a check already
+    waiting, is refused (429.2) without one, after `pause` seconds: so that guessing on many
+    connections at once cannot keep the event loop busy with refusals either."""
 
-    def __init__(self, auth: BasicAuth, limit: int = 5, window: float = 60.0) -> None:
-        self.auth = auth
+    def __init__(self, auth: BasicAuth, limit: int = 5, window: float = 60.0,
+                 pause: float = 1.0) -> None:
+        self.auth, self.pause = auth, pause
         self.attempts = FailedAttempts(limit=limit, window=window)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="bcrypt")
         self._turns: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap
@@ -397,9 +401,11 @@ class PasswordChecks:
         counts against `client`."""
         wait = self.attempts.retry_after(client)
         if wait:
+            await asyncio.sleep(self.pause)
             raise HttpError(429.2, "Too many wrong passwords from this address; try again in "
                             f"{wait} seconds.", retry_after=wait)
         if client in self._waiting:
+            await asyncio.sleep(self.pause)
             raise HttpError(429.2, "A password check for this address is under way; try "
                             "again in 1 second.", retry_after=1)
         self._waiting.add(client)
@@ -419,7 +425,7 @@ class PasswordChecks:
 
     async def _turn(self, failures: int) -> None:
         turn = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._turns, (failures, next(self._numbers), turn))
+        heapq.heappush(self._turns, (failures, -next(self._numbers), turn))
         self._next()
         try:
             await turn

@@ -17,7 +17,7 @@ import bcrypt
 import pytest
 
 from exporter import server as server_module
-from exporter.server import MAX_BODY, MAX_HEAD, HttpServer
+from exporter.server import MAX_BODY, MAX_HEAD, MAX_LINE, HttpServer
 from exporter.webconfig import WebConfig
 
 Environ = dict[str, Any]
@@ -101,6 +101,17 @@ def test_the_app_sees_the_decoded_path_the_raw_query_and_the_clients_headers(ser
     assert seen["wsgi.url_scheme"] == "http"
 
 
+def test_a_request_line_as_long_as_the_longest_documented_parameter_is_served(serve):
+    """A 16,384-character paging token of 4-byte characters, percent-encoded: 192 KiB."""
+    server = serve()
+    query = "from=" + "%F0%9F%92%A9" * 16384
+    with connect(server) as sock:
+        sock.sendall(f"GET /users?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                     .encode())
+        [(status, body)] = responses(read_until_closed(sock))
+    assert (status, json.loads(body)["QUERY_STRING"]) == (200, query)
+
+
 def test_head_gets_the_headers_and_no_body(serve):
     server = serve()
     with connect(server) as sock:
@@ -127,6 +138,7 @@ def test_an_http_1_0_client_gets_its_answer_and_the_connection_closes(serve):
     (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2 * MAX_HEAD + b"\r\n\r\n", 431),
     (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (n, b"a" * 8000)
                                               for n in range(15)) + b"\r\n", 431),
+    (b"GET /?" + b"a" * MAX_LINE + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431),
     (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505),
     (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
     (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1)
@@ -134,7 +146,7 @@ def test_an_http_1_0_client_gets_its_answer_and_the_connection_closes(serve):
     (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"0\r\n\r\n", 400),
 ], ids=["bad request line", "bad header", "head too large", "head too large in all",
-        "unknown version", "HTTP/2 as text", "body too large", "framed two ways"])
+        "request line too long", "unknown version", "HTTP/2 as text", "body too large", "framed two ways"])
 def test_a_request_the_server_cannot_take_gets_a_json_error_and_the_connection_closes(
         serve, request_bytes, status):
     server = serve()
@@ -411,3 +423,34 @@ def test_connections_beyond_the_limit_wait_in_the_backlog_until_one_ends(serve, 
         third.settimeout(10)
         assert [status for status, _ in responses(read_until_closed(third))] == [200]
     second.close()
+
+
+def closed_by_the_server(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False  # open, nothing to read
+    except ConnectionResetError:
+        return True
+
+
+def test_one_client_holding_1000_idle_sockets_leaves_room_for_another_clients_scrape(serve):
+    """The attacker gets its share (60 % of the 1,000 connections) and no more; its other
+    sockets are closed at once, and the scrape of another client is answered within 1 s."""
+    server = serve()
+    held = [connect(server, "127.0.0.2") for _ in range(1000)]
+    try:
+        began = time.monotonic()
+        with connect(server, "127.0.0.3") as scraper:
+            scraper.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answered = responses(read_until_closed(scraper))
+        elapsed = time.monotonic() - began
+        time.sleep(0.5)  # the attacker's last connections accepted, or closed
+        closed = sum(closed_by_the_server(sock) for sock in held)
+    finally:
+        for sock in held:
+            sock.close()
+    assert [status for status, _ in answered] == [200]
+    assert elapsed < 1.0
+    assert closed == 1000 - server_module.connection_limit() * 6 // 10

@@ -12,7 +12,9 @@ import json
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
+import sys
 import time
 from base64 import b64encode
 from collections.abc import Iterator
@@ -334,6 +336,43 @@ def test_basic_auth_leaves_health_and_the_api_with_its_own_keys_open(serve):
     assert get(port, "/api/v1/snapshot").status == 401  # the API's own refusal: no key
     assert json.loads(get(port, "/api/v1/snapshot").body)["code"] == 401.1
     assert get(port, "/api/v1/snapshot", Authorization=f"Bearer {API_KEY}").status == 200
+
+
+def timed_get(port: int, path: str, source: str, **headers: str) -> tuple[float, Answer]:
+    began = time.perf_counter()
+    answer = get(port, path, None, source, **headers)
+    return time.perf_counter() - began, answer
+
+
+def test_a_flood_of_wrong_passwords_slows_neither_the_api_nor_a_new_right_password(serve):
+    """120 clients with 3 connections each guessing passwords as fast as they are answered,
+    against a cost-10 hash (as
+    the exporter-toolkit suggests): bcrypt runs on a thread of its own, so API calls do not wait
+    behind it, and a client with no wrong passwords goes ahead of the guessers, which are then
+    refused without a check once they spent their budget."""
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()
+    port = serve({"basic_auth_users": {"prometheus": hashed}})
+    flood = subprocess.Popen([sys.executable, "-m", "tests.flood", str(port), "120", "3"], cwd=ROOT,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert flood.stdout is not None and flood.stdin is not None
+        assert flood.stdout.readline() == "flooding\n"
+        time.sleep(1)  # the guesses under way
+        api_calls = [timed_get(port, "/api/v1/snapshot", "127.0.0.9",
+                               Authorization=f"Bearer {API_KEY}") for _ in range(40)]
+        first_scrape = timed_get(port, "/metrics", "127.0.0.10",
+                                 Authorization=basic("prometheus", PASSWORD))
+        flood.stdin.close()
+        flooded = {int(status): count for status, count in json.loads(flood.stdout.readline()).items()}
+    finally:
+        flood.kill()
+        flood.wait(10)
+    assert {answer.status for _, answer in api_calls} == {200}
+    assert statistics.median(seconds for seconds, _ in api_calls) < 0.050
+    assert first_scrape[1].status == 200
+    assert first_scrape[0] < 1.0
+    # Guesses checked and refused (401), and many more refused without a check (429).
+    assert set(flooded) == {401, 429} and flooded[429] > flooded[401]
 
 
 def test_a_refusal_never_logs_the_password(serve):
