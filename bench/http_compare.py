@@ -6,7 +6,8 @@ database, measured interleaved in one run:
   every round), p50 and p99 of each;
 - wrk with 8 keep-alive connections, the servers in turn, when wrk is installed;
 - the API routes of the exporter, and of a baseline exporter (--baseline: another checkout,
-  such as main before a change) on the same database, interleaved the same way.
+  such as main before a change, also measured on /metrics) on the same database, interleaved
+  the same way.
 
     python bench/http_compare.py [--database nextcloud.db] [--baseline /work/main] [--runs 3]
 
@@ -186,7 +187,7 @@ def main(argv: list[str]) -> int:
             command = [*command[:2], *command[2:3], tail[0], str(port), *tail[1:]]
             stack.enter_context(process(command, port, ROOT, workdir / f"{name}.log"))
             ports[name] = port
-        scrapers = [name for name in ports if name != "baseline"]
+        scrapers = list(ports)
         runs: list[dict[str, Any]] = []
         for run in range(args.runs):
             clients = {name: Client(ports[name], "/metrics", SCRAPE_HEADERS)

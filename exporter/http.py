@@ -5,6 +5,7 @@ health routes only read the current snapshot. exporter.server serves it.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import json
@@ -253,6 +254,13 @@ class Context:
             raise
 
 
+@functools.lru_cache(maxsize=256)
+def negotiated(accept: str, accept_encoding: str) -> tuple[str, bool]:
+    """The exposition's content type and whether to gzip it, for a scrape's headers: one
+    Prometheus server sends the same ones every time, so each pair is worked out once."""
+    return choose_encoder(accept)[1], gzip_accepted(accept_encoding)
+
+
 class App:
     """The WSGI application: /metrics and health here, API routes from exporter.api."""
 
@@ -289,10 +297,11 @@ class App:
 
     def metrics(self, request: Request) -> Response:
         bodies = self.context.snapshot().bodies
-        _, content_type = choose_encoder(request.header("Accept") or "")
+        content_type, gzipped = negotiated(request.header("Accept") or "",
+                                           request.header("Accept-Encoding") or "")
         openmetrics = content_type.startswith(OPENMETRICS)
         vary = ("Vary", "Accept, Accept-Encoding")
-        if gzip_accepted(request.header("Accept-Encoding") or ""):
+        if gzipped:
             body = bodies.openmetrics_gzip if openmetrics else bodies.text_gzip
             return Response(200, body, content_type, [("Content-Encoding", "gzip"), vary])
         return Response(200, bodies.openmetrics if openmetrics else bodies.text, content_type,

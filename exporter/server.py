@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import re
 import resource
 import socket
 import sys
@@ -53,7 +54,8 @@ MAX_FIELD, MAX_HEADERS = 8190, 64
 MAX_BODY = 64 * 1024  # every route is a GET: a body is read and dropped, up to this size
 LINGER = 2.0  # seconds spent reading what a refused client still sends, before closing
 SERVER = "usage-exporter"
-HTTP_VERSIONS = (HttpVersion10, HttpVersion11)
+UNSAFE_IN_HEADER = re.compile("[\r\n\0]")  # would split the head or end it
+PROTOCOLS = {HttpVersion10: "HTTP/1.0", HttpVersion11: "HTTP/1.1"}  # SERVER_PROTOCOL
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -158,9 +160,9 @@ class Answer:
             raise exc_info[1].with_traceback(exc_info[2])
         code, _, self.reason = status.partition(" ")
         for name, value in headers:
-            if not name.isascii() or any(c in f"{name}{value}" for c in "\r\n\0"):
+            if not name.isascii() or UNSAFE_IN_HEADER.search(name + value):
                 raise RuntimeError("a response header with a line break or NUL")
-        self.status, self.headers = int(code), [(SERVER_HEADER, SERVER), *headers]
+        self.status, self.headers = int(code), [("Server", SERVER), *headers]
         return self._refuse_write
 
     @staticmethod
@@ -182,7 +184,6 @@ class Answer:
         return getattr(self._body, "close", None)
 
 
-SERVER_HEADER = "Server"
 
 
 def refusal(status: int, error: HttpError | None = None) -> web.Response:
@@ -191,7 +192,7 @@ def refusal(status: int, error: HttpError | None = None) -> web.Response:
     code, message = ((error.code, error.message) if error is not None
                      else (float(status), HTTPStatus(status).phrase + "."))
     response = web.Response(status=status, body=encode_json({"code": code, "message": message}),
-                            headers=[(SERVER_HEADER, SERVER), ("Content-Type", "application/json"),
+                            headers=[("Server", SERVER), ("Content-Type", "application/json"),
                                      *(retry_after_header(error) if error else [])])
     if error is None:
         response.force_close()
@@ -293,6 +294,10 @@ class HttpServer:
         self._loop = uvloop.new_event_loop()
         self._stopping = asyncio.Event()
         self._transports: set[asyncio.BaseTransport] = set()
+        self._constant_environ: Environ = {
+            "SCRIPT_NAME": "", "SERVER_NAME": self._name[0], "SERVER_PORT": str(self._name[1]),
+            "wsgi.version": (1, 0), "wsgi.url_scheme": self.scheme, "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False}
         self._opening: set[asyncio.Task[None]] = set()
         self._thread: threading.Thread | None = None
 
@@ -428,7 +433,7 @@ class HttpServer:
     # --- requests ---
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.version not in HTTP_VERSIONS:
+        if request.version not in PROTOCOLS:
             return refusal(505)
         if head_size(request) > MAX_HEAD:
             return refusal(431)
@@ -506,24 +511,13 @@ class HttpServer:
         path, _, query = target.partition("?")
         peer = request.transport.get_extra_info("peername") if request.transport else None
         address = peer[:2] if peer else ("", 0)
-        environ: Environ = {
-            "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
-            "QUERY_STRING": query,
-            "SERVER_NAME": self._name[0],
-            "SERVER_PORT": str(self._name[1]),
-            "SERVER_PROTOCOL": f"HTTP/{request.version.major}.{request.version.minor}",
-            "REMOTE_ADDR": address[0],
-            "REMOTE_PORT": str(address[1]),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": self.scheme,
-            "wsgi.input": io.BytesIO(),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
+        environ = self._constant_environ.copy()
+        environ["REQUEST_METHOD"] = request.method
+        environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1") if "%" in path else path
+        environ["QUERY_STRING"] = query
+        environ["SERVER_PROTOCOL"] = PROTOCOLS[request.version]
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = address[0], str(address[1])
+        environ["wsgi.input"] = io.BytesIO()
         for raw_name, raw_value in request.raw_headers:
             name = raw_name.decode("latin-1").upper()
             if "_" in name:  # would pass for the same variable as its dashed twin
