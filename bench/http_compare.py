@@ -222,13 +222,16 @@ def main(argv: list[str]) -> int:
     results.mkdir(exist_ok=True)
     out = results / f"http-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"/metrics, {len(body):,} bytes; medians of {args.runs} runs [range]; ratio to floor")
+    print(f"/metrics, {len(body):,} bytes; medians of {args.runs} runs [range]; the ratio to "
+          "the floor taken in each run")
     for section in ("one_connection", "wrk8"):
         for name, found in summary[section].items():
-            base = summary[section]["floor"]
-            cells = [f"{p} {v['median']:.3f} [{v['min']:.3f}-{v['max']:.3f}] "
-                     f"({v['median'] / base[p]['median']:.2f}x)" for p, v in found.items()
-                     if p != "rps"]
+            cells = []
+            for p in ("p50_ms", "p99_ms"):
+                ratios = [run[section][name][p] / run[section]["floor"][p] for run in runs]
+                cells.append(f"{p} {found[p]['median']:.3f} [{found[p]['min']:.3f}-"
+                             f"{found[p]['max']:.3f}] ({statistics.median(ratios):.2f}x "
+                             f"[{min(ratios):.2f}-{max(ratios):.2f}])")
             print(f"{section:15} {name:17} " + "  ".join(cells))
     for route, found in summary["api"].items():
         for name, values in found.items():
