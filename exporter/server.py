@@ -10,6 +10,7 @@ left here is policy:
   last tenth is kept for clients holding none yet (a Prometheus server holds one);
 - basic auth: a password not verified before is checked by bcrypt on a thread of its own
   (webconfig.PasswordChecks), never on a worker;
+- a client certificate naming none of client_allowed_sans is refused before any request;
 - refusals in the native API's JSON error shape, and the app: a WSGI callable
   (exporter.http.App).
 """
@@ -214,6 +215,8 @@ class Protocol(web.RequestHandler):
     connection ends."""
 
     released: Callable[[], None] = staticmethod(lambda: None)
+    # Whether a client may be served, from its verified certificate (client_allowed_sans).
+    admits: Callable[[Any], bool] = staticmethod(lambda peer_certificate: True)
 
     def handle_error(self, request: web.BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
@@ -223,6 +226,12 @@ class Protocol(web.RequestHandler):
         if status == 500 and exc is not None:
             log.error("request_failed", route=request.path, error=describe_error(exc))
         return refusal(parse_error_status(exc) if status == 400 else status)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Here, before any request is read from it.
+        if not self.admits(transport.get_extra_info("peercert")):
+            transport.abort()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
@@ -412,6 +421,8 @@ class HttpServer:
         def protocol() -> Protocol:
             made = self._protocols()
             made.released = release
+            if self._certificates is not None:
+                made.admits = self._certificates.admits
             return made
 
         try:

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import heapq
 import hmac
+import ipaddress
 import itertools
 import re
 import secrets
@@ -53,8 +54,6 @@ UNSUPPORTED = {
     "cipher_suites": "is not supported by usage-exporter (OpenSSL's defaults apply); "
                      "set min_version: TLS13 to allow only TLS 1.3 suites",
     "curve_preferences": "is not supported by usage-exporter (OpenSSL's defaults apply)",
-    "client_allowed_sans": "is not supported by usage-exporter; give client_ca_file a CA that "
-                           "signs only the clients you allow",
 }
 UNSUPPORTED_CLIENT_AUTH = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
 BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
@@ -75,6 +74,17 @@ class TlsSettings:
     min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     max_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
     prefer_server_cipher_suites: bool = True
+    # A client certificate must name one of these (DNS name, IP address, email or URI); empty:
+    # any certificate the client CA signed.
+    client_allowed_sans: tuple[str, ...] = ()
+
+    def allows(self, peer_certificate: Mapping[str, Any] | None) -> bool:
+        """Whether a verified client certificate (as ssl's getpeercert() gives it) names an
+        allowed SAN, as the exporter-toolkit checks it."""
+        if not self.client_allowed_sans:
+            return True
+        names = {_san(value) for _, value in (peer_certificate or {}).get("subjectAltName", ())}
+        return not names.isdisjoint(_san(value) for value in self.client_allowed_sans)
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -135,6 +145,20 @@ class TlsSettings:
         yield "key_file", self.key_file
         if self.client_ca_file is not None:
             yield "client_ca_file", self.client_ca_file
+
+
+def _san(value: str) -> str:
+    """A SAN as compared: an IP address in one spelling (ssl writes IPv6 ones in full)."""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return value
+
+
+def san_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("expected a list of SANs (DNS names, IP addresses, emails or URIs)")
+    return tuple(value)
 
 
 def _key_problem(key_file: Path, error: ssl.SSLError) -> str:
@@ -209,6 +233,7 @@ def _tls(node: Any, reader: _Reader) -> TlsSettings | None:
         "min_version": Option(tls_version, ssl.TLSVersion.TLSv1_2),
         "max_version": Option(tls_version, ssl.TLSVersion.TLSv1_3),
         "prefer_server_cipher_suites": Option(boolean, True),
+        "client_allowed_sans": Option(san_list, ()),
     })
     if len(reader.problems) > problems_before:
         return None  # the checks below would only repeat a problem already told
@@ -219,6 +244,9 @@ def _tls(node: Any, reader: _Reader) -> TlsSettings | None:
     if ca_file is None and client_auth != ssl.CERT_NONE:
         reader.problem("tls_server_config.client_ca_file",
                        "is required to verify client certificates")
+    if values["client_allowed_sans"] and client_auth != ssl.CERT_REQUIRED:
+        reader.problem("tls_server_config.client_allowed_sans",
+                       "needs client_auth_type: RequireAndVerifyClientCert")
     if values["min_version"] > values["max_version"]:
         reader.problem("tls_server_config.min_version", "is above max_version")
     return TlsSettings(
@@ -229,6 +257,7 @@ def _tls(node: Any, reader: _Reader) -> TlsSettings | None:
         min_version=values["min_version"],
         max_version=values["max_version"],
         prefer_server_cipher_suites=values["prefer_server_cipher_suites"],
+        client_allowed_sans=values["client_allowed_sans"],
     )
 
 
@@ -516,3 +545,11 @@ class Certificates:
                 log.warning("tls_reload_failed", problems=error.problems,
                             kept="the certificate read before")
         return self._context
+
+    def admits(self, peer_certificate: Mapping[str, Any] | None) -> bool:
+        """Whether a client whose handshake passed may be served: client_allowed_sans."""
+        if self._tls.allows(peer_certificate):
+            return True
+        log.info("client_certificate_refused", reason="no SAN of tls_server_config."
+                 "client_allowed_sans in the client certificate")
+        return False

@@ -59,8 +59,10 @@ class Issued:
 
 
 def issue(directory: Path, name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
-          | None = None, *, server: bool = False) -> Issued:
-    """A certificate for `name` signed by `issuer` (self-signed CA when None), in PEM files."""
+          | None = None, *, server: bool = False,
+          sans: tuple[x509.GeneralName, ...] = ()) -> Issued:
+    """A certificate for `name` signed by `issuer` (self-signed CA when None), in PEM files; a
+    server's names 127.0.0.1 and localhost, a client's `sans`."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
@@ -76,9 +78,9 @@ def issue(directory: Path, name: str, issuer: tuple[x509.Certificate, ec.Ellipti
         builder = builder.issuer_name(issuer[0].subject)
         signer = issuer[1]
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False)
+        sans = (x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"))
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
     cert = builder.sign(signer, hashes.SHA256())
     issued = Issued(directory / f"{name}.crt", directory / f"{name}.key")
     issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -235,6 +237,22 @@ def test_client_certificates_are_required_and_must_be_signed_by_the_client_ca(se
         # TLS 1.3 clients learn of the refusal when they read: either way no answer comes.
         assert unanswered(port, pki.client_context(client))
     assert get(port, context=pki.client_context(pki.client)).status == 200
+
+
+def test_client_allowed_sans_admits_only_client_certificates_naming_one(serve, pki, tmp_path):
+    signed = load(pki.ca)
+    allowed = issue(tmp_path, "prometheus", signed,
+                    sans=(x509.DNSName("prometheus.example"),))
+    by_ip = issue(tmp_path, "by-ip", signed, sans=(x509.IPAddress(ipaddress.ip_address("::1")),))
+    other = issue(tmp_path, "other", signed, sans=(x509.DNSName("grafana.example"),))
+    port = serve(tls(client_auth_type="RequireAndVerifyClientCert", client_ca_file="ca.crt",
+                     client_allowed_sans=["prometheus.example", "0:0:0:0:0:0:0:1"]))
+    with structlog.testing.capture_logs() as logs:
+        for client in (other, pki.client):  # another SAN; none at all
+            assert unanswered(port, pki.client_context(client))
+    assert [entry["event"] for entry in logs] == ["client_certificate_refused"] * 2
+    for client in (allowed, by_ip):
+        assert get(port, context=pki.client_context(client)).status == 200
 
 
 def test_a_ca_in_the_servers_own_chain_is_not_trusted_for_client_certificates(
@@ -408,7 +426,17 @@ BAD_FILES = {
                                "cert_fiel": "x"}},
         "tls_server_config.cert_fiel: unknown key (known keys: cert_file, key_file, "
         "client_auth_type, client_ca_file, min_version, max_version, "
-        "prefer_server_cipher_suites)"),
+        "prefer_server_cipher_suites, client_allowed_sans)"),
+    "allowed SANs without verified client certificates": (
+        tls(client_auth_type="VerifyClientCertIfGiven", client_ca_file="ca.crt",
+            client_allowed_sans=["prometheus.example"]),
+        "tls_server_config.client_allowed_sans: needs client_auth_type: "
+        "RequireAndVerifyClientCert"),
+    "allowed SANs not a list": (
+        tls(client_auth_type="RequireAndVerifyClientCert", client_ca_file="ca.crt",
+            client_allowed_sans="prometheus.example"),
+        "tls_server_config.client_allowed_sans: expected a list of SANs (DNS names, IP "
+        "addresses, emails or URIs)"),
     "unknown section": (
         {"basic_auth": {"a": HASH}},
         "basic_auth: unknown key (known keys: tls_server_config, http_server_config, "
