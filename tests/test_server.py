@@ -146,7 +146,8 @@ def test_an_http_1_0_client_gets_its_answer_and_the_connection_closes(serve):
     (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"0\r\n\r\n", 400),
 ], ids=["bad request line", "bad header", "head too large", "head too large in all",
-        "request line too long", "unknown version", "HTTP/2 as text", "body too large", "framed two ways"])
+        "request line too long", "unknown version", "HTTP/2 as text", "body too large",
+        "framed two ways"])
 def test_a_request_the_server_cannot_take_gets_a_json_error_and_the_connection_closes(
         serve, request_bytes, status):
     server = serve()

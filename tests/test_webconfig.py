@@ -381,7 +381,8 @@ def test_a_flood_of_wrong_passwords_slows_neither_the_api_nor_a_new_right_passwo
         first_scrape = timed_get(port, "/metrics", "127.0.0.10",
                                  Authorization=basic("prometheus", PASSWORD))
         flood.stdin.close()
-        flooded = {int(status): count for status, count in json.loads(flood.stdout.readline()).items()}
+        flooded = {int(status): count
+                   for status, count in json.loads(flood.stdout.readline()).items()}
     finally:
         flood.kill()
         flood.wait(10)
