@@ -45,14 +45,22 @@ HEADERS: Mapping[str, tuple[str, ...] | None] = {
     "X-XSS-Protection": None,
     "Content-Security-Policy": None,
 }
+# The TLS 1.2 suites cipher_suites may name, by Go's names (as in the exporter-toolkit) with
+# OpenSSL's: the forward-secret AEAD ones. Like Go, the list leaves TLS 1.3's suites alone.
+CIPHER_SUITES = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+}
 # exporter-toolkit keys this server cannot honour, and what to do instead.
 UNSUPPORTED = {
     "rate_limit": "is not supported by usage-exporter; rate-limit in a reverse proxy",
     "cert": "inline PEM is not supported by usage-exporter; give cert_file",
     "key": "inline PEM is not supported by usage-exporter; give key_file",
     "client_ca": "inline PEM is not supported by usage-exporter; give client_ca_file",
-    "cipher_suites": "is not supported by usage-exporter (OpenSSL's defaults apply); "
-                     "set min_version: TLS13 to allow only TLS 1.3 suites",
     "curve_preferences": "is not supported by usage-exporter (OpenSSL's defaults apply)",
 }
 UNSUPPORTED_CLIENT_AUTH = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
@@ -77,6 +85,7 @@ class TlsSettings:
     # A client certificate must name one of these (DNS name, IP address, email or URI); empty:
     # any certificate the client CA signed.
     client_allowed_sans: tuple[str, ...] = ()
+    cipher_suites: tuple[str, ...] = ()  # OpenSSL names; empty: OpenSSL's defaults
 
     def allows(self, peer_certificate: Mapping[str, Any] | None) -> bool:
         """Whether a verified client certificate (as ssl's getpeercert() gives it) names an
@@ -124,6 +133,8 @@ class TlsSettings:
         context.minimum_version, context.maximum_version = self.min_version, self.max_version
         if self.prefer_server_cipher_suites:
             context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+        if self.cipher_suites:
+            context.set_ciphers(":".join(self.cipher_suites))
         context.set_alpn_protocols(["http/1.1"])
         try:
             # An empty password: an encrypted key fails here instead of prompting on a terminal.
@@ -153,6 +164,17 @@ def _san(value: str) -> str:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
         return value
+
+
+def cipher_suite_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError("expected a list of cipher suite names such as "
+                         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+    unknown = [name for name in value if name not in CIPHER_SUITES]
+    if unknown:
+        raise ValueError(f"not supported: {', '.join(map(str, unknown))} (supported: "
+                         f"{', '.join(CIPHER_SUITES)})")
+    return tuple(CIPHER_SUITES[name] for name in value)
 
 
 def san_list(value: Any) -> tuple[str, ...]:
@@ -234,6 +256,7 @@ def _tls(node: Any, reader: _Reader) -> TlsSettings | None:
         "max_version": Option(tls_version, ssl.TLSVersion.TLSv1_3),
         "prefer_server_cipher_suites": Option(boolean, True),
         "client_allowed_sans": Option(san_list, ()),
+        "cipher_suites": Option(cipher_suite_list, ()),
     })
     if len(reader.problems) > problems_before:
         return None  # the checks below would only repeat a problem already told
@@ -258,6 +281,7 @@ def _tls(node: Any, reader: _Reader) -> TlsSettings | None:
         max_version=values["max_version"],
         prefer_server_cipher_suites=values["prefer_server_cipher_suites"],
         client_allowed_sans=values["client_allowed_sans"],
+        cipher_suites=values["cipher_suites"],
     )
 
 

@@ -230,6 +230,20 @@ def test_min_version_tls13_refuses_a_tls12_client(serve, pki):
     assert get(serve(tls()), context=tls12).status == 200
 
 
+def test_cipher_suites_limit_what_a_tls12_client_may_use(serve, pki):
+    port = serve(tls(cipher_suites=["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]))
+
+    def tls12_client(openssl_ciphers: str) -> ssl.SSLContext:
+        context = pki.client_context(maximum_version=ssl.TLSVersion.TLSv1_2)
+        context.set_ciphers(openssl_ciphers)
+        return context
+
+    assert unanswered(port, tls12_client("ECDHE-ECDSA-AES128-GCM-SHA256"))
+    assert get(port, context=tls12_client("ECDHE-ECDSA-AES256-GCM-SHA384")).status == 200
+    # TLS 1.3 has suites of its own, which the list leaves alone (as in the exporter-toolkit).
+    assert get(port, context=pki.client_context()).status == 200
+
+
 def test_client_certificates_are_required_and_must_be_signed_by_the_client_ca(serve, pki):
     port = serve(tls(client_auth_type="RequireAndVerifyClientCert",
                      client_ca_file="ca.crt"))
@@ -427,7 +441,14 @@ BAD_FILES = {
                                "cert_fiel": "x"}},
         "tls_server_config.cert_fiel: unknown key (known keys: cert_file, key_file, "
         "client_auth_type, client_ca_file, min_version, max_version, "
-        "prefer_server_cipher_suites, client_allowed_sans)"),
+        "prefer_server_cipher_suites, client_allowed_sans, cipher_suites)"),
+    "a cipher suite that is not forward-secret AEAD": (
+        tls(cipher_suites=["TLS_RSA_WITH_AES_128_CBC_SHA"]),
+        "tls_server_config.cipher_suites: not supported: TLS_RSA_WITH_AES_128_CBC_SHA "
+        "(supported: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, "
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, "
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, "
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256)"),
     "allowed SANs without verified client certificates": (
         tls(client_auth_type="VerifyClientCertIfGiven", client_ca_file="ca.crt",
             client_allowed_sans=["prometheus.example"]),
