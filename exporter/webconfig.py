@@ -16,7 +16,6 @@ import itertools
 import re
 import secrets
 import ssl
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -374,14 +373,13 @@ def load_web_config(path: Path) -> WebConfig:
 class BasicAuth:
     """Checks user and password against bcrypt hashes. A bcrypt check is slow on purpose, so
     the keyed digest of each user's last verified password is kept and compared in constant
-    time: a scrape costs a bcrypt once, not every time. Only one bcrypt runs at a time, so
-    guessing cannot take more than one core."""
+    time: a scrape costs a bcrypt once, not every time. PasswordChecks bounds how many checks
+    run at once."""
 
     def __init__(self, users: Mapping[str, bytes]) -> None:
         self._users = dict(users)
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
-        self._bcrypt_lock = threading.Lock()
 
     def _digest(self, user: str, password: bytes) -> bytes:
         return hmac.new(self._key, user.encode() + b"\0" + password, hashlib.sha256).digest()
@@ -395,8 +393,7 @@ class BasicAuth:
         if self._known(user, password):
             return True
         hashed = self._users.get(user)
-        with self._bcrypt_lock:
-            match = bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed or DECOY_HASH)
+        match = bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed or DECOY_HASH)
         if match and hashed is not None:
             self._verified[user] = self._digest(user, password)
             return True
@@ -431,22 +428,24 @@ StartResponse = Callable[..., Any]
 
 
 class PasswordChecks:
-    """The bcrypt checks of passwords not verified before, for the event loop: on one thread of
-    their own, so wrong passwords take at most one core and never a worker that API calls wait
-    for; clients with fewer recent wrong passwords go first, and among equals the latest comes
-    first (under a flood, the first try of a new client is not queued behind every flooding
-    client's); a client with `limit` wrong ones within `window` seconds, or with a check already
-    waiting, is refused (429.2) without one, after `pause` seconds: so that guessing on many
-    connections at once cannot keep the event loop busy with refusals either."""
+    """The bcrypt checks of passwords not verified before, for the event loop, on two threads of
+    their own (never on a worker that API calls wait for): one for any client, one kept for
+    clients without recent wrong passwords, so that a new client does not wait for a guesser's
+    check to end, and guessing takes one core (and a check per new address). Clients with fewer
+    recent wrong passwords go first, and among equals the latest comes first (under a flood, the
+    first try of a new client is not queued behind every flooding client's). A client with
+    `limit` wrong ones within `window` seconds, or with a check already waiting, is refused
+    (429.2) without one, after `pause` seconds: so that guessing on many connections at once
+    cannot keep the event loop busy with refusals either."""
 
     def __init__(self, auth: BasicAuth, limit: int = 5, window: float = 60.0,
                  pause: float = 1.0) -> None:
         self.auth, self.pause = auth, pause
         self.attempts = FailedAttempts(limit=limit, window=window)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="bcrypt")
-        self._turns: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap
+        self._threads = ThreadPoolExecutor(2, thread_name_prefix="bcrypt")
+        self._turns: list[tuple[int, int, asyncio.Future[str]]] = []  # a heap
         self._numbers = itertools.count()
-        self._checking = False
+        self._free = {ANY_CLIENT: True, NEW_CLIENTS: True}  # the two threads' lanes
         self._waiting: set[str] = set()
 
     async def verify(self, client: str, authorization: str | None) -> None:
@@ -463,40 +462,52 @@ class PasswordChecks:
                             "again in 1 second.", retry_after=1)
         self._waiting.add(client)
         try:
-            await self._turn(self.attempts.recent(client))
+            lane = await self._turn(self.attempts.recent(client))
             try:
                 loop = asyncio.get_running_loop()
-                right = await loop.run_in_executor(self._thread, self.auth.check_header,
+                right = await loop.run_in_executor(self._threads, self.auth.check_header,
                                                    authorization)
             finally:
-                self._checking = False
-                self._next()
+                self._release(lane)
         finally:
             self._waiting.discard(client)
         if not right:
             self.attempts.failed(client)
 
-    async def _turn(self, failures: int) -> None:
-        turn = asyncio.get_running_loop().create_future()
+    async def _turn(self, failures: int) -> str:
+        turn: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._turns, (failures, -next(self._numbers), turn))
         self._next()
         try:
-            await turn
+            return await turn
         except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():  # given the turn, then cancelled: pass it on
-                self._checking = False
-                self._next()
+            if turn.done() and not turn.cancelled():  # given a lane, then cancelled: free it
+                self._release(turn.result())
             raise
 
+    def _release(self, lane: str) -> None:
+        self._free[lane] = True
+        self._next()
+
     def _next(self) -> None:
-        while not self._checking and self._turns:
-            _, _, turn = heapq.heappop(self._turns)
-            if not turn.done():
-                self._checking = True
-                turn.set_result(None)
+        while self._turns:
+            failures, _, turn = self._turns[0]
+            if turn.done():  # cancelled while waiting
+                heapq.heappop(self._turns)
+                continue
+            lane = (ANY_CLIENT if self._free[ANY_CLIENT] else
+                    NEW_CLIENTS if self._free[NEW_CLIENTS] and failures == 0 else None)
+            if lane is None:
+                return
+            heapq.heappop(self._turns)
+            self._free[lane] = False
+            turn.set_result(lane)
 
     def stop(self) -> None:
-        self._thread.shutdown(wait=False, cancel_futures=True)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+ANY_CLIENT, NEW_CLIENTS = "any client", "clients without recent wrong passwords"
 
 
 StartResponse = Callable[..., Any]
