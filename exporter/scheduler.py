@@ -1,7 +1,7 @@
-"""One APScheduler job per collector: its own interval and jitter, never two runs at once, and
-exponential backoff while its queries keep failing. While the database cannot be reached there is
-no backoff: a refused connection costs the database nothing, and probing every interval brings
-the values (and usage_database_up) back within one interval of the database's return."""
+"""One APScheduler job per collector: its own interval and jitter (or cron schedule), never two
+runs at once, and exponential backoff while its queries keep failing. While the database cannot
+be reached there is no backoff: a refused connection costs the database nothing, and probing on
+schedule brings the values (and usage_database_up) back within one interval of its return."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from exporter.config import CollectorConfig
 from exporter.runner import Runner
 
 MAX_BACKOFF_SECONDS = 300.0
@@ -20,6 +23,14 @@ MAX_BACKOFF_SECONDS = 300.0
 def backoff_delay(interval: float, consecutive_failures: int) -> float:
     """After n failures in a row wait interval * 2**n, capped at max(interval, 5 minutes)."""
     return min(interval * 2 ** consecutive_failures, max(interval, MAX_BACKOFF_SECONDS))
+
+
+def trigger(config: CollectorConfig) -> BaseTrigger:
+    """Its cron schedule (in UTC) if it has one, else its interval. Either way a collector also
+    runs at start-up, so /metrics is complete before the first scheduled time."""
+    if config.schedule is not None:
+        return CronTrigger.from_crontab(config.schedule, timezone=UTC)
+    return IntervalTrigger(seconds=config.interval, jitter=config.jitter)
 
 
 class Scheduler:
@@ -31,8 +42,7 @@ class Scheduler:
         for name in runner.applicable():
             config = runner.collectors[name].config
             self.scheduler.add_job(
-                self._run, IntervalTrigger(seconds=config.interval, jitter=config.jitter),
-                args=[name], id=name, name=name, next_run_time=now,
+                self._run, trigger(config), args=[name], id=name, name=name, next_run_time=now,
                 misfire_grace_time=max(1, int(config.interval / 2)))
 
     def _run(self, name: str) -> None:
