@@ -14,6 +14,10 @@ from importlib.metadata import entry_points
 from collectors.base import Collector
 from collectors.dau import DauCollector
 from collectors.media import MediaCollector
+from collectors.messages import MessagesCollector
+from collectors.registrations import RegistrationsCollector
+from collectors.retention import RetentionCollector
+from collectors.rooms import RoomsCollector
 from collectors.sessions import SessionsCollector
 from collectors.shares import SharesCollector
 from collectors.storage import StorageCollector
@@ -21,7 +25,9 @@ from collectors.users import UsersCollector
 
 ENTRY_POINT_GROUP = "usage_exporter.collectors"
 BUILT_IN: tuple[type[Collector], ...] = (UsersCollector, SessionsCollector, SharesCollector,
-                                         StorageCollector, DauCollector, MediaCollector)
+                                         StorageCollector, DauCollector, MediaCollector,
+                                         RegistrationsCollector, RetentionCollector,
+                                         RoomsCollector, MessagesCollector)
 
 
 def available() -> dict[str, type[Collector]]:

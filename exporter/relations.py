@@ -33,4 +33,17 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     # Exact past statuses: each change of a user's status and when it happened. A deletion is
     # status "deleted", and it outranks a change recorded at the same instant.
     "status_changes": ("user_id", "status", "changed_at"),
+    # How each account was registered: type native, guest or bridged (by an application service,
+    # a bridge); created_at NULL = unknown.
+    "registrations": ("type", "created_at"),
+    # Every room the server knows of, one row each.
+    "rooms": ("room_id",),
+    # Every event of every room: position is its place in the order the server received events,
+    # received_ms when it did (milliseconds).
+    "event_stream": ("position", "received_ms"),
+    # The message events among them; encrypted 1/0; local 1 if an account of this server sent it.
+    "messages": ("position", "room_id", "encrypted", "local"),
+    # One row per user, device and UTC day seen (day_ms: 00:00 UTC, milliseconds); client: the
+    # device's app, android, ios, electron or web, NULL when unknown.
+    "daily_visits": ("user_id", "day_ms", "client"),
 }

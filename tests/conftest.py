@@ -71,6 +71,14 @@ def sqlite_execute(path: Path, *statements: str) -> None:
         db.close()
 
 
+def changed_copy(database: Path, directory: Path, *statements: str) -> str:
+    """A private copy of a fixture database with `statements` applied; its SQLAlchemy URL."""
+    copy = directory / database.name
+    shutil.copyfile(database, copy)
+    sqlite_execute(copy, *statements)
+    return f"sqlite:///{copy}"
+
+
 @pytest.fixture(scope="session")
 def nextcloud_now() -> int:
     """The instant Nextcloud's answers were captured at: every time window is measured from it."""
