@@ -8,8 +8,8 @@ What it measures (each against a floor measured in the same run):
   refresh    each collector's run and all of them (Runner.run) against the same aggregates as
              hand-written SQL on the same kind of connection (bench/floor.py);
   metrics    /metrics latency p50/p99 and throughput under concurrent keep-alive clients (wrk
-             when installed, else a bounded Python load loop) against the same bytes served as
-             a static response by the same HTTP server (bench/static_server.py);
+             when installed, else a bounded Python load loop) against the same bytes sent by
+             a minimal asyncio server (bench/http_floor.py);
   users-csv  /api/v1/users?limit=100 and the whole /api/v1/users.csv: time, and the daemon's RSS
              before, at its peak during, and after the download (sampled from /proc);
   rss        the daemon's RSS once every collector has run;
@@ -372,7 +372,7 @@ def measure_metrics(daemon: Daemon, workdir: Path, connections: int, seconds: fl
     body_file.write_bytes(body)
     port = free_port()
     static = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "static_server.py"), str(body_file), str(port),
+        [sys.executable, str(ROOT / "bench" / "http_floor.py"), str(body_file), str(port),
          headers["Content-Type"], *([headers["Content-Encoding"]]
                                     if "Content-Encoding" in headers else [])],
         cwd=ROOT, stdin=subprocess.DEVNULL)
@@ -403,12 +403,12 @@ def wait_static(port: int, process: subprocess.Popen, timeout: float = 30) -> No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the static server exited with code {process.returncode}")
+            raise RuntimeError(f"the floor server exited with code {process.returncode}")
         with contextlib.suppress(OSError):
             if get(port, "/metrics")[0] == 200:
                 return
         time.sleep(0.1)
-    raise TimeoutError("the static server did not answer")
+    raise TimeoutError("the floor server did not answer")
 
 
 # --- 3. users API and users.csv -------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The /metrics floor: the exporter's own HTTP server (exporter.server.HttpServer) serving
-one constant body, so the benchmark measures what the exporter adds on top of its server.
+"""The exporter's own HTTP server (exporter.server.HttpServer) serving one constant body: the
+floor of the route comparisons (compare_synapse.py, sidebyside.py), which measure what a route
+adds on top of the server. The /metrics floor is bench/http_floor.py, independent of our code.
 
     python bench/static_server.py BODY_FILE PORT CONTENT_TYPE [CONTENT_ENCODING]
 """

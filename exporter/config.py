@@ -123,6 +123,35 @@ def database_url(value: Any) -> str:
     return value
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+SERVER_FAMILIES = {"postgresql": ("postgresql", 5432), "mysql": ("mysql", 3306),
+                   "mariadb": ("mysql", 3306)}
+
+
+def same_database(first: str, second: str) -> bool:
+    """Whether two URLs name one database: the same SQLite file however spelled (a link, a
+    relative path), or the same database on the same server, default ports and loopback names
+    filled in."""
+    a, b = make_url(first), make_url(second)
+    if a.get_backend_name() == "sqlite" or b.get_backend_name() == "sqlite":
+        files = [url.database for url in (a, b) if url.get_backend_name() == "sqlite"
+                 and url.database not in (None, "", ":memory:")]
+        if len(files) < 2:
+            return False
+        try:
+            return os.path.samefile(*files)
+        except OSError:  # not created yet: compare where they would be
+            return Path(files[0]).resolve() == Path(files[1]).resolve()
+
+    def where(url: URL) -> tuple[Any, ...]:
+        family, port = SERVER_FAMILIES[url.get_backend_name()]
+        host = url.host or "localhost"
+        return (family, "localhost" if host in LOOPBACK_NAMES else host.lower(),
+                url.port or port, url.database)
+
+    return where(a) == where(b)
+
+
 def listen_address(value: Any) -> tuple[str, int]:
     """'host:port', ':port' (all interfaces) or '[v6]:port'."""
     match = re.fullmatch(r"\[?([^\]]*?)\]?:(\d{1,5})", text(value).strip())
@@ -285,9 +314,20 @@ class _Reader:
         if not isinstance(inline, str) or len(inline) < 16:
             self.problem(path, "a secret must be a string of at least 16 characters")
             return None
+        if not inline.strip():
+            self.problem(path, "a secret of only spaces is refused")
+            return None
+        if not VISIBLE_ASCII.fullmatch(inline):
+            # A header value is read as bytes, not UTF-8: a non-ASCII secret would never match,
+            # and a space inside one would not survive Authorization: Bearer.
+            self.problem(path, "a secret may only hold visible ASCII characters (letters, "
+                         "digits, punctuation; no spaces, no accented letters)")
+            return None
         return inline
 
 
+# What a secret may hold: it travels in an HTTP header (Authorization: Bearer, OC-MetricsApiKey).
+VISIBLE_ASCII = re.compile(r"[!-~]+")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -449,6 +489,10 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         "url": Option(database_url, HistoryConfig.url),
         "retention_days": Option(positive_int, HistoryConfig.retention_days),
     })
+    if db["url"] and history["url"] and same_database(db["url"], history["url"]):
+        reader.problem("history.url", "names the platform database (database.url): the history "
+                       "store writes its tables, and the platform database is never written; "
+                       "give the history its own SQLite file or database")
     logging = reader.section(raw.get("logging"), "logging", {
         "level": Option(choice("debug", "info", "warning", "error"), "info"),
         "format": Option(choice("auto", "json", "console"), "auto"),

@@ -81,6 +81,17 @@ def application(runner: Runner, attempts: FailedAttempts) -> App:
     return App(context, api.routes(context, today_zone, config.database.metrics_app_version))
 
 
+def warn_of_per_user_metrics(config: Config) -> None:
+    """Per-user series put user ids on /metrics, which answers anyone who can reach it unless
+    the web config asks for basic auth: say so at every start and reload."""
+    if config.per_user_metrics.enabled:
+        protected = config.server.web is not None and bool(config.server.web.users)
+        logger.warning("per_user_metrics_expose_user_ids", route="/metrics",
+                       basic_auth=protected,
+                       advice="keep /metrics behind basic_auth_users in server.web_config_file"
+                       if not protected else "/metrics requires basic auth")
+
+
 def serve(config: Config, clock: Callable[[], float] = time.time,
           on_listening: Callable[[str], None] | None = None,
           config_file: ConfigFile | None = None) -> int:
@@ -91,6 +102,7 @@ def serve(config: Config, clock: Callable[[], float] = time.time,
     except StartupError as error:
         logger.error("startup_failed", error=str(error))
         return 1
+    warn_of_per_user_metrics(config)
     attempts = FailedAttempts()
     switch = Switch(application(runner, attempts))
     try:
@@ -174,6 +186,7 @@ class Daemon:
             return _reload_failed(config_file, "; ".join(error.problems))
         except StartupError as error:
             return _reload_failed(config_file, str(error))
+        warn_of_per_user_metrics(config)
         app = application(runner, self.attempts)
         previous = self.runner
         self.scheduler.stop()

@@ -5,6 +5,7 @@ health routes only read the current snapshot. exporter.server serves it.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import json
@@ -37,6 +38,7 @@ OPENMETRICS = "application/openmetrics-text"
 # Parameter names that may carry credentials: their values are never logged or stored.
 SECRET_NAME = re.compile(r"key|token|secret|pass|auth|session|signature|credential|cookie", re.I)
 MAX_PARAMETERS = 32
+METHODS = ("GET", "HEAD")  # every route's
 MAX_VALUE = 256
 
 log = structlog.get_logger()
@@ -151,9 +153,13 @@ def redacted_query(query: Mapping[str, list[str]], secrets: Iterable[str]) -> di
 
 
 def client_address(request: Request) -> str:
-    """Who is asking, for rate limits: the socket peer (no proxy header is trusted), an IPv6
+    """Who is asking, for rate limits: the socket peer (no proxy header is trusted)."""
+    return client_of(request.environ.get("REMOTE_ADDR", ""))
+
+
+def client_of(address: str) -> str:
+    """The client a peer address belongs to, for rate limits and connection shares: an IPv6
     client by its /64 network, which one host usually holds whole."""
-    address = request.environ.get("REMOTE_ADDR", "")
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -182,6 +188,13 @@ class FailedAttempts:
             if failures is None or len(failures) < self.limit:
                 return 0
             return max(0, math.ceil(failures[0] + self.window - self.clock()))
+
+    def recent(self, client: str) -> int:
+        """Failures of `client` within the window."""
+        with self._lock:
+            failures = self._failures.get(client, ())
+            since = self.clock() - self.window
+            return sum(1 for at in failures if at > since)
 
     def failed(self, client: str) -> None:
         with self._lock:
@@ -244,6 +257,13 @@ class Context:
             raise
 
 
+@functools.lru_cache(maxsize=256)
+def negotiated(accept: str, accept_encoding: str) -> tuple[str, bool]:
+    """The exposition's content type and whether to gzip it, for a scrape's headers: one
+    Prometheus server sends the same ones every time, so each pair is worked out once."""
+    return choose_encoder(accept)[1], gzip_accepted(accept_encoding)
+
+
 class App:
     """The WSGI application: /metrics and health here, API routes from exporter.api."""
 
@@ -262,12 +282,14 @@ class App:
             handler = self.routes.get(request.path)
             if handler is None:
                 raise HttpError(404.1, "Not found.")
-            if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+            if environ["REQUEST_METHOD"] not in METHODS:
                 raise HttpError(405.1, "Only GET is supported.")
             response = handler(request)
         except HttpError as error:
             response = Response.json({"code": error.code, "message": error.message}, error.status)
             response.headers += retry_after_header(error)
+            if error.status == 405:  # RFC 9110, 15.5.6: a 405 says what the route allows
+                response.headers.append(("Allow", ", ".join(METHODS)))
         headers = [("Content-Type", response.content_type), *response.headers]
         if isinstance(response.body, bytes):
             headers.append(("Content-Length", str(len(response.body))))
@@ -278,10 +300,11 @@ class App:
 
     def metrics(self, request: Request) -> Response:
         bodies = self.context.snapshot().bodies
-        _, content_type = choose_encoder(request.header("Accept") or "")
+        content_type, gzipped = negotiated(request.header("Accept") or "",
+                                           request.header("Accept-Encoding") or "")
         openmetrics = content_type.startswith(OPENMETRICS)
         vary = ("Vary", "Accept, Accept-Encoding")
-        if gzip_accepted(request.header("Accept-Encoding") or ""):
+        if gzipped:
             body = bodies.openmetrics_gzip if openmetrics else bodies.text_gzip
             return Response(200, body, content_type, [("Content-Encoding", "gzip"), vary])
         return Response(200, bodies.openmetrics if openmetrics else bodies.text, content_type,

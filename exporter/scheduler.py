@@ -1,5 +1,7 @@
 """One APScheduler job per collector: its own interval and jitter (or cron schedule), never two
-runs at once, and exponential backoff while it keeps failing."""
+runs at once, and exponential backoff while its queries keep failing. While the database cannot
+be reached there is no backoff: a refused connection costs the database nothing, and probing on
+schedule brings the values (and usage_database_up) back within one interval of its return."""
 
 from __future__ import annotations
 
@@ -44,8 +46,9 @@ class Scheduler:
                 misfire_grace_time=max(1, int(config.interval / 2)))
 
     def _run(self, name: str) -> None:
-        status = self.runner.run(name).collectors[name]
-        if status.state == "failed":
+        snapshot = self.runner.run(name)
+        status = snapshot.collectors[name]
+        if status.state == "failed" and snapshot.database_up is not False:
             delay = backoff_delay(self.runner.collectors[name].config.interval,
                                   status.consecutive_failures)
             self.scheduler.modify_job(name, next_run_time=datetime.now(UTC)

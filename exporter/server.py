@@ -1,9 +1,18 @@
-"""The HTTP server: one asyncio event loop reads every request and writes every response (h11
-parses and frames them), a pool of worker threads runs the WSGI app for the API routes. An idle or
-slow client holds a socket, never a thread; an API request crosses to a worker and its answer
-back, one hand-off each way. Scrapes and health checks, which only send bytes already rendered,
-are answered in the loop itself. TLS, when the web config asks for it, is asyncio's, with the
-certificate read again when its files change.
+"""The HTTP server: aiohttp's low-level server parses and frames every request and answer
+(HTTP/1.1 keep-alive, pipelining, header limits, chunked streaming, lingering close) on a uvloop
+event loop; TLS is the loop's, with the certificate read again when its files change. What is
+left here is policy:
+
+- scrapes and health checks, which only send bytes the last refresh rendered, are answered in
+  the loop itself; API routes, which read the database or the history store, run on a bounded
+  pool of worker threads, so no API call holds a scrape up;
+- fairness between clients: one client address holds at most 60 % of the connections, and the
+  last tenth is kept for clients holding none yet (a Prometheus server holds one);
+- basic auth: a password not verified before is checked by bcrypt on a thread of its own
+  (webconfig.PasswordChecks), never on a worker;
+- a client certificate naming none of client_allowed_sans is refused before any request;
+- refusals in the native API's JSON error shape, and the app: a WSGI callable
+  (exporter.http.App).
 """
 
 from __future__ import annotations
@@ -11,35 +20,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import re
 import resource
 import socket
 import sys
 import threading
-import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
-import h11
 import structlog
+import uvloop
+from aiohttp import http_exceptions, web
+from aiohttp.http import HttpVersion10, HttpVersion11
 
 from exporter.db import describe_error
-from exporter.http import Environ, WsgiApp, encode_json
-from exporter.webconfig import Certificates, Guard, WebConfig
+from exporter.http import Environ, HttpError, WsgiApp, client_of, encode_json, retry_after_header
+from exporter.webconfig import Certificates, Guard, PasswordChecks, WebConfig
 
 MAX_CONNECTIONS = 1000
 # Descriptors kept free of client connections: database pools, the history store, logs.
 SPARE_DESCRIPTORS = 100
 # Routes that only send bytes the last refresh rendered.
 SCRAPE_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
-MAX_HEAD = 64 * 1024  # request line and headers
+# The request line: room for the longest parameter the API documents (a 16,384-character paging
+# token), percent-encoded.
+MAX_LINE = 256 * 1024
+MAX_HEAD = 64 * 1024  # the header lines, all of them together
+# One header line (aiohttp's default, nginx's too) and their number: what a connection may buffer
+# before MAX_HEAD is checked on them all.
+MAX_FIELD, MAX_HEADERS = 8190, 64
 MAX_BODY = 64 * 1024  # every route is a GET: a body is read and dropped, up to this size
-CHUNK = 64 * 1024
-LINGER, MAX_LINGER = 2.0, 1024 * 1024  # seconds and bytes read after refusing a request
+LINGER = 2.0  # seconds spent reading what a refused client still sends, before closing
 SERVER = "usage-exporter"
+UNSAFE_IN_HEADER = re.compile("[\r\n\0]")  # would split the head or end it
+PROTOCOLS = {HttpVersion10: "HTTP/1.0", HttpVersion11: "HTTP/1.1"}  # SERVER_PROTOCOL
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -118,14 +135,15 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 class Answer:
-    """What the app answered, gathered on a worker: the response head (checked by h11 here, so
-    a malformed header fails the request on the worker) and the first piece of the body
+    """What the app answered, gathered where it ran: status, headers (checked here, so a
+    header that would split the head fails the request) and the first piece of the body
     (`rest` iterates the others, for a streamed body; WSGI lets an app call start_response as
     late as its first piece)."""
 
-    def __init__(self, app: WsgiApp, environ: Environ, extra: list[tuple[str, str]]) -> None:
-        self._extra = extra
-        self.response: h11.Response | None = None
+    def __init__(self, app: WsgiApp, environ: Environ) -> None:
+        self.status: int | None = None
+        self.reason = ""
+        self.headers: list[tuple[str, str]] = []
         body = app(environ, self._start_response)
         self.rest: Iterator[bytes] | None = None
         self._body = body
@@ -134,23 +152,27 @@ class Answer:
         else:
             self.rest = iter(body)
             self.first = next(self.rest, b"")
-        if self.response is None:
+        if self.status is None:
             raise RuntimeError("the app returned without calling start_response")
 
     def _start_response(self, status: str, headers: list[tuple[str, str]],
                         exc_info: Any = None) -> Callable[[bytes], None]:
-        if exc_info is not None and self.response is not None:
+        if exc_info is not None and self.status is not None:
             raise exc_info[1].with_traceback(exc_info[2])
-        code, _, reason = status.partition(" ")
-        self.response = h11.Response(
-            status_code=int(code), reason=reason.encode("latin-1"),
-            headers=[(name.encode("latin-1"), value.encode("latin-1"))
-                     for name, value in [*self._extra, *headers]])
+        code, _, self.reason = status.partition(" ")
+        for name, value in headers:
+            if not name.isascii() or UNSAFE_IN_HEADER.search(name + value):
+                raise RuntimeError("a response header with a line break or NUL")
+        self.status, self.headers = int(code), [("Server", SERVER), *headers]
         return self._refuse_write
 
     @staticmethod
     def _refuse_write(data: bytes) -> None:
         raise RuntimeError("write() of start_response is not supported; return the body")
+
+    @property
+    def streamed(self) -> bool:
+        return self.rest is not None
 
     def next_piece(self) -> bytes | None:
         """The next piece of a streamed body; None at its end."""
@@ -161,6 +183,95 @@ class Answer:
     def close(self) -> Callable[[], None] | None:
         """The body's close(), which WSGI says the server must call once it is sent."""
         return getattr(self._body, "close", None)
+
+
+
+
+def refusal(status: int, error: HttpError | None = None) -> web.Response:
+    """A refused request in the native API's error shape; the connection closes after it unless
+    the refusal is the app's (`error`, such as 429.2)."""
+    code, message = ((error.code, error.message) if error is not None
+                     else (float(status), HTTPStatus(status).phrase + "."))
+    response = web.Response(status=status, body=encode_json({"code": code, "message": message}),
+                            headers=[("Server", SERVER), ("Content-Type", "application/json"),
+                                     *(retry_after_header(error) if error else [])])
+    if error is None:
+        response.force_close()
+    return response
+
+
+def parse_error_status(error: BaseException | None) -> int:
+    """The status for a request aiohttp's parser refused."""
+    if isinstance(error, http_exceptions.LineTooLong) or "Too many headers" in str(error):
+        return 431
+    if isinstance(error, http_exceptions.BadStatusLine) and "HTTP version" in str(error):
+        return 505
+    return 400
+
+
+class Protocol(web.RequestHandler):
+    """aiohttp's connection handler, with its refusals (a request it could not parse) in our
+    JSON shape and without logging a traceback for them; `released` is called once the
+    connection ends."""
+
+    released: Callable[[], None] = staticmethod(lambda: None)
+    # Whether a client may be served, from its verified certificate (client_allowed_sans).
+    admits: Callable[[Any], bool] = staticmethod(lambda peer_certificate: True)
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # an answer already under way: only a reset is left
+            raise ConnectionResetError("the answer failed after its head was sent")
+        if status == 500 and exc is not None:
+            log.error("request_failed", route=request.path, error=describe_error(exc))
+        return refusal(parse_error_status(exc) if status == 400 else status)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Here, before any request is read from it.
+        if not self.admits(transport.get_extra_info("peercert")):
+            transport.abort()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        self.released()
+
+
+class Protocols(web.Server):
+    """aiohttp's protocol factory, making our Protocol."""
+
+    def __call__(self) -> Protocol:
+        return Protocol(self, loop=self._loop, **self._kwargs)
+
+
+class Slots:
+    """Connections per client address (an IPv6 client by its /64): one client holds at most
+    60 % of `limit`, and the last tenth is kept for clients holding no connection yet, so one
+    client's idle sockets cannot lock another client's scrape out. (A share much smaller would
+    cut off a busy reverse proxy, which is one client with many connections.)"""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.per_client = max(1, limit * 6 // 10)
+        self.reserved = limit // 10
+        self.held: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return self.held.total()
+
+    def take(self, client: str) -> bool:
+        held = self.held[client]
+        if held >= self.per_client or (held and self.total >= self.limit - self.reserved):
+            return False
+        self.held[client] += 1
+        return True
+
+    def release(self, client: str) -> None:
+        self.held[client] -= 1
+        if self.held[client] <= 0:
+            del self.held[client]
 
 
 class HttpServer:
@@ -179,19 +290,25 @@ class HttpServer:
         # Authorization header; the health routes answer probes; the admin page and the 404s
         # hold no data.
         self._guard = None if web is None else Guard(app, web, guarded_paths={"/metrics"})
+        self._passwords = (PasswordChecks(self._guard.auth)
+                           if self._guard is not None and self._guard.auth is not None else None)
         self.app: WsgiApp = app if self._guard is None else self._guard
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=1024)
         self._listener.setblocking(False)
         self._name = self._listener.getsockname()[:2]
-        self._limit = connection_limit()
+        self._slots = Slots(connection_limit())
         self._threads = threads
         self._workers: Workers | None = None
-        self._loop = asyncio.new_event_loop()
+        self._loop = uvloop.new_event_loop()
         self._stopping = asyncio.Event()
-        self._connections: set[asyncio.Task[None]] = set()
+        self._transports: set[asyncio.BaseTransport] = set()
+        self._constant_environ: Environ = {
+            "SCRIPT_NAME": "", "SERVER_NAME": self._name[0], "SERVER_PORT": str(self._name[1]),
+            "wsgi.version": (1, 0), "wsgi.url_scheme": self.scheme, "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False}
+        self._opening: set[asyncio.Task[None]] = set()
         self._thread: threading.Thread | None = None
-        self._date = (0, "")
 
     @property
     def port(self) -> int:
@@ -209,14 +326,15 @@ class HttpServer:
     def serve_forever(self) -> None:
         """Serve in this thread until shutdown()."""
         self._workers = Workers(self._threads)
-        serving = self._loop.create_task(self._serve())
         try:
-            self._loop.run_until_complete(serving)
+            self._loop.run_until_complete(self._serve())
         finally:
-            self._loop.run_until_complete(self._close([serving, *self._connections]))
+            self._loop.run_until_complete(self._close())
             self._loop.close()
             self._listener.close()
             self._workers.stop()
+            if self._passwords is not None:
+                self._passwords.stop()
 
     def start(self) -> HttpServer:
         self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
@@ -239,24 +357,30 @@ class HttpServer:
     # --- connections ---
 
     async def _serve(self) -> None:
+        self._protocols = Protocols(
+            self._handle, handler_cancellation=True, access_log=None,
+            keepalive_timeout=self.timeout, max_line_size=MAX_LINE, max_field_size=MAX_FIELD,
+            max_headers=MAX_HEADERS, lingering_time=LINGER)
         self._loop.add_reader(self._listener, self._accept)
         await self._stopping.wait()
         self._loop.remove_reader(self._listener)  # before the connections are listed and closed
 
-    @staticmethod
-    async def _close(tasks: list[asyncio.Task[None]]) -> None:
-        """Drop every connection: cancel their tasks."""
-        for task in tasks:
+    async def _close(self) -> None:
+        """Drop every connection: abort the open ones, cancel the handshakes."""
+        for task in self._opening:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for transport in list(self._transports):
+            transport.abort()
+        await asyncio.gather(*self._opening, return_exceptions=True)
         await asyncio.sleep(0)  # the aborted transports close their sockets
 
     def _accept(self) -> None:
         """Called when the listening socket is readable: accept while fewer than the connection
         limit are open (handshakes included), then stop watching it until one ends; more wait in
-        the listen backlog. (Not loop.sock_accept: a stop that cancels it can meet an accept
-        already under way, which asyncio then reports with a traceback.)"""
-        while not self._stopping.is_set() and len(self._connections) < self._limit:
+        the listen backlog. A client over its share is closed at once. (Not loop.sock_accept: a
+        stop that cancels it can meet an accept already under way, which asyncio then reports
+        with a traceback.)"""
+        while not self._stopping.is_set() and self._slots.total < self._slots.limit:
             try:
                 connection, address = self._listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -266,126 +390,146 @@ class HttpServer:
                 self._loop.remove_reader(self._listener)
                 self._loop.call_later(1, self._resume_accepting)
                 return
+            client = client_of(address[0])
+            if not self._slots.take(client):
+                connection.close()
+                continue
             connection.setblocking(False)
             # Without it an answer's last segment can wait for the client's delayed ACK (40 ms).
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            task = self._loop.create_task(self._serve_connection(connection, address[:2]))
-            self._connections.add(task)
-            task.add_done_callback(self._connection_ended)
+            task = self._loop.create_task(self._open(connection, client))
+            self._opening.add(task)
+            task.add_done_callback(self._opening.discard)
         if not self._stopping.is_set():
             self._loop.remove_reader(self._listener)  # at the limit
 
-    def _connection_ended(self, task: asyncio.Task[None]) -> None:
-        self._connections.discard(task)
-        if len(self._connections) == self._limit - 1:
-            self._resume_accepting()
+    async def _open(self, connection: socket.socket, client: str) -> None:
+        """The TLS handshake if any, then aiohttp's protocol on the connection; its slot is
+        released when the connection ends, however it ends."""
+        transport: asyncio.BaseTransport | None = None
+        ended = False
+
+        def release() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                self._transports.discard(transport)  # type: ignore[arg-type]
+                self._slots.release(client)
+                if self._slots.total == self._slots.limit - 1:
+                    self._resume_accepting()
+
+        def protocol() -> Protocol:
+            made = self._protocols()
+            made.released = release
+            if self._certificates is not None:
+                made.admits = self._certificates.admits
+            return made
+
+        try:
+            context = self._certificates.context() if self._certificates is not None else None
+            transport, _ = await self._loop.connect_accepted_socket(
+                protocol, connection, ssl=context,
+                ssl_handshake_timeout=self.handshake_timeout if context else None)
+        except (OSError, TimeoutError, asyncio.CancelledError):
+            connection.close()  # not TLS, a refused client certificate, too slow, stopping
+            release()
+            return
+        if not ended:
+            self._transports.add(transport)
 
     def _resume_accepting(self) -> None:
         if not self._stopping.is_set():
             self._loop.add_reader(self._listener, self._accept)
 
-    async def _serve_connection(self, connection: socket.socket,
-                                address: tuple[str, int]) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=CHUNK, loop=loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-        context = self._certificates.context() if self._certificates is not None else None
-        try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol, connection, ssl=context,
-                ssl_handshake_timeout=self.handshake_timeout if context else None)
-        except (OSError, TimeoutError):  # not TLS, a refused client certificate, too slow
-            connection.close()
-            return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        try:
-            await self._exchange(h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD),
-                                 reader, writer, address)
-        except (OSError, TimeoutError, h11.LocalProtocolError):
-            transport.abort()  # a reset, a stalled reader, or a body unlike its Content-Length
-        except asyncio.CancelledError:
-            transport.abort()
-            raise
-        except Exception as error:  # a streamed body that failed after its head was sent
-            log.error("response_failed", error=describe_error(error))
-            transport.abort()
-        else:
-            transport.close()
+    # --- requests ---
 
-    async def _exchange(self, h11_connection: h11.Connection, reader: asyncio.StreamReader,
-                        writer: asyncio.StreamWriter, address: tuple[str, int]) -> None:
-        """Requests and answers, one at a time, until either side closes."""
-        while True:
-            try:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.version not in PROTOCOLS:
+            return refusal(505)
+        if head_size(request) > MAX_HEAD:
+            return refusal(431)
+        if request.body_exists:
+            refused = await self._drop_body(request)
+            if refused is not None:
+                return refused
+        environ = self._environ(request)
+        assert self._workers is not None
+        try:
+            if self._passwords is not None and self._guard is not None \
+                    and self._guard.unverified(environ):
+                await self._passwords.verify(client_of(environ["REMOTE_ADDR"]),
+                                             environ.get("HTTP_AUTHORIZATION"))
+            if environ["PATH_INFO"] in SCRAPE_PATHS:
+                answer = Answer(self.app, environ)
+            else:
+                answer = await self._workers.submit(lambda: Answer(self.app, environ))
+        except HttpError as error:
+            return refusal(error.status, error)
+        except Exception as error:
+            log.error("request_failed", route=environ["PATH_INFO"], error=describe_error(error))
+            return refusal(500)
+        return await self._respond(request, answer)
+
+    async def _drop_body(self, request: web.BaseRequest) -> web.Response | None:
+        """Read and drop a request body (no route takes one), after a 100 Continue if the client
+        waits for it; a refusal if it is too large."""
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return refusal(413)
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        read = 0
+        async with asyncio.timeout(self.timeout):
+            while chunk := await request.content.readany():
+                read += len(chunk)
+                if read > MAX_BODY:
+                    return refusal(413)
+        return None
+
+    async def _respond(self, request: web.BaseRequest, answer: Answer) -> web.StreamResponse:
+        assert answer.status is not None and self._workers is not None
+        if not answer.streamed:
+            return web.Response(status=answer.status, reason=answer.reason,
+                                headers=answer.headers, body=answer.first)
+        close = answer.close
+        response = web.StreamResponse(status=answer.status, reason=answer.reason,
+                                      headers=answer.headers)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await response.prepare(request)
+                await response.write(answer.first)
+            while (piece := await self._workers.submit(answer.next_piece)) is not None:
                 async with asyncio.timeout(self.timeout):
-                    request = await self._read_request(h11_connection, reader, writer)
-            except h11.RemoteProtocolError as error:
-                if h11_connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    await self._send_error(h11_connection, writer, error.error_status_hint)
-                    await _linger(reader, writer)
-                return
-            except TimeoutError:
-                return  # idle, or too slow to send a request
-            if request is None:
-                return
-            await self._answer(h11_connection, writer, self._environ(request, address))
-            if h11_connection.our_state is h11.MUST_CLOSE:
-                return
-            h11_connection.start_next_cycle()
+                    await response.write(piece)
+            await response.write_eof()
+        except asyncio.CancelledError:
+            close = None  # the connection or the server ended: a worker may be inside the body
+            raise
+        except Exception as error:
+            if not isinstance(error, OSError | TimeoutError):
+                log.error("response_failed", error=describe_error(error))
+            if request.transport is not None:
+                request.transport.abort()  # a reset, a stalled reader, or a failed body
+            raise ConnectionResetError("the answer was cut short") from None
+        finally:
+            if close is not None:  # on a worker: a streamed body may close a query
+                await asyncio.shield(self._workers.submit(close))
+        return response
 
-    async def _read_request(self, h11_connection: h11.Connection, reader: asyncio.StreamReader,
-                            writer: asyncio.StreamWriter) -> h11.Request | None:
-        """The next request, its body read and dropped; None when the client closed."""
-        request: h11.Request | None = None
-        body = 0
-        while True:
-            event = h11_connection.next_event()
-            if event is h11.NEED_DATA:
-                if h11_connection.they_are_waiting_for_100_continue:
-                    writer.write(h11_connection.send(h11.InformationalResponse(status_code=100)))
-                h11_connection.receive_data(await reader.read(CHUNK))
-            elif isinstance(event, h11.Request):
-                names = {name for name, _ in event.headers}
-                if b"content-length" in names and b"transfer-encoding" in names:
-                    # Framed two ways: a proxy in front may have read it the other way, so what
-                    # follows could be a request smuggled past it (RFC 9112, 6.3).
-                    raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding",
-                                                  error_status_hint=400)
-                request = event
-            elif isinstance(event, h11.Data):
-                body += len(event.data)
-                if body > MAX_BODY:
-                    raise h11.RemoteProtocolError("request body too large",
-                                                  error_status_hint=413)
-            elif isinstance(event, h11.EndOfMessage):
-                return request
-            else:  # ConnectionClosed, or PAUSED: a client that closed or sent a bare EOF
-                return None
-
-    def _environ(self, request: h11.Request, address: tuple[str, int]) -> Environ:
-        target = request.target
-        if not target.startswith(b"/"):  # absolute form (http://host/path) or *
-            target = b"/" + target.split(b"://", 1)[-1].partition(b"/")[2]
-        path, _, query = target.partition(b"?")
-        environ: Environ = {
-            "REQUEST_METHOD": request.method.decode("ascii"),
-            "SCRIPT_NAME": "",
-            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
-            "QUERY_STRING": query.decode("latin-1"),
-            "SERVER_NAME": self._name[0],
-            "SERVER_PORT": str(self._name[1]),
-            "SERVER_PROTOCOL": "HTTP/" + request.http_version.decode("ascii"),
-            "REMOTE_ADDR": address[0],
-            "REMOTE_PORT": str(address[1]),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": self.scheme,
-            "wsgi.input": io.BytesIO(),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
-        for raw_name, raw_value in request.headers:
+    def _environ(self, request: web.BaseRequest) -> Environ:
+        target = request.raw_path
+        if not target.startswith("/"):  # absolute form (http://host/path) or *
+            target = "/" + target.split("://", 1)[-1].partition("/")[2]
+        path, _, query = target.partition("?")
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        address = peer[:2] if peer else ("", 0)
+        environ = self._constant_environ.copy()
+        environ["REQUEST_METHOD"] = request.method
+        environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1") if "%" in path else path
+        environ["QUERY_STRING"] = query
+        environ["SERVER_PROTOCOL"] = PROTOCOLS[request.version]
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = address[0], str(address[1])
+        environ["wsgi.input"] = io.BytesIO()
+        for raw_name, raw_value in request.raw_headers:
             name = raw_name.decode("latin-1").upper()
             if "_" in name:  # would pass for the same variable as its dashed twin
                 continue
@@ -395,80 +539,8 @@ class HttpServer:
             environ[key] = f"{environ[key]},{value}" if key in environ else value
         return environ
 
-    async def _answer(self, h11_connection: h11.Connection, writer: asyncio.StreamWriter,
-                      environ: Environ) -> None:
-        assert self._workers is not None
-        path, server_headers = environ["PATH_INFO"], self._server_headers()
-        try:
-            if self._in_loop(environ):
-                answer = Answer(self.app, environ, server_headers)
-            else:
-                answer = await self._workers.submit(
-                    lambda: Answer(self.app, environ, server_headers))
-        except Exception as error:
-            log.error("request_failed", route=path, error=describe_error(error))
-            await self._send_error(h11_connection, writer, 500)
-            return
-        assert answer.response is not None
-        bodiless = environ["REQUEST_METHOD"] == "HEAD" or answer.response.status_code in (204, 304)
-        close = answer.close
-        try:
-            head = h11_connection.send(answer.response)
-            if bodiless:  # whatever the app gave as a body is not sent
-                await self._send(writer, head + h11_connection.send(h11.EndOfMessage()))
-                return
-            await self._send(writer, head + h11_connection.send(h11.Data(data=answer.first)))
-            while answer.rest is not None:
-                piece = await self._workers.submit(answer.next_piece)
-                if piece is None:
-                    break
-                await self._send(writer, h11_connection.send(h11.Data(data=piece)))
-            await self._send(writer, h11_connection.send(h11.EndOfMessage()))
-        except asyncio.CancelledError:
-            close = None  # the server is stopping, and a worker may be inside the body
-            raise
-        finally:
-            if close is not None:  # on a worker: a streamed body may close a query
-                await asyncio.shield(self._workers.submit(close))
 
-    def _in_loop(self, environ: Environ) -> bool:
-        """Whether the event loop answers the request itself: scrapes and health checks send
-        bytes the last refresh rendered, so no worker busy with API calls holds them up. Not
-        /metrics behind basic auth with a password not yet verified: that check is a bcrypt."""
-        return environ["PATH_INFO"] in SCRAPE_PATHS and (
-            self._guard is None or self._guard.costs_no_bcrypt(environ))
-
-    async def _send_error(self, h11_connection: h11.Connection, writer: asyncio.StreamWriter,
-                          status: int) -> None:
-        body = encode_json({"code": float(status), "message": HTTPStatus(status).phrase + "."})
-        response = h11.Response(status_code=status, headers=[
-            *self._server_headers(), ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))), ("Connection", "close")])
-        await self._send(writer, h11_connection.send(response)
-                         + h11_connection.send(h11.Data(data=body))
-                         + h11_connection.send(h11.EndOfMessage()))
-
-    async def _send(self, writer: asyncio.StreamWriter, data: bytes | None) -> None:
-        if data:
-            writer.write(data)
-        async with asyncio.timeout(self.timeout):
-            await writer.drain()
-
-    def _server_headers(self) -> list[tuple[str, str]]:
-        now = int(time.time())
-        if self._date[0] != now:
-            self._date = (now, formatdate(usegmt=True))
-        return [("Server", SERVER), ("Date", self._date[1])]
-
-
-async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Before closing on a refused request, read what the client still sends, for a moment:
-    closing with unread bytes resets the connection, and the reset can destroy the answer
-    before the client reads it."""
-    if writer.can_write_eof():
-        writer.write_eof()
-    with contextlib.suppress(TimeoutError, OSError):
-        async with asyncio.timeout(LINGER):
-            unread = 0
-            while unread < MAX_LINGER and (data := await reader.read(CHUNK)):
-                unread += len(data)
+def head_size(request: web.BaseRequest) -> int:
+    """The size of the request's header lines together: aiohttp bounds each (MAX_FIELD) and
+    their number (MAX_HEADERS), not their sum."""
+    return sum(len(name) + len(value) + 4 for name, value in request.raw_headers)

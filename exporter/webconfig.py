@@ -1,18 +1,23 @@
 """The web config file that Prometheus exporters share (exporter-toolkit's --web.config.file):
 TLS, HTTP basic auth with bcrypt hashes, and extra response headers. exporter.server applies
-them: its event loop does the TLS handshakes, `Guard` wraps the app.
+them: its event loop does the TLS handshakes, `Guard` wraps the app, `PasswordChecks` runs the
+bcrypt checks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import heapq
 import hmac
+import ipaddress
+import itertools
 import re
 import secrets
 import ssl
-import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ import bcrypt
 import structlog
 
 from exporter.config import ConfigError, Option, _Reader, boolean, read_yaml, text
+from exporter.http import FailedAttempts, HttpError
 
 log = structlog.get_logger()
 
@@ -38,17 +44,23 @@ HEADERS: Mapping[str, tuple[str, ...] | None] = {
     "X-XSS-Protection": None,
     "Content-Security-Policy": None,
 }
+# The TLS 1.2 suites cipher_suites may name, by Go's names (as in the exporter-toolkit) with
+# OpenSSL's: the forward-secret AEAD ones. Like Go, the list leaves TLS 1.3's suites alone.
+CIPHER_SUITES = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+}
 # exporter-toolkit keys this server cannot honour, and what to do instead.
 UNSUPPORTED = {
     "rate_limit": "is not supported by usage-exporter; rate-limit in a reverse proxy",
     "cert": "inline PEM is not supported by usage-exporter; give cert_file",
     "key": "inline PEM is not supported by usage-exporter; give key_file",
     "client_ca": "inline PEM is not supported by usage-exporter; give client_ca_file",
-    "cipher_suites": "is not supported by usage-exporter (OpenSSL's defaults apply); "
-                     "set min_version: TLS13 to allow only TLS 1.3 suites",
     "curve_preferences": "is not supported by usage-exporter (OpenSSL's defaults apply)",
-    "client_allowed_sans": "is not supported by usage-exporter; give client_ca_file a CA that "
-                           "signs only the clients you allow",
 }
 UNSUPPORTED_CLIENT_AUTH = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
 BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
@@ -69,6 +81,18 @@ class TlsSettings:
     min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     max_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
     prefer_server_cipher_suites: bool = True
+    # A client certificate must name one of these (DNS name, IP address, email or URI); empty:
+    # any certificate the client CA signed.
+    client_allowed_sans: tuple[str, ...] = ()
+    cipher_suites: tuple[str, ...] = ()  # OpenSSL names; empty: OpenSSL's defaults
+
+    def allows(self, peer_certificate: Mapping[str, Any] | None) -> bool:
+        """Whether a verified client certificate (as ssl's getpeercert() gives it) names an
+        allowed SAN, as the exporter-toolkit checks it."""
+        if not self.client_allowed_sans:
+            return True
+        names = {_san(value) for _, value in (peer_certificate or {}).get("subjectAltName", ())}
+        return not names.isdisjoint(_san(value) for value in self.client_allowed_sans)
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -108,6 +132,8 @@ class TlsSettings:
         context.minimum_version, context.maximum_version = self.min_version, self.max_version
         if self.prefer_server_cipher_suites:
             context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+        if self.cipher_suites:
+            context.set_ciphers(":".join(self.cipher_suites))
         context.set_alpn_protocols(["http/1.1"])
         try:
             # An empty password: an encrypted key fails here instead of prompting on a terminal.
@@ -129,6 +155,31 @@ class TlsSettings:
         yield "key_file", self.key_file
         if self.client_ca_file is not None:
             yield "client_ca_file", self.client_ca_file
+
+
+def _san(value: str) -> str:
+    """A SAN as compared: an IP address in one spelling (ssl writes IPv6 ones in full)."""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return value
+
+
+def cipher_suite_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError("expected a list of cipher suite names such as "
+                         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+    unknown = [name for name in value if name not in CIPHER_SUITES]
+    if unknown:
+        raise ValueError(f"not supported: {', '.join(map(str, unknown))} (supported: "
+                         f"{', '.join(CIPHER_SUITES)})")
+    return tuple(CIPHER_SUITES[name] for name in value)
+
+
+def san_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("expected a list of SANs (DNS names, IP addresses, emails or URIs)")
+    return tuple(value)
 
 
 def _key_problem(key_file: Path, error: ssl.SSLError) -> str:
@@ -203,6 +254,8 @@ def _tls(node: Any, reader: _Reader) -> TlsSettings | None:
         "min_version": Option(tls_version, ssl.TLSVersion.TLSv1_2),
         "max_version": Option(tls_version, ssl.TLSVersion.TLSv1_3),
         "prefer_server_cipher_suites": Option(boolean, True),
+        "client_allowed_sans": Option(san_list, ()),
+        "cipher_suites": Option(cipher_suite_list, ()),
     })
     if len(reader.problems) > problems_before:
         return None  # the checks below would only repeat a problem already told
@@ -213,6 +266,9 @@ def _tls(node: Any, reader: _Reader) -> TlsSettings | None:
     if ca_file is None and client_auth != ssl.CERT_NONE:
         reader.problem("tls_server_config.client_ca_file",
                        "is required to verify client certificates")
+    if values["client_allowed_sans"] and client_auth != ssl.CERT_REQUIRED:
+        reader.problem("tls_server_config.client_allowed_sans",
+                       "needs client_auth_type: RequireAndVerifyClientCert")
     if values["min_version"] > values["max_version"]:
         reader.problem("tls_server_config.min_version", "is above max_version")
     return TlsSettings(
@@ -223,6 +279,8 @@ def _tls(node: Any, reader: _Reader) -> TlsSettings | None:
         min_version=values["min_version"],
         max_version=values["max_version"],
         prefer_server_cipher_suites=values["prefer_server_cipher_suites"],
+        client_allowed_sans=values["client_allowed_sans"],
+        cipher_suites=values["cipher_suites"],
     )
 
 
@@ -315,14 +373,13 @@ def load_web_config(path: Path) -> WebConfig:
 class BasicAuth:
     """Checks user and password against bcrypt hashes. A bcrypt check is slow on purpose, so
     the keyed digest of each user's last verified password is kept and compared in constant
-    time: a scrape costs a bcrypt once, not every time. Only one bcrypt runs at a time, so
-    guessing cannot take more than one core."""
+    time: a scrape costs a bcrypt once, not every time. PasswordChecks bounds how many checks
+    run at once."""
 
     def __init__(self, users: Mapping[str, bytes]) -> None:
         self._users = dict(users)
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
-        self._bcrypt_lock = threading.Lock()
 
     def _digest(self, user: str, password: bytes) -> bytes:
         return hmac.new(self._key, user.encode() + b"\0" + password, hashlib.sha256).digest()
@@ -336,8 +393,7 @@ class BasicAuth:
         if self._known(user, password):
             return True
         hashed = self._users.get(user)
-        with self._bcrypt_lock:
-            match = bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed or DECOY_HASH)
+        match = bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed or DECOY_HASH)
         if match and hashed is not None:
             self._verified[user] = self._digest(user, password)
             return True
@@ -371,9 +427,97 @@ def _basic_credentials(authorization: str | None) -> tuple[str, bytes] | None:
 StartResponse = Callable[..., Any]
 
 
+class PasswordChecks:
+    """The bcrypt checks of passwords not verified before, for the event loop, on two threads of
+    their own (never on a worker that API calls wait for): one for any client, one kept for
+    clients without recent wrong passwords, so that a new client does not wait for a guesser's
+    check to end, and guessing takes one core (and a check per new address). Clients with fewer
+    recent wrong passwords go first, and among equals the latest comes first (under a flood, the
+    first try of a new client is not queued behind every flooding client's). A client with
+    `limit` wrong ones within `window` seconds, or with a check already waiting, is refused
+    (429.2) without one, after `pause` seconds: so that guessing on many connections at once
+    cannot keep the event loop busy with refusals either."""
+
+    def __init__(self, auth: BasicAuth, limit: int = 5, window: float = 60.0,
+                 pause: float = 1.0) -> None:
+        self.auth, self.pause = auth, pause
+        self.attempts = FailedAttempts(limit=limit, window=window)
+        self._threads = ThreadPoolExecutor(2, thread_name_prefix="bcrypt")
+        self._turns: list[tuple[int, int, asyncio.Future[str]]] = []  # a heap
+        self._numbers = itertools.count()
+        self._free = {ANY_CLIENT: True, NEW_CLIENTS: True}  # the two threads' lanes
+        self._waiting: set[str] = set()
+
+    async def verify(self, client: str, authorization: str | None) -> None:
+        """Check the credentials once: a right password is then known to `auth`; a wrong one
+        counts against `client`."""
+        wait = self.attempts.retry_after(client)
+        if wait:
+            await asyncio.sleep(self.pause)
+            raise HttpError(429.2, "Too many wrong passwords from this address; try again in "
+                            f"{wait} seconds.", retry_after=wait)
+        if client in self._waiting:
+            await asyncio.sleep(self.pause)
+            raise HttpError(429.2, "A password check for this address is under way; try "
+                            "again in 1 second.", retry_after=1)
+        self._waiting.add(client)
+        try:
+            lane = await self._turn(self.attempts.recent(client))
+            try:
+                loop = asyncio.get_running_loop()
+                right = await loop.run_in_executor(self._threads, self.auth.check_header,
+                                                   authorization)
+            finally:
+                self._release(lane)
+        finally:
+            self._waiting.discard(client)
+        if not right:
+            self.attempts.failed(client)
+
+    async def _turn(self, failures: int) -> str:
+        turn: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._turns, (failures, -next(self._numbers), turn))
+        self._next()
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # given a lane, then cancelled: free it
+                self._release(turn.result())
+            raise
+
+    def _release(self, lane: str) -> None:
+        self._free[lane] = True
+        self._next()
+
+    def _next(self) -> None:
+        while self._turns:
+            failures, _, turn = self._turns[0]
+            if turn.done():  # cancelled while waiting
+                heapq.heappop(self._turns)
+                continue
+            lane = (ANY_CLIENT if self._free[ANY_CLIENT] else
+                    NEW_CLIENTS if self._free[NEW_CLIENTS] and failures == 0 else None)
+            if lane is None:
+                return
+            heapq.heappop(self._turns)
+            self._free[lane] = False
+            turn.set_result(lane)
+
+    def stop(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+ANY_CLIENT, NEW_CLIENTS = "any client", "clients without recent wrong passwords"
+
+
+StartResponse = Callable[..., Any]
+
+
 class Guard:
     """WSGI middleware from a web config: its headers on every response (a route's own value of
-    the same header wins, as in the exporter-toolkit), and basic auth on `guarded_paths`."""
+    the same header wins, as in the exporter-toolkit), and basic auth on `guarded_paths`. It
+    lets through only passwords verified before: the server verifies new ones first, off the
+    event loop (PasswordChecks), since a check is a bcrypt."""
 
     def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
                  web: WebConfig, guarded_paths: Iterable[str]) -> None:
@@ -382,11 +526,15 @@ class Guard:
         self.auth = BasicAuth(web.users) if web.users else None
         self.guarded_paths = frozenset(guarded_paths)
 
-    def costs_no_bcrypt(self, environ: dict[str, Any]) -> bool:
-        """Whether letting this request through costs no bcrypt: its path is not guarded, or
-        its password was verified before."""
-        return (self.auth is None or environ.get("PATH_INFO", "") not in self.guarded_paths
-                or self.auth.known(environ.get("HTTP_AUTHORIZATION")))
+    def _guarded(self, environ: dict[str, Any]) -> bool:
+        return self.auth is not None and environ.get("PATH_INFO", "") in self.guarded_paths
+
+    def unverified(self, environ: dict[str, Any]) -> bool:
+        """Whether the request brings Basic credentials for a guarded path that were not
+        verified before: they cost a bcrypt check."""
+        authorization = environ.get("HTTP_AUTHORIZATION")
+        return (self._guarded(environ) and _basic_credentials(authorization) is not None
+                and not self.auth.known(authorization))  # type: ignore[union-attr]
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
@@ -396,8 +544,8 @@ class Guard:
             extra = [(name, value) for name, value in self.headers if name.lower() not in present]
             return start_response(status, [*headers, *extra], exc_info)
 
-        if (self.auth is not None and environ.get("PATH_INFO", "") in self.guarded_paths
-                and not self.auth.check_header(environ.get("HTTP_AUTHORIZATION"))):
+        if self._guarded(environ) and not self.auth.known(  # type: ignore[union-attr]
+                environ.get("HTTP_AUTHORIZATION")):
             log.info("basic_auth_refused", route=environ.get("PATH_INFO", ""))
             body = b'{"code": 401.2, "message": "Authentication required (HTTP basic auth)."}'
             with_headers("401 Unauthorized", [
@@ -432,3 +580,11 @@ class Certificates:
                 log.warning("tls_reload_failed", problems=error.problems,
                             kept="the certificate read before")
         return self._context
+
+    def admits(self, peer_certificate: Mapping[str, Any] | None) -> bool:
+        """Whether a client whose handshake passed may be served: client_allowed_sans."""
+        if self._tls.allows(peer_certificate):
+            return True
+        log.info("client_certificate_refused", reason="no SAN of tls_server_config."
+                 "client_allowed_sans in the client certificate")
+        return False

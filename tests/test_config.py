@@ -102,6 +102,50 @@ def test_secrets_can_come_from_files_and_never_show_in_repr(tmp_path):
     assert SECRET not in repr(config)
 
 
+def test_secrets_of_spaces_or_with_characters_a_header_cannot_carry_are_refused():
+    found = problems({**MINIMAL, "api": {"keys": [
+        {"name": "spaces", "secret": " " * 20},
+        {"name": "accented", "secret": "clé-secrète-0123456789"},
+        {"name": "spaced", "secret": "two words 0123456789"}]}})
+    assert found == [
+        "api.keys[0]: a secret of only spaces is refused",
+        "api.keys[1]: a secret may only hold visible ASCII characters (letters, digits, "
+        "punctuation; no spaces, no accented letters)",
+        "api.keys[2]: a secret may only hold visible ASCII characters (letters, digits, "
+        "punctuation; no spaces, no accented letters)"]
+
+
+@pytest.mark.parametrize(("database", "history"), [
+    ("sqlite:///{dir}/nextcloud.db", "sqlite:///{dir}/nextcloud.db"),
+    ("sqlite:///{dir}/nextcloud.db", "sqlite:///{dir}/./sub/../nextcloud.db"),
+    ("sqlite:///{dir}/nextcloud.db", "sqlite:///{dir}/link.db"),
+    ("postgresql+psycopg://exporter@db.example/nextcloud", "postgresql://writer:pw@DB.example:5432/nextcloud"),
+    ("mysql+pymysql://exporter@localhost/nextcloud", "mariadb+pymysql://history@127.0.0.1:3306/nextcloud"),
+], ids=["same file", "same file spelled otherwise", "a link to it", "same server and database",
+        "mysql and mariadb on loopback"])
+def test_a_history_store_in_the_platform_database_is_refused(tmp_path, database, history):
+    (tmp_path / "nextcloud.db").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.db").symlink_to(tmp_path / "nextcloud.db")
+    found = problems({"database": {"url": database.format(dir=tmp_path), "platform": "nextcloud"},
+                      "history": {"url": history.format(dir=tmp_path)}})
+    assert found == ["history.url: names the platform database (database.url): the history store "
+                     "writes its tables, and the platform database is never written; give the "
+                     "history its own SQLite file or database"]
+
+
+@pytest.mark.parametrize(("database", "history"), [
+    ("sqlite:////srv/nextcloud.db", "sqlite:////srv/history.db"),
+    ("postgresql://exporter@db/nextcloud", "postgresql://exporter@db/usage_history"),
+    ("postgresql://exporter@db/nextcloud", "postgresql://exporter@db:5433/nextcloud"),
+    ("postgresql://exporter@db/nextcloud", "sqlite:///nextcloud"),
+])
+def test_a_history_store_beside_the_platform_database_is_accepted(database, history):
+    config = parse({"database": {"url": database, "platform": "nextcloud"},
+                    "history": {"url": history}})
+    assert config.history.url == history
+
+
 def test_short_or_ambiguous_secrets_are_refused():
     found = problems({**MINIMAL, "api": {"keys": [{"name": "a", "secret": "short"},
                                                   {"name": "b"}]}})

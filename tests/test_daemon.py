@@ -90,6 +90,35 @@ def test_a_bad_config_stops_start_up_with_one_message_naming_the_yaml_path(
     assert not listening(nextcloud["server"]["listen"])
 
 
+def test_a_history_store_in_the_platform_database_stops_start_up_and_check_config(
+        tmp_path, nextcloud):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**nextcloud, "history": {"url": nextcloud["database"]["url"]}}))
+    platform = Path(nextcloud["database"]["url"].removeprefix("sqlite:///"))
+    before = platform.read_bytes()
+    message = ("history.url: names the platform database (database.url): the history store "
+               "writes its tables, and the platform database is never written; give the "
+               "history its own SQLite file or database")
+    for command in ("run", "check-config"):
+        result = subprocess.run([sys.executable, "-m", "exporter", command, "--config",
+                                 str(path)], cwd=ROOT, capture_output=True, text=True,
+                                timeout=60, stdin=subprocess.DEVNULL)
+        assert result.returncode == 2, command
+        assert message in result.stderr, command
+    assert platform.read_bytes() == before
+    assert not listening(nextcloud["server"]["listen"])
+
+
+def test_per_user_metrics_are_announced_with_a_warning_at_start_up(
+        tmp_path, nextcloud, nextcloud_now):
+    nextcloud["per_user_metrics"] = {"enabled": True}
+    with Daemon(tmp_path, nextcloud, as_of=nextcloud_now).start() as daemon:
+        warning = daemon.wait_for_event("per_user_metrics_expose_user_ids")
+    assert warning["level"] == "warning"
+    assert (warning["route"], warning["basic_auth"]) == ("/metrics", False)
+    assert "basic_auth_users" in warning["advice"]
+
+
 @contextmanager
 def scraping(daemon: Daemon) -> Iterator[list[tuple[int, int, bool]]]:
     """Scrape /metrics and /-/ready in the background for the length of the block: each answer's

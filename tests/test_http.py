@@ -123,11 +123,15 @@ def test_bad_parameters_and_unknown_routes_get_json_errors(base_url):
     assert json.loads(body) == {"code": 404.1, "message": "Not found."}
 
 
-def test_other_methods_are_refused(base_url):
-    request = urllib.request.Request(base_url + "/metrics", data=b"x", method="POST")
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+@pytest.mark.parametrize("path", ["/metrics", "/api/v1/snapshot", "/-/healthy"])
+def test_other_methods_are_refused_with_the_methods_allowed(base_url, method, path):
+    request = urllib.request.Request(base_url + path, data=b"x", method=method)
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code == 405
+    assert caught.value.headers["Allow"] == "GET, HEAD"
+    assert json.loads(caught.value.read())["code"] == 405.1
 
 
 def test_every_key_is_compared_and_the_matching_one_named():

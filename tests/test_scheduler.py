@@ -64,6 +64,28 @@ def test_a_failing_collector_backs_off_while_others_keep_their_schedule(runner):
         scheduler.stop()
 
 
+def test_while_the_database_is_unreachable_it_is_probed_every_interval_without_backoff(runner):
+    """Backoff would hide the recovery: the first run after the database is back would come up
+    to 2x, 4x... the interval later."""
+    runner, copy = runner
+    moved = copy.with_suffix(".moved")
+    copy.rename(moved)
+    scheduler = Scheduler(runner)
+    scheduler.start()
+    try:
+        wait_for(lambda: runner.snapshot.collectors["users"].failures >= 1)
+        assert runner.snapshot.database_up is False
+        next_run = scheduler.scheduler.get_job("users").next_run_time.timestamp()
+        assert next_run - time.time() <= 1.05  # the 1 s interval (0.01 s jitter), not 2 s
+        moved.rename(copy)
+        back = time.monotonic()
+        wait_for(lambda: runner.snapshot.database_up is True)
+        assert time.monotonic() - back < 1.5
+        assert runner.snapshot.collectors["users"].state == "ok"
+    finally:
+        scheduler.stop()
+
+
 @pytest.fixture
 def scheduled_query(tmp_path):
     """A custom query `q` (SQL and timing given) on its own schedule, on a Nextcloud copy."""

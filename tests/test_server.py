@@ -17,7 +17,7 @@ import bcrypt
 import pytest
 
 from exporter import server as server_module
-from exporter.server import MAX_BODY, MAX_HEAD, HttpServer
+from exporter.server import MAX_BODY, MAX_HEAD, MAX_LINE, HttpServer
 from exporter.webconfig import WebConfig
 
 Environ = dict[str, Any]
@@ -45,8 +45,11 @@ def serve() -> Iterator[Callable[..., HttpServer]]:
         server.stop()
 
 
-def connect(server: HttpServer) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+def connect(server: HttpServer, source: str = "127.0.0.1") -> socket.socket:
+    """A connection from `source`, an address of the loopback network (127.0.0.0/8): each
+    address is another client."""
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10,
+                                    source_address=(source, 0))
 
 
 def read_until_closed(sock: socket.socket) -> bytes:
@@ -98,6 +101,17 @@ def test_the_app_sees_the_decoded_path_the_raw_query_and_the_clients_headers(ser
     assert seen["wsgi.url_scheme"] == "http"
 
 
+def test_a_request_line_as_long_as_the_longest_documented_parameter_is_served(serve):
+    """A 16,384-character paging token of 4-byte characters, percent-encoded: 192 KiB."""
+    server = serve()
+    query = "from=" + "%F0%9F%92%A9" * 16384
+    with connect(server) as sock:
+        sock.sendall(f"GET /users?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                     .encode())
+        [(status, body)] = responses(read_until_closed(sock))
+    assert (status, json.loads(body)["QUERY_STRING"]) == (200, query)
+
+
 def test_head_gets_the_headers_and_no_body(serve):
     server = serve()
     with connect(server) as sock:
@@ -122,11 +136,18 @@ def test_an_http_1_0_client_gets_its_answer_and_the_connection_closes(serve):
     (b"NONSENSE\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2 * MAX_HEAD + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (n, b"a" * 8000)
+                                              for n in range(15)) + b"\r\n", 431),
+    (b"GET /?" + b"a" * MAX_LINE + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431),
+    (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505),
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
     (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1)
      + b"a" * (MAX_BODY + 1), 413),
     (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"0\r\n\r\n", 400),
-], ids=["bad request line", "bad header", "head too large", "body too large", "framed two ways"])
+], ids=["bad request line", "bad header", "head too large", "head too large in all",
+        "request line too long", "unknown version", "HTTP/2 as text", "body too large",
+        "framed two ways"])
 def test_a_request_the_server_cannot_take_gets_a_json_error_and_the_connection_closes(
         serve, request_bytes, status):
     server = serve()
@@ -136,6 +157,20 @@ def test_a_request_the_server_cannot_take_gets_a_json_error_and_the_connection_c
     [(answered, body)] = responses(data)
     assert answered == status
     assert json.loads(body)["code"] == status
+
+
+def test_a_client_expecting_100_continue_gets_it_then_its_answer_on_the_same_connection(serve):
+    server = serve()
+    with connect(server) as sock:
+        sock.sendall(b"GET /with-body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        sock.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = read_until_closed(sock)
+    answers = responses(data)
+    assert [status for status, _ in answers] == [200, 200]
+    assert [json.loads(body)["PATH_INFO"] for _, body in answers] == ["/with-body", "/next"]
 
 
 def raises(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
@@ -285,10 +320,10 @@ def test_scrapes_and_health_checks_are_answered_while_every_worker_is_busy(serve
     assert app.served[:4] == ["/api/v1/snapshot", "/metrics", "/-/healthy", "/-/ready"]
 
 
-def test_behind_basic_auth_only_a_verified_password_skips_the_queue(serve):
-    """Checking a password the first time is a bcrypt, so that scrape waits its turn for a
-    worker like any API call (wrong passwords cannot crowd API calls out); once verified, the
-    loop answers it at once."""
+def test_behind_basic_auth_a_password_check_does_not_wait_for_the_workers(serve):
+    """Checking a password the first time is a bcrypt, run on a thread of its own: while every
+    worker is busy with API calls, a scrape with a new password gets its answer at once (200
+    right, 401 wrong), and so does one with the password verified before."""
     web = WebConfig(users={"prometheus": bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4))})
     app = HeldWorker()
     server = serve(app, threads=1, web=web)
@@ -296,29 +331,18 @@ def test_behind_basic_auth_only_a_verified_password_skips_the_queue(serve):
     right = "Basic " + base64.b64encode(b"prometheus:secret").decode()
     wrong = "Basic " + base64.b64encode(b"prometheus:guess").decode()
     try:
-        threads = [call(server, "/api/v1/snapshot", statuses)]
+        api_call = call(server, "/api/v1/snapshot", statuses)
         assert app.busy.wait(10)
-        threads += [call(server, "/metrics", statuses, Authorization=right),
-                    call(server, "/metrics", statuses, Authorization=wrong)]
-        wait_for_queue(server, 2)  # neither verified yet: both wait for the worker
+        scrapes: list[int] = []
+        for authorization in (right, wrong, right):
+            scrape = call(server, "/metrics", scrapes, Authorization=authorization)
+            scrape.join(10)
+            assert not scrape.is_alive(), "a password check waited for the busy worker"
+        assert scrapes == [200, 401, 200]
     finally:
         app.release.set()
-    for thread in threads:
-        thread.join(30)
-    assert sorted(statuses) == [200, 200, 401]
-    app.release.clear()
-    app.served.clear()
-    app.busy.clear()
-    threads = [call(server, "/api/v1/snapshot", statuses)]
-    try:
-        assert app.busy.wait(10)
-        scrape = call(server, "/metrics", statuses, Authorization=right)
-        scrape.join(10)
-        assert not scrape.is_alive(), "a verified password waited for the busy worker"
-    finally:
-        app.release.set()
-    threads[0].join(30)
-    assert statuses[3:] == [200, 200]
+    api_call.join(30)
+    assert statuses == [200]
 
 
 def test_head_204_and_304_answers_carry_no_body_even_when_the_app_gives_one(serve):
@@ -389,9 +413,9 @@ def test_shutdown_does_not_wait_for_a_worker_stuck_in_a_streamed_body(serve):
 
 def test_connections_beyond_the_limit_wait_in_the_backlog_until_one_ends(serve, monkeypatch):
     monkeypatch.setattr(server_module, "connection_limit", lambda: 2)
-    server = serve()
-    first, second = connect(server), connect(server)
-    with connect(server) as third:
+    server = serve()  # two clients: one connection each is their share of 2
+    first, second = connect(server, "127.0.0.2"), connect(server, "127.0.0.3")
+    with connect(server, "127.0.0.4") as third:
         third.sendall(b"GET /third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         third.settimeout(0.5)
         with pytest.raises(TimeoutError):
@@ -400,3 +424,34 @@ def test_connections_beyond_the_limit_wait_in_the_backlog_until_one_ends(serve, 
         third.settimeout(10)
         assert [status for status, _ in responses(read_until_closed(third))] == [200]
     second.close()
+
+
+def closed_by_the_server(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False  # open, nothing to read
+    except ConnectionResetError:
+        return True
+
+
+def test_one_client_holding_1000_idle_sockets_leaves_room_for_another_clients_scrape(serve):
+    """The attacker gets its share (60 % of the 1,000 connections) and no more; its other
+    sockets are closed at once, and the scrape of another client is answered within 1 s."""
+    server = serve()
+    held = [connect(server, "127.0.0.2") for _ in range(1000)]
+    try:
+        began = time.monotonic()
+        with connect(server, "127.0.0.3") as scraper:
+            scraper.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answered = responses(read_until_closed(scraper))
+        elapsed = time.monotonic() - began
+        time.sleep(0.5)  # the attacker's last connections accepted, or closed
+        closed = sum(closed_by_the_server(sock) for sock in held)
+    finally:
+        for sock in held:
+            sock.close()
+    assert [status for status, _ in answered] == [200]
+    assert elapsed < 1.0
+    assert closed == 1000 - server_module.connection_limit() * 6 // 10

@@ -12,7 +12,9 @@ import json
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
+import sys
 import time
 from base64 import b64encode
 from collections.abc import Iterator
@@ -57,8 +59,10 @@ class Issued:
 
 
 def issue(directory: Path, name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
-          | None = None, *, server: bool = False) -> Issued:
-    """A certificate for `name` signed by `issuer` (self-signed CA when None), in PEM files."""
+          | None = None, *, server: bool = False,
+          sans: tuple[x509.GeneralName, ...] = ()) -> Issued:
+    """A certificate for `name` signed by `issuer` (self-signed CA when None), in PEM files; a
+    server's names 127.0.0.1 and localhost, a client's `sans`."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
@@ -74,9 +78,9 @@ def issue(directory: Path, name: str, issuer: tuple[x509.Certificate, ec.Ellipti
         builder = builder.issuer_name(issuer[0].subject)
         signer = issuer[1]
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False)
+        sans = (x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"))
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
     cert = builder.sign(signer, hashes.SHA256())
     issued = Issued(directory / f"{name}.crt", directory / f"{name}.key")
     issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -226,6 +230,20 @@ def test_min_version_tls13_refuses_a_tls12_client(serve, pki):
     assert get(serve(tls()), context=tls12).status == 200
 
 
+def test_cipher_suites_limit_what_a_tls12_client_may_use(serve, pki):
+    port = serve(tls(cipher_suites=["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]))
+
+    def tls12_client(openssl_ciphers: str) -> ssl.SSLContext:
+        context = pki.client_context(maximum_version=ssl.TLSVersion.TLSv1_2)
+        context.set_ciphers(openssl_ciphers)
+        return context
+
+    assert unanswered(port, tls12_client("ECDHE-ECDSA-AES128-GCM-SHA256"))
+    assert get(port, context=tls12_client("ECDHE-ECDSA-AES256-GCM-SHA384")).status == 200
+    # TLS 1.3 has suites of its own, which the list leaves alone (as in the exporter-toolkit).
+    assert get(port, context=pki.client_context()).status == 200
+
+
 def test_client_certificates_are_required_and_must_be_signed_by_the_client_ca(serve, pki):
     port = serve(tls(client_auth_type="RequireAndVerifyClientCert",
                      client_ca_file="ca.crt"))
@@ -233,6 +251,22 @@ def test_client_certificates_are_required_and_must_be_signed_by_the_client_ca(se
         # TLS 1.3 clients learn of the refusal when they read: either way no answer comes.
         assert unanswered(port, pki.client_context(client))
     assert get(port, context=pki.client_context(pki.client)).status == 200
+
+
+def test_client_allowed_sans_admits_only_client_certificates_naming_one(serve, pki, tmp_path):
+    signed = load(pki.ca)
+    allowed = issue(tmp_path, "prometheus", signed,
+                    sans=(x509.DNSName("prometheus.example"),))
+    by_ip = issue(tmp_path, "by-ip", signed, sans=(x509.IPAddress(ipaddress.ip_address("::1")),))
+    other = issue(tmp_path, "other", signed, sans=(x509.DNSName("grafana.example"),))
+    port = serve(tls(client_auth_type="RequireAndVerifyClientCert", client_ca_file="ca.crt",
+                     client_allowed_sans=["prometheus.example", "0:0:0:0:0:0:0:1"]))
+    with structlog.testing.capture_logs() as logs:
+        for client in (other, pki.client):  # another SAN; none at all
+            assert unanswered(port, pki.client_context(client))
+    assert [entry["event"] for entry in logs] == ["client_certificate_refused"] * 2
+    for client in (allowed, by_ip):
+        assert get(port, context=pki.client_context(client)).status == 200
 
 
 def test_a_ca_in_the_servers_own_chain_is_not_trusted_for_client_certificates(
@@ -336,6 +370,44 @@ def test_basic_auth_leaves_health_and_the_api_with_its_own_keys_open(serve):
     assert get(port, "/api/v1/snapshot", Authorization=f"Bearer {API_KEY}").status == 200
 
 
+def timed_get(port: int, path: str, source: str, **headers: str) -> tuple[float, Answer]:
+    began = time.perf_counter()
+    answer = get(port, path, None, source, **headers)
+    return time.perf_counter() - began, answer
+
+
+def test_a_flood_of_wrong_passwords_slows_neither_the_api_nor_a_new_right_password(serve):
+    """120 clients with 3 connections each guessing passwords as fast as they are answered,
+    against a cost-10 hash (as
+    the exporter-toolkit suggests): bcrypt runs on a thread of its own, so API calls do not wait
+    behind it, and a client with no wrong passwords goes ahead of the guessers, which are then
+    refused without a check once they spent their budget."""
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()
+    port = serve({"basic_auth_users": {"prometheus": hashed}})
+    flood = subprocess.Popen([sys.executable, "-m", "tests.flood", str(port), "120", "3"], cwd=ROOT,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert flood.stdout is not None and flood.stdin is not None
+        assert flood.stdout.readline() == "flooding\n"
+        time.sleep(1)  # the guesses under way
+        api_calls = [timed_get(port, "/api/v1/snapshot", "127.0.0.9",
+                               Authorization=f"Bearer {API_KEY}") for _ in range(40)]
+        first_scrape = timed_get(port, "/metrics", "127.0.0.10",
+                                 Authorization=basic("prometheus", PASSWORD))
+        flood.stdin.close()
+        flooded = {int(status): count
+                   for status, count in json.loads(flood.stdout.readline()).items()}
+    finally:
+        flood.kill()
+        flood.wait(10)
+    assert {answer.status for _, answer in api_calls} == {200}
+    assert statistics.median(seconds for seconds, _ in api_calls) < 0.050
+    assert first_scrape[1].status == 200
+    assert first_scrape[0] < 1.0
+    # Guesses checked and refused (401), and many more refused without a check (429).
+    assert set(flooded) == {401, 429} and flooded[429] > flooded[401]
+
+
 def test_a_refusal_never_logs_the_password(serve):
     port = serve({"basic_auth_users": {"prometheus": HASH}})
     with structlog.testing.capture_logs() as logs:
@@ -369,7 +441,24 @@ BAD_FILES = {
                                "cert_fiel": "x"}},
         "tls_server_config.cert_fiel: unknown key (known keys: cert_file, key_file, "
         "client_auth_type, client_ca_file, min_version, max_version, "
-        "prefer_server_cipher_suites)"),
+        "prefer_server_cipher_suites, client_allowed_sans, cipher_suites)"),
+    "a cipher suite that is not forward-secret AEAD": (
+        tls(cipher_suites=["TLS_RSA_WITH_AES_128_CBC_SHA"]),
+        "tls_server_config.cipher_suites: not supported: TLS_RSA_WITH_AES_128_CBC_SHA "
+        "(supported: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, "
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, "
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, "
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256)"),
+    "allowed SANs without verified client certificates": (
+        tls(client_auth_type="VerifyClientCertIfGiven", client_ca_file="ca.crt",
+            client_allowed_sans=["prometheus.example"]),
+        "tls_server_config.client_allowed_sans: needs client_auth_type: "
+        "RequireAndVerifyClientCert"),
+    "allowed SANs not a list": (
+        tls(client_auth_type="RequireAndVerifyClientCert", client_ca_file="ca.crt",
+            client_allowed_sans="prometheus.example"),
+        "tls_server_config.client_allowed_sans: expected a list of SANs (DNS names, IP "
+        "addresses, emails or URIs)"),
     "unknown section": (
         {"basic_auth": {"a": HASH}},
         "basic_auth: unknown key (known keys: tls_server_config, http_server_config, "

@@ -16,6 +16,7 @@ from exporter.api.audit import AuditLog, bound
 from exporter.api.csvout import stream_csv, stream_csv_columns
 from exporter.api.openapi import OPENAPI
 from exporter.api.paging import TokenError, UserQuery
+from exporter.api.parameters import DAYS, LIMIT, OFFSET, TZ_OFFSET
 from exporter.db import DatabaseUnavailable, describe_error
 from exporter.exposition import metric_rows, snapshot_json
 from exporter.history import HistoryError, HistoryStore
@@ -23,15 +24,12 @@ from exporter.http import Context, Handler, HttpError, Request, Response, encode
 from exporter.snapshot import Snapshot
 from exporter.usercolumns import batched, cells, user_ids, user_rows
 
-MAX_PAGE = 1000
 ACTIVITY_READERS = ("users", "dau")  # the collectors that need the activity relation
 # Seconds a history route asks a client to wait while the first history write is pending.
 HISTORY_RETRY_AFTER = 5
 HISTORY_PENDING = ("The history is not written yet: the dau collector has not finished its "
                    "first run.")
 MAX_TEXT = 256
-# Offsets beyond this are past any audit log and would overflow SQL's 64-bit OFFSET.
-MAX_OFFSET = 2**62
 
 
 def flag(request: Request, name: str) -> bool:
@@ -39,19 +37,6 @@ def flag(request: Request, name: str) -> bool:
     if value not in ("true", "false", "1", "0"):
         raise HttpError(400.1, f"Parameter {name} must be true or false.")
     return value in ("true", "1")
-
-
-def integer(request: Request, name: str, default: int, *, low: int, high: int) -> int:
-    raw = request.param(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HttpError(400.2, f"Parameter {name} must be an integer.") from None
-    if not low <= value <= high:
-        raise HttpError(400.2, f"Parameter {name} must be between {low} and {high}.")
-    return value
 
 
 def bounded_text(request: Request, name: str) -> str | None:
@@ -84,7 +69,7 @@ def history_zone(request: Request) -> str:
     if request.param("tz") is not None and request.param("tz_offset") is not None:
         raise HttpError(400.3, 'Provide either "tz" or "tz_offset", not both.')
     if request.param("tz_offset") is not None:
-        offset = integer(request, "tz_offset", 0, low=-12, high=14)
+        offset = TZ_OFFSET.value(request)
         # Etc/GMT zones have the POSIX sign: Etc/GMT-2 is two hours east of UTC.
         return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
     return request.param("tz") or "UTC"
@@ -144,7 +129,7 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
         zone = history_zone(request)
         if history_pending(context):
             raise HttpError(503.3, HISTORY_PENDING, retry_after=HISTORY_RETRY_AFTER)
-        days = integer(request, "days", 30, low=1, high=3660)
+        days = DAYS.value(request)
         try:
             store = context.history()
         except HistoryError as error:
@@ -181,7 +166,7 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
         if direction not in ("f", "b"):
             raise HttpError(400.7, 'Parameter dir must be "f" (forwards) or "b" (backwards).')
         query = UserQuery(order_by, direction == "b", bounded_text(request, "search_term") or "",
-                          integer(request, "limit", 100, low=1, high=MAX_PAGE))
+                          LIMIT.value(request))
         token = request.param("from")
         try:
             after = query.position(token) if token else None
@@ -254,8 +239,8 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
             action=bounded_text(request, "action") or None,
             start=bound(start, end=False) if start else None,
             end=bound(end, end=True) if end else None,
-            limit=integer(request, "limit", 100, low=1, high=MAX_PAGE),
-            offset=integer(request, "offset", 0, low=0, high=MAX_OFFSET)))
+            limit=LIMIT.value(request),
+            offset=OFFSET.value(request)))
 
     def openapi(request: Request) -> Response:
         context.authorize(request)

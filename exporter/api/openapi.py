@@ -1,11 +1,14 @@
-"""The OpenAPI 3.1 description of every route the exporter serves, as a static document (a test
-checks it against the App's route table, and schemathesis checks the answers against it)."""
+"""The OpenAPI 3.1 description of every route the exporter serves (a test checks it against the
+App's route table, and schemathesis checks the answers against it). The native API's integer
+parameters come from their declarations in exporter.api.parameters, which the routes read them
+with; the drop-in routes' shapes are described here by hand."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from exporter import __version__
+from exporter.api.parameters import DAYS, LIMIT, OFFSET, TZ_OFFSET, query
 
 JSON = "application/json"
 NATIVE_ERROR = {"$ref": "#/components/schemas/Error"}
@@ -30,11 +33,6 @@ def errors(*statuses: str) -> dict[str, Any]:
             for status in sorted({*statuses, "401", "403", "429", "503"})}
 
 
-def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}
-
-
 def native(summary: str, description: str, ok: dict[str, Any], *error_statuses: str,
            parameters: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     operation: dict[str, Any] = {
@@ -50,15 +48,11 @@ def ref(name: str) -> dict[str, str]:
 
 
 NUMBER_OR_NULL = {"type": ["number", "null"]}
-LIMIT = query("limit", "Rows per page (default 100).",
-              {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
 HISTORY_PARAMETERS = (
     query("tz", "An IANA time zone listed in collectors.dau.timezones (default UTC).",
           {"type": "string"}),
-    query("tz_offset", "Whole hours east of UTC, as Etc/GMT±N; not with tz.",
-          {"type": "integer", "minimum": -12, "maximum": 14}),
-    query("days", "How many days back, today included (default 30).",
-          {"type": "integer", "minimum": 1, "maximum": 3660, "default": 30}),
+    TZ_OFFSET.openapi,
+    DAYS.openapi,
 )
 CSV = "text/csv; charset=utf-8; header=present"
 CSV_NOTE = ("RFC 4180 quoting, UTF-8, streamed (constant memory whatever the number of users). "
@@ -278,7 +272,7 @@ OPENAPI: dict[str, Any] = {
             "Per-user rows, paged", USERS_DESCRIPTION,
             json_body("One page.", ref("UserPage")), "400",
             parameters=(
-                LIMIT,
+                LIMIT.openapi,
                 query("from", "The next_token of the previous page.",
                       {"type": "string", "maxLength": 16384}),
                 query("order_by", "Any column of the rows (default user_id); an unknown one "
@@ -321,9 +315,8 @@ OPENAPI: dict[str, Any] = {
                       "(its start); without an offset, UTC.", {"type": "string"}),
                 query("end", "Latest entry (inclusive): ISO 8601 timestamp or date (its last "
                       "millisecond); without an offset, UTC.", {"type": "string"}),
-                LIMIT,
-                query("offset", "Entries to skip (default 0).",
-                      {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0}))),
+                LIMIT.openapi,
+                OFFSET.openapi)),
         "/api/v1/openapi.json": native(
             "This document", "The OpenAPI 3.1 description of every route.",
             json_body("The document.", {"type": "object"})),

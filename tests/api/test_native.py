@@ -496,6 +496,28 @@ def test_openapi_is_a_valid_3_1_document():
         assert item["get"]["responses"], path
 
 
+def documented_integers() -> list[tuple[str, str, int, int]]:
+    return [(path, parameter["name"], parameter["schema"]["minimum"],
+             parameter["schema"]["maximum"])
+            for path, item in OPENAPI["paths"].items() if path.startswith("/api/v1/")
+            for parameter in item["get"].get("parameters", ())
+            if parameter["schema"].get("type") == "integer"]
+
+
+def test_the_documented_bounds_of_every_integer_parameter_are_the_ones_enforced(base_url):
+    checked = documented_integers()
+    assert {name for _, name, _, _ in checked} == {"limit", "offset", "days", "tz_offset"}
+    for path, name, low, high in checked:
+        for inside in (low, high):
+            status, _, body = request(base_url, f"{path}?{name}={inside}")
+            assert status != 400 or json.loads(body)["code"] != 400.2, (path, name, inside)
+        for outside in (low - 1, high + 1):
+            status, _, body = request(base_url, f"{path}?{name}={outside}")
+            assert (status, json.loads(body)) == (400, {
+                "code": 400.2, "message": f"Parameter {name} must be between {low} and "
+                                          f"{high}."}), (path, name, outside)
+
+
 def fuzz(base_url: str, operation: Any, mode: GenerationMode, checks: list[Any]) -> None:
     @settings(max_examples=12, deadline=None, database=None, derandomize=True,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
