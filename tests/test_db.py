@@ -130,11 +130,15 @@ def test_a_sqlite_file_replaced_on_disk_is_read_anew(tmp_path):
 
 
 def test_one_watchdog_thread_serves_every_connection(tmp_path):
+    def watchdog_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "statement-watchdog"}
+
+    earlier = watchdog_threads()  # other tests' databases may still be open
     database = Database(make_config(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud").database)
     for _ in range(20):
         with database.connect(5) as conn:
             conn.execute(text("SELECT 1"))
-    watchdogs = [t for t in threading.enumerate() if t.name == "statement-watchdog"]
+    watchdogs = list(watchdog_threads() - earlier)
     assert len(watchdogs) == 1
     database.close()
     watchdogs[0].join(5)
