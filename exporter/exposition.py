@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -43,7 +43,13 @@ def _family(metric: Gauge | Histogram) -> Metric:
 
 
 def _le(bound: float) -> str:
+    """The exposition's le: a float's canonical form (1048576.0), as series are already named."""
     return "+Inf" if math.isinf(bound) else repr(bound)
+
+
+def _bucket_key(bound: float) -> str:
+    """A bound as JSON and CSV show it: 1048576, 0.5, +Inf."""
+    return "+Inf" if math.isinf(bound) else str(_number(bound))
 
 
 class SnapshotCollector:
@@ -126,7 +132,7 @@ def _number(value: float) -> int | float:
 
 def _metric_json(metric: Gauge | Histogram) -> Any:
     if isinstance(metric, Histogram):
-        return {"buckets": {_le(b): c for b, c in metric.buckets}, "count": metric.count,
+        return {"buckets": {_bucket_key(b): c for b, c in metric.buckets}, "count": metric.count,
                 "sum": _number(metric.sum)}
     if not metric.labels:
         return _number(metric.samples[0][1]) if metric.samples else None
@@ -154,17 +160,17 @@ def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
     return body
 
 
-def metric_rows(metrics: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
-    """(metric, label, value) per sample of snapshot_json's metrics: histograms as their buckets
-    (le=...), count and sum; several labels as name=value pairs joined by commas."""
-    for name, value in metrics.items():
-        if isinstance(value, dict) and "buckets" in value:
-            yield from ((name, f"le={le}", count) for le, count in value["buckets"].items())
-            yield from ((name, "count", value["count"]), (name, "sum", value["sum"]))
-        elif isinstance(value, dict):
-            yield from ((name, label, v) for label, v in value.items())
-        elif isinstance(value, list):
-            yield from ((name, ",".join(f"{k}={v}" for k, v in sample["labels"].items()),
-                         sample["value"]) for sample in value)
-        else:
-            yield name, "", value
+def metric_rows(snapshot: Snapshot) -> Iterator[tuple[str, str, int | float]]:
+    """(metric, label, value) per sample of the snapshot's metrics: labels as name=value pairs
+    joined by commas ('' for none); histograms as their buckets (le=...), count and sum."""
+    for result in snapshot.results():
+        for metric in result.metrics:
+            if isinstance(metric, Histogram):
+                yield from ((metric.name, f"le={_bucket_key(bound)}", count)
+                            for bound, count in metric.buckets)
+                yield from ((metric.name, "count", metric.count),
+                            (metric.name, "sum", _number(metric.sum)))
+                continue
+            for labels, value in metric.samples:
+                pairs = zip(metric.labels, labels, strict=True)
+                yield metric.name, ",".join(f"{k}={v}" for k, v in pairs), _number(value)

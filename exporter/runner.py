@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import TypeVar
@@ -21,7 +21,7 @@ from exporter.exposition import render
 from exporter.history import HistoryError, HistoryRows, HistoryStore
 from exporter.log import debug_enabled
 from exporter.memory import cycle_collection_paused, release_free_memory
-from exporter.platforms import profile_for
+from exporter.platforms import Profile, profile_for
 from exporter.relations import RELATIONS
 from exporter.snapshot import Snapshot, SnapshotStore
 
@@ -31,6 +31,17 @@ T = TypeVar("T")
 
 class StartupError(Exception):
     """The exporter cannot start: the message says why, in one line."""
+
+
+def inapplicable(profile: Profile, names: Iterable[str]) -> dict[str, str]:
+    """The collectors among `names` that `profile` lacks a relation for, with the reason."""
+    provided, classes = profile.provides(), available()
+    reasons = {}
+    for name in names:
+        missing = set(classes[name].relations) - provided
+        if missing:
+            reasons[name] = f"{profile.name} has no {', '.join(sorted(missing))}"
+    return reasons
 
 
 class Runner:
@@ -50,12 +61,8 @@ class Runner:
         limit = config.per_user_metrics.limit if config.per_user_metrics.enabled else 0
         self.store = SnapshotStore(self.profile.name, list(self.collectors),
                                    partial(render, per_user_limit=limit))
-        provided = self.profile.provides()
-        for name, collector in self.collectors.items():
-            missing = set(collector.relations) - provided
-            if missing:
-                self.store.mark_not_applicable(
-                    name, f"{self.profile.name} has no {', '.join(sorted(missing))}")
+        for name, reason in inapplicable(self.profile, self.collectors).items():
+            self.store.mark_not_applicable(name, reason)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -76,8 +83,9 @@ class Runner:
                 for relation in sorted(needed):
                     self._check_relation(conn, relation, prefix)
         except DatabaseUnavailable as error:
-            raise StartupError(f"cannot connect to the {self.profile.name} database: {error}") \
-                from None
+            where = self.config.database.sqlalchemy_url().render_as_string(hide_password=True)
+            raise StartupError(f"cannot connect to the {self.profile.name} database {where}: "
+                               f"{error}") from None
 
     def _check_relation(self, conn: Connection, relation: str, prefix: str) -> None:
         try:
