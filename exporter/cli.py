@@ -119,6 +119,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     enabled = [c.name for c in config.enabled_collectors]
     applicable = [n for n in enabled if n not in inapplicable(profile, enabled)]
     lines = [f"platform: {profile.name}", f"collectors: {', '.join(applicable) or 'none'}",
+             f"listen: {config.server.host}:{config.server.port}",
+             f"logging: {config.logging.level}, {config.logging.format}",
              f"API keys: {len(config.api_keys)}"]
     if config.server.web:
         lines.append(f"web config: {config.server.web.summary()}")

@@ -23,6 +23,7 @@ from exporter.log import debug_enabled
 from exporter.memory import cycle_collection_paused, release_free_memory
 from exporter.platforms import Profile, profile_for
 from exporter.relations import RELATIONS
+from exporter.runtime import RuntimeMetrics
 from exporter.snapshot import Snapshot, SnapshotStore
 
 log = structlog.get_logger()
@@ -46,7 +47,8 @@ def inapplicable(profile: Profile, names: Iterable[str]) -> dict[str, str]:
 
 class Runner:
     def __init__(self, config: Config, clock: Callable[[], float] = time.time, *,
-                 keep_history: bool = True) -> None:
+                 keep_history: bool = True, runtime: RuntimeMetrics | None = None) -> None:
+        """`runtime`: the process metrics to serve with the snapshot (the daemon's)."""
         self.config = config
         self.clock = clock
         self.keep_history = keep_history
@@ -60,7 +62,7 @@ class Runner:
             c.name: classes[c.name](c) for c in config.enabled_collectors}
         limit = config.per_user_metrics.limit if config.per_user_metrics.enabled else 0
         self.store = SnapshotStore(self.profile.name, list(self.collectors),
-                                   partial(render, per_user_limit=limit))
+                                   partial(render, per_user_limit=limit), runtime)
         for name, reason in inapplicable(self.profile, self.collectors).items():
             self.store.mark_not_applicable(name, reason)
 

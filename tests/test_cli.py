@@ -3,8 +3,10 @@ the one-line errors a bad config, a wrong URL or a missing table give at start-u
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import platform
 import shutil
 import signal
 import sqlite3
@@ -12,13 +14,28 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import API_KEY, NEXTCLOUD, NEXTCLOUD_DB, ROOT, read_json, sqlite_execute
+from collectors import available
+from collectors.base import BYTE_BOUNDS
+from exporter import __version__
+from exporter.platforms import profile_for
+from tests.conftest import (
+    API_KEY,
+    NEXTCLOUD,
+    NEXTCLOUD_DB,
+    ROOT,
+    SYNAPSE_PG,
+    make_config,
+    read_json,
+    sqlite_execute,
+)
 from tests.servers import free_port, promtool_path, ready_daemon, start_exporter, wait_daemon_ready
 
 SERVERINFO = read_json(NEXTCLOUD / "serverinfo.json")["ocs"]["data"]
@@ -103,7 +120,8 @@ def test_collect_prints_one_refresh_in_each_format(tmp_path, nextcloud_now):
     assert "# TYPE usage_users gauge" in prometheus.stdout
     table = exporter("collect", "--config", str(config), "--format", "csv", *as_of)
     assert table.stdout.splitlines()[0] == "metric,label,value"
-    assert "usage_shares,email,2" in table.stdout.splitlines()
+    emails = SERVERINFO["nextcloud"]["shares"]["num_shares_mail"]
+    assert f"usage_shares,type=email,{emails}" in table.stdout.splitlines()
 
 
 def test_check_config_prints_every_problem_with_its_path(tmp_path):
@@ -119,8 +137,8 @@ def test_check_config_prints_every_problem_with_its_path(tmp_path):
 
 def test_check_config_accepts_the_example_config(monkeypatch):
     env = {**os.environ, "USAGE_EXPORTER_API_KEY": "x" * 32}
-    result = subprocess.run([sys.executable, "-m", "exporter", "check-config", "--config",
-                             "config.example.yaml"], cwd=ROOT, env=env, text=True,
+    result = subprocess.run([sys.executable, "-m", "exporter", "check-config", "--offline",
+                             "--config", "config.example.yaml"], cwd=ROOT, env=env, text=True,
                             capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("config.example.yaml: OK")
@@ -138,13 +156,16 @@ def startup_error(tmp_path: Path, url: str) -> str:
 
 def test_a_wrong_database_url_stops_start_up_with_one_message(tmp_path):
     error = startup_error(tmp_path, f"sqlite:///{tmp_path / 'missing.db'}")
-    assert error.startswith("cannot connect to the nextcloud database: OperationalError: "
-                            "unable to open database file")
+    missing = tmp_path / "missing.db"
+    assert error == f"cannot connect to the nextcloud database sqlite:///{missing}: " \
+        f"no such file: {missing}"
 
 
 def test_an_unreachable_server_stops_start_up_with_one_message(tmp_path):
-    error = startup_error(tmp_path, f"postgresql+psycopg://u:p@127.0.0.1:{free_port()}/nc")
-    assert error.startswith("cannot connect to the nextcloud database: OperationalError")
+    port = free_port()
+    error = startup_error(tmp_path, f"postgresql+psycopg://u:p@127.0.0.1:{port}/nc")
+    assert error.startswith(f"cannot connect to the nextcloud database postgresql+psycopg://u:***@"
+                            f"127.0.0.1:{port}/nc: OperationalError")
     assert ":p@" not in error
 
 
@@ -214,3 +235,251 @@ def test_the_demo_builds_its_database_and_serves_it(tmp_path):
     lint = subprocess.run([promtool_path(), "check", "metrics"], input=body,
                           capture_output=True, timeout=30)
     assert lint.returncode == 0 and lint.stdout + lint.stderr == b""
+
+
+# --- flags, the environment and --version ---------------------------------------------------
+
+
+def check(config: Path, *flags: str, env: dict[str, str] | None = None,
+          ) -> subprocess.CompletedProcess[str]:
+    """`check-config` on `config` with `flags`, `env` added to the environment."""
+    return subprocess.run([sys.executable, "-m", "exporter", "check-config", "--config.file",
+                           str(config), *flags], cwd=ROOT, env={**os.environ, **(env or {})},
+                          text=True, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def summary(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """check-config's `  name: value` lines."""
+    assert result.returncode == 0, result.stderr
+    return dict(line.strip().split(": ", 1) for line in result.stdout.splitlines()[1:])
+
+
+def test_flags_replace_the_files_listen_address_log_settings_and_collectors(tmp_path):
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD_DB}", 9999,
+                          "logging: {level: warning, format: console}\n")
+    as_filed = summary(check(config))
+    assert as_filed["listen"] == "127.0.0.1:9999"
+    assert as_filed["logging"] == "warning, console"
+    assert "shares" in as_filed["collectors"].split(", ")
+    flagged = summary(check(config, "--web.listen-address", ":10191", "--log.level", "debug",
+                            "--log.format", "json", "--no-collector.shares"))
+    assert flagged["listen"] == "0.0.0.0:10191"  # a bare :port is every interface
+    assert flagged["logging"] == "debug, json"
+    assert flagged["collectors"].split(", ") == [
+        c for c in as_filed["collectors"].split(", ") if c != "shares"]
+    config.write_text(config.read_text() + "collectors: {shares: {enabled: false}}\n")
+    assert "shares" in summary(check(config, "--collector.shares"))["collectors"].split(", ")
+
+
+def test_a_bad_listen_address_flag_is_refused_with_its_reason(tmp_path):
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD_DB}", 9999)
+    result = check(config, "--web.listen-address", "10191")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "usage-exporter check-config: error: argument --web.listen-address: expected host:port "
+        "such as 127.0.0.1:10191, got '10191'")
+
+
+def test_the_database_url_comes_from_the_environment_or_a_file(tmp_path):
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{tmp_path / 'not-this.db'}", 9999)
+    # The file may leave the URL out altogether.
+    config.write_text(config.read_text().replace(f"  url: sqlite:///{tmp_path}/not-this.db\n", ""))
+    assert "not-this.db" not in config.read_text()
+    assert check(config).returncode == 2
+    url = f"sqlite:///{NEXTCLOUD_DB}"
+    assert check(config, env={"USAGE_EXPORTER_DATABASE_URL": url}).returncode == 0
+    secret = tmp_path / "database-url"
+    secret.write_text(url + "\n")
+    from_file = check(config, env={"USAGE_EXPORTER_DATABASE_URL_FILE": str(secret)})
+    assert from_file.returncode == 0, from_file.stderr
+    both = check(config, env={"USAGE_EXPORTER_DATABASE_URL": url,
+                              "USAGE_EXPORTER_DATABASE_URL_FILE": str(secret)})
+    assert both.returncode == 2
+    assert "USAGE_EXPORTER_DATABASE_URL and USAGE_EXPORTER_DATABASE_URL_FILE are both set" \
+        in both.stderr
+    unreadable = check(config, env={"USAGE_EXPORTER_DATABASE_URL_FILE": str(tmp_path / "none")})
+    assert unreadable.returncode == 2
+    assert f"USAGE_EXPORTER_DATABASE_URL_FILE ({tmp_path / 'none'}): cannot read: No such file" \
+        in unreadable.stderr
+
+
+def test_the_environments_database_url_wins_over_the_files(tmp_path):
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{tmp_path / 'missing.db'}", 9999)
+    assert check(config).returncode == 1
+    result = check(config, env={"USAGE_EXPORTER_DATABASE_URL": f"sqlite:///{NEXTCLOUD_DB}"})
+    assert result.returncode == 0, result.stderr
+
+
+def git_head() -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_version_prints_version_revision_python_and_platform():
+    result = exporter("--version")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"usage-exporter, version {__version__} (revision: {git_head()})"
+    assert lines[1].split() == ["python", "version:", platform.python_version(),
+                                f"({platform.python_implementation()})"]
+    assert lines[2].split() == ["platform:", f"{sys.platform}/{platform.machine().lower()}"]
+
+
+def test_a_built_wheel_records_the_revision_it_was_built_from(tmp_path):
+    # Without build isolation: the installed setuptools and wheel (test extras), no download.
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                            "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("usage_exporter-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("exporter/REVISION").decode().strip() == git_head()
+
+
+# --- check-config against the database ------------------------------------------------------
+
+
+def test_check_config_names_the_file_when_the_sqlite_file_is_missing(tmp_path):
+    missing = tmp_path / "missing.db"
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{missing}", 9999)
+    result = check(config)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (f"{config}: cannot connect to the nextcloud database "
+                             f"sqlite:///{missing}: no such file: {missing}\n")
+    offline = check(config, "--offline")
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.startswith(f"{config}: OK: config valid (database not checked")
+
+
+def test_check_config_says_in_one_line_that_the_server_cannot_be_reached(tmp_path):
+    port = free_port()  # nothing listens there
+    config = write_config(tmp_path / "c.yaml", f"postgresql+psycopg://u:p@127.0.0.1:{port}/nc",
+                          9999)
+    result = check(config)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{config}: cannot connect to the nextcloud database "
+                           f"postgresql+psycopg://u:***@127.0.0.1:{port}/nc: OperationalError")
+    assert ":p@" not in line and "Traceback" not in result.stderr
+
+
+def test_check_config_reports_what_it_found_in_a_real_postgresql_synapse(tmp_path, synapse_pg_url):
+    config = write_config(tmp_path / "c.yaml", synapse_pg_url, 9999, platform="synapse")
+    result = check(config)
+    found = summary(result)
+    assert result.stdout.startswith(f"{config}: OK: config valid, database reachable")
+    rows = read_json(SYNAPSE_PG / "db_tables.json")["row_counts"]
+    assert found["users"] == str(rows["users"])
+    dump = (SYNAPSE_PG / "dump.sql").read_text().split("COPY public.schema_version ")[1]
+    schema = dump.splitlines()[1].split("\t")[1]  # the row under the COPY line: X, version, t
+    assert found["platform"] == f"synapse {schema}"
+    applicable = [name for name, cls in available().items()
+                  if set(cls.relations) <= profile_for(make_config(
+                      synapse_pg_url, "synapse").database).provides()]
+    assert sorted(found["collectors"].split(", ")) == sorted(applicable)
+    assert "storage" not in applicable  # Synapse has no file storage: not listed at all
+    assert result.stderr == ""
+
+
+def test_check_config_warns_when_no_api_key_is_configured(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"database: {{url: 'sqlite:///{NEXTCLOUD_DB}', platform: nextcloud}}\n")
+    result = check(config)
+    assert result.returncode == 0
+    assert result.stderr == (f"{config}: warning: no API key in api.keys: every API route and "
+                             "the admin page will refuse\n")
+
+
+# --- collect and demo polish ----------------------------------------------------------------
+
+
+def collect(config: Path, as_of: float, *flags: str) -> subprocess.CompletedProcess[str]:
+    return exporter("collect", "--config", str(config), "--as-of", str(as_of), *flags)
+
+
+def test_collect_into_a_closed_pipe_exits_quietly(tmp_path, nextcloud_now):
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD_DB}", 9999)
+    process = subprocess.Popen([sys.executable, "-m", "exporter", "collect", "--config",
+                                str(config), "--format", "csv"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # as `| head` does once it has its lines
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141
+    assert stderr == ""
+
+
+def plain(bound: str) -> str:
+    """An exposition's le (1048576.0) as JSON and CSV write it (1048576)."""
+    return bound if bound == "+Inf" or not float(bound).is_integer() else str(int(float(bound)))
+
+
+def test_collect_csv_has_the_samples_of_the_exposition_with_their_label_names(
+        tmp_path, nextcloud_now):
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD_DB}", 9999)
+    rows = list(csv.reader(collect(config, nextcloud_now, "--format", "csv").stdout
+                           .splitlines()))[1:]
+    exposition = collect(config, nextcloud_now, "--format", "prometheus").stdout
+    expected = []
+    for family in text_string_to_metric_families(exposition):
+        if family.name.startswith(("usage_collector_", "usage_database", "usage_exporter",
+                                   "usage_platform")):
+            continue  # the exporter's own, not in the snapshot's metrics
+        for sample in family.samples:
+            name, _, suffix = sample.name.rpartition("_g")
+            if suffix in ("count", "sum"):  # a gauge histogram's (the parser's own family)
+                expected.append((name, suffix, sample.value))
+                continue
+            label = ",".join(f"{k}={plain(v) if k == 'le' else v}"
+                             for k, v in sample.labels.items())
+            expected.append((family.name, label, sample.value))
+    assert sorted((m, label, float(v)) for m, label, v in rows) == sorted(expected)
+    assert ("usage_shares", "type=email",
+            float(SERVERINFO["nextcloud"]["shares"]["num_shares_mail"])) in expected
+
+
+def test_histogram_bucket_bounds_read_as_plain_numbers(tmp_path, nextcloud_now):
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD_DB}", 9999)
+    metrics = json.loads(collect(config, nextcloud_now).stdout)["metrics"]
+    histograms = {name: list(value["buckets"]) for name, value in metrics.items()
+                  if isinstance(value, dict) and "buckets" in value}
+    assert histograms["usage_user_storage_used_bytes"] == [
+        *(str(int(bound)) for bound in BYTE_BOUNDS), "+Inf"]  # 1048576, not 1048576.0
+    for keys in histograms.values():
+        assert keys[-1] == "+Inf"
+        assert all(not key.endswith(".0") and float(key) >= 0 for key in keys[:-1]), keys
+    rows = collect(config, nextcloud_now, "--format", "csv").stdout.splitlines()
+    assert any(row.startswith("usage_user_storage_used_bytes,le=1048576,") for row in rows)
+
+
+def test_per_user_share_counts_are_zero_for_a_user_without_shares(tmp_path, nextcloud_now):
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD_DB}", 9999)
+    users = json.loads(collect(config, nextcloud_now, "--users").stdout)["users"]
+    with sqlite3.connect(f"file:{NEXTCLOUD_DB}?mode=ro", uri=True) as db:
+        owners = {owner for (owner,) in db.execute("SELECT DISTINCT uid_owner FROM oc_share")}
+    db.close()
+    without = [user for user in users if user["user_id"] not in owners]
+    assert without and any(user["user_id"] in owners for user in users)
+    share_columns = [column for column in users[0] if column.startswith("shares_")]
+    assert share_columns
+    for user in without:
+        assert [user[column] for column in share_columns] == [0] * len(share_columns), user
+    assert all(isinstance(user[column], int) for user in users for column in share_columns)
+
+
+def test_collect_refuses_users_with_csv(tmp_path, nextcloud_now):
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD_DB}", 9999)
+    result = collect(config, nextcloud_now, "--format", "csv", "--users")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("usage-exporter collect: --users needs --format json")
+
+
+def test_demo_explains_its_options():
+    result = exporter("demo", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "--users N synthetic user accounts to create (default 400;" in text
+    assert "removed when the demo stops" in text
