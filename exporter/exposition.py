@@ -19,6 +19,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 
 from collectors.base import Gauge, Histogram
 from exporter import __version__
+from exporter.build import python_version, revision
 from exporter.snapshot import Bodies, Snapshot
 
 PER_USER_GAUGES = (
@@ -93,9 +94,10 @@ class SnapshotCollector:
             yield GaugeMetricFamily("usage_database_up",
                                     "1 if the last connection to the platform database succeeded.",
                                     value=1 if snapshot.database_up else 0)
-        build = GaugeMetricFamily("usage_exporter_build_info", "The exporter's version; always 1.",
-                                  labels=["version"])
-        build.add_metric([__version__], 1)
+        build = GaugeMetricFamily("usage_exporter_build_info", "The exporter's version, git "
+                                  "revision and Python version; always 1.",
+                                  labels=["version", "revision", "python_version"])
+        build.add_metric([__version__, revision(), python_version()], 1)
         platform = GaugeMetricFamily("usage_platform_info",
                                      "The platform and the version it records; always 1.",
                                      labels=["platform", "version"])

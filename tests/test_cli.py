@@ -4,6 +4,7 @@ the one-line errors a bad config, a wrong URL or a missing table give at start-u
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import platform
@@ -17,9 +18,13 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors import available
@@ -36,6 +41,7 @@ from tests.conftest import (
     read_json,
     sqlite_execute,
 )
+from tests.daemon_process import wait_until
 from tests.servers import free_port, promtool_path, ready_daemon, start_exporter, wait_daemon_ready
 
 SERVERINFO = read_json(NEXTCLOUD / "serverinfo.json")["ocs"]["data"]
@@ -483,3 +489,129 @@ def test_demo_explains_its_options():
     text = " ".join(result.stdout.split())
     assert "--users N synthetic user accounts to create (default 400;" in text
     assert "removed when the demo stops" in text
+
+
+# --- run: its flags, its log, its process metrics --------------------------------------------
+
+
+def log_events(path: Path, event: str | None = None) -> list[dict]:
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+    return [line for line in lines if event is None or line["event"] == event]
+
+
+def scrape(url: str, headers: dict[str, str] | None = None) -> tuple[bytes, dict[str, str]]:
+    request = urllib.request.Request(url + "/metrics", headers=headers or {})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.read(), dict(response.headers)
+
+
+def samples(body: bytes) -> dict[str, float]:
+    found = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            found[name] = float(value)
+    return found
+
+
+@pytest.fixture
+def flagged_daemon(tmp_path, nextcloud_now) -> Iterator[tuple[str, Path]]:
+    """`run` with every kind of flag over a config that says otherwise: the file listens on
+    another port, logs warnings only as console text, and has every collector hourly; the flags
+    pick a free port, info-level JSON, and leave shares out."""
+    config = write_config(tmp_path / "c.yaml", f"sqlite:///{NEXTCLOUD_DB}", 9,
+                          "logging: {level: warning, format: console}\n"
+                          "collectors:\n" + "".join(f"  {name}: {{interval: 1h}}\n"
+                                                    for name in available()))
+    log = tmp_path / "daemon.log"
+    process = start_exporter(log, "run", "--config.file", str(config), "--as-of",
+                             str(nextcloud_now), "--web.listen-address", "127.0.0.1:0",
+                             "--log.level", "info", "--log.format", "json",
+                             "--no-collector.shares")
+    try:
+        deadline = time.monotonic() + 30
+        while not log_events(log, "listening"):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        url = log_events(log, "listening")[0]["url"]
+        wait_daemon_ready(url, process, log)
+        yield url, log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+def test_run_listens_where_the_flag_says_and_logs_the_real_port(flagged_daemon):
+    url, _ = flagged_daemon
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) not in (0, 9)
+    assert samples(scrape(url)[0])["usage_database_up"] == 1
+
+
+def test_run_logs_one_line_per_collector_run_and_ready_once(flagged_daemon, nextcloud_now):
+    _, log = flagged_daemon
+    wait_until(lambda: log_events(log, "ready"), 10, "the ready line")
+    applicable = log_events(log, "listening")[0]["collectors"]
+    assert "shares" not in applicable  # --no-collector.shares
+    runs = {line["collector"]: line for line in log_events(log, "collector_run")}
+    assert sorted(runs) == sorted(applicable)
+    with sqlite3.connect(f"file:{NEXTCLOUD_DB}?mode=ro", uri=True) as db:
+        accounts = db.execute("SELECT count(*) FROM oc_users").fetchone()[0]
+    db.close()
+    assert runs["users"]["user_rows"] == accounts
+    for line in runs.values():
+        assert line["level"] == "info" and line["duration_seconds"] >= 0
+        # Hourly, from the file: the next run is an hour (and at most the jitter) away.
+        next_run = datetime.fromisoformat(line["next_run"])
+        ran = datetime.fromisoformat(line["timestamp"])
+        assert timedelta(minutes=59) < next_run - ran < timedelta(minutes=61), line
+    events = [line["event"] for line in log_events(log)]
+    assert events.count("ready") == 1
+    assert events.index("ready") > events.index("collector_run")
+    assert "collector_succeeded" not in events  # the debug line: --log.level info hides it
+    assert all(line.startswith("{") for line in log.read_text().splitlines())  # json
+
+
+def test_metrics_carry_process_and_python_metrics_and_the_build(flagged_daemon):
+    url, _ = flagged_daemon
+    body, _ = scrape(url)
+    found = samples(body)
+    for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                 "process_open_fds", "process_max_fds", "process_start_time_seconds",
+                 'python_gc_objects_collected_total{generation="0"}'):
+        assert name in found, name
+    assert found["process_resident_memory_bytes"] > 10 * 1024**2
+    (info,) = [name for name in found if name.startswith("python_info{")]
+    assert f'version="{platform.python_version()}"' in info
+    build = (f'usage_exporter_build_info{{python_version="{platform.python_version()}",'
+             f'revision="{git_head()}",version="{__version__}"}}')
+    assert found[build] == 1
+    assert "usage_shares{" not in body.decode()
+    lint = subprocess.run([promtool_path(), "check", "metrics"], input=body,
+                          capture_output=True, timeout=30)
+    assert lint.returncode == 0 and lint.stdout + lint.stderr == b"", lint
+    # The same in OpenMetrics (one # EOF, at the end) and gzipped.
+    openmetrics, headers = scrape(url, {"Accept": "application/openmetrics-text"})
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    families = {f.name for f in openmetrics_families(openmetrics.decode())}
+    assert {"process_cpu_seconds", "python_info", "usage_users"} <= families
+    assert openmetrics.count(b"# EOF") == 1 and openmetrics.endswith(b"# EOF\n")
+    zipped, headers = scrape(url, {"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip"
+    assert samples(gzip.decompress(zipped)).keys() == found.keys()
+
+
+def test_process_metrics_stay_fresh_while_collectors_wait(flagged_daemon):
+    """Collectors run hourly here; the process metrics are rendered again every few seconds."""
+    url, _ = flagged_daemon
+    first = samples(scrape(url)[0])
+
+    def newer() -> dict[str, float] | None:
+        now = samples(scrape(url)[0])
+        cpu = "process_cpu_seconds_total"
+        return now if now[cpu] > first[cpu] else None
+
+    # Scraping costs CPU time, so within a few refreshes the counter moves.
+    later = wait_until(newer, 30, "a newer process_cpu_seconds_total")
+    values = {k: v for k, v in later.items() if k.startswith("usage_") and "collector" not in k}
+    assert values == {k: v for k, v in first.items() if k in values}
