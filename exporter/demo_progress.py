@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import structlog
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from exporter.demo_data import build_demo_database
@@ -21,8 +22,8 @@ def build_with_progress(database: Path, *, now: float, users: int) -> None:
     if sys.stderr.isatty():
         with Progress(TextColumn("{task.description:<22}"), BarColumn(),
                       TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                      TextColumn("left"), TimeRemainingColumn(),
-                      console=None, transient=False) as bar:
+                      TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
+                      console=Console(stderr=True)) as bar:
             task = bar.add_task("building", total=1.0)
             build_demo_database(database, now=now, users=users, progress=lambda step, done:
                                 bar.update(task, description=step, completed=done))

@@ -3,13 +3,16 @@ the one-line errors a bad config, a wrong URL or a missing table give at start-u
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
 import os
 import platform
+import pty
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -615,3 +618,84 @@ def test_process_metrics_stay_fresh_while_collectors_wait(flagged_daemon):
     later = wait_until(newer, 30, "a newer process_cpu_seconds_total")
     values = {k: v for k, v in later.items() if k.startswith("usage_") and "collector" not in k}
     assert values == {k: v for k, v in first.items() if k in values}
+
+
+# --- the demo: progress, and its temporary directory ------------------------------------------
+
+
+def demo_directories(tmp: Path) -> list[Path]:
+    return list(tmp.glob("usage-exporter-demo-*"))
+
+
+def start_demo(tmp_path: Path, *arguments: str, stderr: int | None = None,
+               ) -> tuple[subprocess.Popen[bytes], Path]:
+    """`demo` with its temporary directory made under tmp_path/tmp (TMPDIR)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "exporter", "demo", *arguments], cwd=ROOT,
+                               env={**os.environ, "TMPDIR": str(tmp)}, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL,
+                               stderr=stderr if stderr is not None else subprocess.PIPE)
+    return process, tmp
+
+
+def test_the_demo_shows_a_progress_bar_on_a_terminal_and_cleans_up_after_a_failed_bind(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        terminal, side = pty.openpty()
+        process, tmp = start_demo(tmp_path, "--users", "3000", "--listen", f"127.0.0.1:{port}",
+                                  stderr=side)
+        os.close(side)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+            while chunk := os.read(terminal, 65536):
+                shown += chunk
+        os.close(terminal)
+        assert process.wait(timeout=120) == 1
+    text = shown.decode(errors="replace")
+    assert "writing the database" in text and "100%" in text  # the bar, as it ends
+    assert "cannot listen on 127.0.0.1" in text
+    assert demo_directories(tmp) == []
+    assert "Traceback" not in text
+
+
+def test_the_demo_removes_its_directory_when_interrupted_while_building(tmp_path):
+    process, tmp = start_demo(tmp_path, "--users", "20000", "--listen", f"127.0.0.1:{free_port()}")
+    assert process.stderr is not None
+    # Its log (JSON: stderr is no terminal) says each step as the build gets to it.
+    steps = []
+    for line in process.stderr:
+        event = json.loads(line)
+        if event["event"] == "demo_building":
+            steps.append(event["step"])
+        if event.get("step") == "files":
+            break
+    assert steps == ["accounts", "files"]
+    assert len(demo_directories(tmp)) == 1
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    rest = process.stderr.read().decode()
+    assert process.wait(timeout=30) == 130
+    assert demo_directories(tmp) == []
+    assert "Traceback" not in rest
+
+
+def test_the_demo_removes_its_directory_when_stopped_with_ctrl_c(tmp_path):
+    port = free_port()
+    process, tmp = start_demo(tmp_path, "--users", "30", "--listen", f"127.0.0.1:{port}")
+    try:
+        wait_until(lambda: urllib_ok(f"http://127.0.0.1:{port}/-/ready"), 60, "the demo")
+        assert len(demo_directories(tmp)) == 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    assert demo_directories(tmp) == []
+
+
+def urllib_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
