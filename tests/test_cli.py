@@ -44,7 +44,7 @@ from tests.conftest import (
     read_json,
     sqlite_execute,
 )
-from tests.daemon_process import wait_until
+from tests.daemon_process import samples, wait_until
 from tests.servers import free_port, promtool_path, ready_daemon, start_exporter, wait_daemon_ready
 
 SERVERINFO = read_json(NEXTCLOUD / "serverinfo.json")["ocs"]["data"]
@@ -389,6 +389,7 @@ def test_check_config_reports_what_it_found_in_a_real_postgresql_synapse(tmp_pat
     assert sorted(found["collectors"].split(", ")) == sorted(applicable)
     assert "storage" not in applicable  # Synapse has no file storage: not listed at all
     assert result.stderr == ""
+    assert not (tmp_path / "history.db").exists()  # a check writes nothing anywhere
 
 
 def test_check_config_warns_when_no_api_key_is_configured(tmp_path):
@@ -506,15 +507,6 @@ def scrape(url: str, headers: dict[str, str] | None = None) -> tuple[bytes, dict
     request = urllib.request.Request(url + "/metrics", headers=headers or {})
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.read(), dict(response.headers)
-
-
-def samples(body: bytes) -> dict[str, float]:
-    found = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            found[name] = float(value)
-    return found
 
 
 @pytest.fixture
