@@ -335,9 +335,13 @@ def test_version_prints_version_revision_python_and_platform():
 
 
 def test_a_built_wheel_records_the_revision_it_was_built_from(tmp_path):
-    # Without build isolation: the installed setuptools and wheel (test extras), no download.
+    # Built from a clone (a build leaves build/ behind), without build isolation: the installed
+    # setuptools and wheel (test extras), no download.
+    source = tmp_path / "source"
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(source)], check=True,
+                   timeout=120)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                            "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+                            "--no-build-isolation", "-q", "-w", str(tmp_path), str(source)],
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("usage_exporter-*.whl")
