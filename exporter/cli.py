@@ -312,7 +312,7 @@ def parser() -> argparse.ArgumentParser:
                               help="where to serve (default 127.0.0.1:10191)")
     demo_command.add_argument("--users", type=positive, default=DEMO_USERS, metavar="N",
                               help=f"synthetic user accounts to create (default {DEMO_USERS}; "
-                              "100000 takes about a minute)")
+                              "100000 take a few minutes)")
     demo_command.add_argument("--directory", help="where to keep the demo database (default: a "
                               "temporary directory, removed when the demo stops)")
     demo_command.set_defaults(func=cmd_demo)

@@ -1,5 +1,5 @@
 """The demo database's build, shown as it goes: a progress bar (rich) when stderr is a terminal,
-otherwise one log line per step, so that a build of 100,000 users (about a minute) is never
+otherwise a log line per step and per tenth done, so that a long build (100,000 users) is never
 silent."""
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from exporter.demo_data import build_demo_database
 
 log = structlog.get_logger()
+# Without a terminal: a line for each step, and one more each time another tenth is done.
+LOG_EVERY = 0.1
 
 
 def build_with_progress(database: Path, *, now: float, users: int) -> None:
@@ -28,11 +30,12 @@ def build_with_progress(database: Path, *, now: float, users: int) -> None:
             build_demo_database(database, now=now, users=users, progress=lambda step, done:
                                 bar.update(task, description=step, completed=done))
     else:
-        steps: list[str] = []
+        logged: list[tuple[str, float]] = [("", -1.0)]
 
         def report(step: str, done: float) -> None:
-            if not steps or steps[-1] != step:
-                steps.append(step)
+            last_step, last_done = logged[-1]
+            if step != last_step or done - last_done >= LOG_EVERY:
+                logged.append((step, done))
                 log.info("demo_building", step=step, done_percent=round(100 * done), users=users)
 
         build_demo_database(database, now=now, users=users, progress=report)
