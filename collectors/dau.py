@@ -12,11 +12,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from collectors.base import Collector, CollectorResult, Source
 from exporter.config import Option, positive_int, timezone
 from exporter.history import HistoryRows, user_key
+
+DELETED = "deleted"  # the status_changes status of a deleted account
 
 
 def timezones(value: Any) -> tuple[str, ...]:
@@ -101,19 +103,29 @@ class DauCollector(Collector):
 
     @staticmethod
     def _status_history(source: Source, zones: dict[str, ZoneInfo], days_back: int) -> set[tuple]:
-        """Each user's status as of local midnight of each day: the latest change before it."""
+        """Each user's status as of local midnight of each day: the latest change before it.
+        Every status some change has named by now is counted each day, 0 where nobody held it,
+        so that a count falling to 0 replaces the day's earlier one and a series of zeros is
+        kept (as Coder answers one for a status it has seen)."""
         changes = source.relations["status_changes"]
+        named = source.conn.execute(select(changes.c.status).distinct()
+                                    .where(changes.c.changed_at <= source.now)).scalars().all()
+        # A deletion recorded at the same instant as a change is the later of the two (Coder
+        # dates a deletion with the user's last updated_at, often its last status change).
+        deletion_first = case((changes.c.status == DELETED, 0), else_=1)
         found = set()
         for name, zone in zones.items():
             today = datetime.fromtimestamp(source.now, zone).date()
             for offset in range(days_back, -1, -1):
                 day = today - timedelta(days=offset)
                 latest = (select(changes.c.status, func.row_number().over(
-                    partition_by=changes.c.user_id, order_by=changes.c.changed_at.desc())
+                    partition_by=changes.c.user_id, order_by=(changes.c.changed_at.desc(),
+                                                              deletion_first))
                     .label("rank"))
                     .where(changes.c.changed_at <= local_midnight(day, zone)).subquery())
                 counts = source.conn.execute(select(latest.c.status, func.count())
                                              .where(latest.c.rank == 1)
                                              .group_by(latest.c.status))
-                found |= {(name, day, status, count) for status, count in counts}
+                held = dict.fromkeys(named, 0) | dict(counts.all())
+                found |= {(name, day, status, count) for status, count in held.items()}
         return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import Subquery, case, distinct, func, or_, select
 
 from collectors.base import REFRESH_NOTE, Collector, CollectorResult, Gauge, Source
 from exporter.usercolumns import user_columns
@@ -19,12 +19,20 @@ CLIENT_CLASSES = (
 CLIENTS = ("desktop", "mobile", "web", "other")
 
 
+def live_sessions(source: Source) -> Subquery:
+    """The sessions not expired by the exporter's clock (so --as-of moves it too)."""
+    sessions = source.relations["sessions"]
+    expires_at = sessions.c.expires_at
+    return (select(sessions).where(or_(expires_at.is_(None), expires_at > source.now))
+            .subquery("live_sessions"))
+
+
 class SessionsCollector(Collector):
     name = "sessions"
     relations = ("sessions",)
 
     def collect(self, source: Source) -> CollectorResult:
-        sessions = source.relations["sessions"]
+        sessions = live_sessions(source)
         client = func.lower(func.coalesce(sessions.c.client, ""))
         client_class = case(
             *((client.like(pattern), name) for name, patterns in CLIENT_CLASSES
@@ -32,7 +40,8 @@ class SessionsCollector(Collector):
             else_="other",
         ).label("client_class")
         by_client = dict.fromkeys(CLIENTS, 0) | dict(source.conn.execute(
-            select(client_class, func.count()).group_by(client_class)).all())
+            select(client_class, func.count()).select_from(sessions)
+            .group_by(client_class)).all())
         concurrent = source.conn.execute(
             select(func.count(distinct(sessions.c.user_id)))).scalar_one()
         per_user = user_columns(source.conn.execute(

@@ -13,6 +13,7 @@ from collectors.base import (
     Gauge,
     Source,
 )
+from collectors.sessions import live_sessions
 from exporter.config import Option, choice, duration_label, duration_list
 from exporter.usercolumns import user_columns
 
@@ -56,7 +57,7 @@ class UsersCollector(Collector):
         if windows_here:
             active = [sum(group[3 + n] for group in groups) for n in range(len(windows))]
         else:
-            relation = source.relations["sessions" if by_session else "activity"]
+            relation = live_sessions(source) if by_session else source.relations["activity"]
             user_id = relation.c.user_id
             last_active = relation.c.last_activity if by_session else relation.c.last_active
             active = list(conn.execute(select(*(

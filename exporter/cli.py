@@ -1,4 +1,4 @@
-"""Command line: run, demo, check-config, collect.
+"""Command line: run, demo, check-config, collect, show-sql.
 
 Flags override the config file, as Prometheus exporters' do: --web.listen-address,
 --web.config.file, --log.level, --log.format, --collector.NAME / --no-collector.NAME. The database
@@ -42,6 +42,7 @@ from exporter.demo_progress import build_with_progress
 from exporter.exposition import metric_rows, snapshot_json
 from exporter.platforms import profile_for
 from exporter.runner import Runner, StartupError, inapplicable
+from exporter.showsql import collector_sql, render
 
 DEFAULT_CONFIG = os.environ.get("USAGE_EXPORTER_CONFIG", "config.yaml")
 DATABASE_URL_ENV = "USAGE_EXPORTER_DATABASE_URL"
@@ -116,7 +117,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     what is there. Each problem is one line naming the config file."""
     config = read_config(args.config, args)
     profile = profile_for(config.database)
-    enabled = [c.name for c in config.enabled_collectors]
+    classes = available()
+    enabled = {c.name: classes[c.name] for c in config.enabled_collectors}
     applicable = [n for n in enabled if n not in inapplicable(profile, enabled)]
     lines = [f"platform: {profile.name}", f"collectors: {', '.join(applicable) or 'none'}",
              f"listen: {config.server.host}:{config.server.port}",
@@ -194,6 +196,34 @@ def cmd_collect(args: argparse.Namespace) -> int:
         json.dump(snapshot_json(snapshot, users=args.users), sys.stdout, indent=2, default=str)
         print()
     return 1 if any(s.state == "failed" for s in snapshot.collectors.values()) else 0
+
+
+def cmd_show_sql(args: argparse.Namespace) -> int:
+    config = read_config(args.config, args)
+    log.configure(config.logging.level, config.logging.format)
+    runner = Runner(config, fixed_clock(args.as_of), keep_history=False)
+    try:
+        runner.preflight()
+        entries = list(collector_sql(runner))
+    except StartupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        runner.close()
+    if args.metric:
+        entries = [e for e in entries if any(produces(name, args.metric) for name in e.metrics)]
+        if not entries:
+            print(f"error: no collector of this config produces {args.metric} (the exporter's "
+                  "own usage_collector_* and usage_exporter_* metrics come from no SQL)",
+                  file=sys.stderr)
+            return 1
+    sys.stdout.write("\n".join(render(entry) for entry in entries))
+    return 1 if any(entry.error for entry in entries) else 0
+
+
+def produces(metric: str, asked: str) -> bool:
+    """Whether metric family `metric` is the one asked for, by its name or a sample's name."""
+    return asked in (metric, *(metric + suffix for suffix in ("_bucket", "_count", "_sum")))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -306,6 +336,10 @@ def parser() -> argparse.ArgumentParser:
                          help="include per-user rows (json only)")
     as_of(collect)
     collect.set_defaults(func=cmd_collect)
+    show_sql = with_config("show-sql", "print the SQL each collector sends, for this database")
+    show_sql.add_argument("metric", nargs="?", help="only the collector producing this metric")
+    as_of(show_sql)
+    show_sql.set_defaults(func=cmd_show_sql)
     demo_command = commands.add_parser("demo", help="build a demo Nextcloud database and serve it")
     demo_command.add_argument("--listen", type=address, default=("127.0.0.1", 10191),
                               metavar="[HOST]:PORT",

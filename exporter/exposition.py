@@ -17,7 +17,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from collectors.base import Gauge, Histogram
+from collectors.base import Family, Gauge, Histogram
 from exporter import __version__
 from exporter.build import python_version, revision
 from exporter.snapshot import Bodies, Snapshot
@@ -43,6 +43,16 @@ def _family(metric: Gauge | Histogram) -> Metric:
     return family
 
 
+def _merged(families: list[Family]) -> Metric:
+    """Families of one name (query-exporter queries may share a metric) as one."""
+    first = families[0]
+    merged = Metric(first.name, first.help, first.type, first.unit)
+    for family in families:
+        for name, labels, value in family.samples:
+            merged.add_sample(name, dict(labels), value)
+    return merged
+
+
 def _le(bound: float) -> str:
     """The exposition's le: a float's canonical form (1048576.0), as series are already named."""
     return "+Inf" if math.isinf(bound) else repr(bound)
@@ -62,8 +72,14 @@ class SnapshotCollector:
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self.snapshot
+        custom: dict[str, list[Family]] = {}
         for result in snapshot.results():
-            yield from (_family(metric) for metric in result.metrics)
+            for metric in result.metrics:
+                if isinstance(metric, Family):
+                    custom.setdefault(metric.name, []).append(metric)
+                else:
+                    yield _family(metric)
+        yield from (_merged(families) for families in custom.values())
         if self.per_user_limit:
             yield from self._per_user()
         yield from self._self_metrics()
@@ -132,7 +148,10 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def _metric_json(metric: Gauge | Histogram) -> Any:
+def _metric_json(metric: Gauge | Histogram | Family) -> Any:
+    if isinstance(metric, Family):  # every sample, with its own name (a histogram's _sum ...)
+        return [{"sample": name, "labels": dict(labels), "value": _number(value)}
+                for name, labels, value in metric.samples]
     if isinstance(metric, Histogram):
         return {"buckets": {_bucket_key(b): c for b, c in metric.buckets}, "count": metric.count,
                 "sum": _number(metric.sum)}
@@ -142,6 +161,17 @@ def _metric_json(metric: Gauge | Histogram) -> Any:
         return {labels[0]: _number(value) for labels, value in metric.samples}
     return [{"labels": dict(zip(metric.labels, labels, strict=True)), "value": _number(value)}
             for labels, value in metric.samples]
+
+
+def _metrics_json(snapshot: Snapshot) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for result in snapshot.results():
+        for metric in result.metrics:
+            if isinstance(metric, Family) and metric.name in metrics:  # a shared metric
+                metrics[metric.name] = [*metrics[metric.name], *_metric_json(metric)]
+            else:
+                metrics[metric.name] = _metric_json(metric)
+    return metrics
 
 
 def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
@@ -155,7 +185,7 @@ def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
                      "last_success": s.last_success, "last_error": s.last_error,
                      "runs": s.runs, "failures": s.failures}
             for s in snapshot.collectors.values()},
-        "metrics": {m.name: _metric_json(m) for r in snapshot.results() for m in r.metrics},
+        "metrics": _metrics_json(snapshot),
     }
     if users:
         body["users"] = list(snapshot.user_rows())
@@ -164,15 +194,19 @@ def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
 
 def metric_rows(snapshot: Snapshot) -> Iterator[tuple[str, str, int | float]]:
     """(metric, label, value) per sample of the snapshot's metrics: labels as name=value pairs
-    joined by commas ('' for none); histograms as their buckets (le=...), count and sum."""
+    joined by commas ('' for none); histograms as their buckets (le=...), count and sum; a
+    custom metric's samples by their own names."""
     for result in snapshot.results():
         for metric in result.metrics:
-            if isinstance(metric, Histogram):
+            if isinstance(metric, Family):
+                yield from ((sample, ",".join(f"{k}={v}" for k, v in labels), _number(value))
+                            for sample, labels, value in metric.samples)
+            elif isinstance(metric, Histogram):
                 yield from ((metric.name, f"le={_bucket_key(bound)}", count)
                             for bound, count in metric.buckets)
                 yield from ((metric.name, "count", metric.count),
                             (metric.name, "sum", _number(metric.sum)))
-                continue
-            for labels, value in metric.samples:
-                pairs = zip(metric.labels, labels, strict=True)
-                yield metric.name, ",".join(f"{k}={v}" for k, v in pairs), _number(value)
+            else:
+                for labels, value in metric.samples:
+                    pairs = zip(metric.labels, labels, strict=True)
+                    yield metric.name, ",".join(f"{k}={v}" for k, v in pairs), _number(value)

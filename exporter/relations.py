@@ -13,19 +13,24 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "activity": ("user_id", "last_active"),
     # Exact past activity: one row per user and UTC day (day = Unix seconds at 00:00 UTC).
     "daily_activity": ("user_id", "day"),
-    # Live sessions; client is a user agent or device name.
-    "sessions": ("user_id", "client", "last_activity"),
+    # Sessions; client is a user agent or device name. A session is live until expires_at
+    # (NULL = until it is deleted), measured by the exporter's clock, not the database's.
+    "sessions": ("user_id", "client", "last_activity", "expires_at"),
     # type: user, group, guest, link, email, federated, federated_group, team, room, deck.
     "shares": ("owner", "type", "password_protected"),
     "incoming_federated_shares": ("user_id",),
+    # used_bytes: the user's files (what quotas count). A profile may add listing_order: where
+    # the platform's own per-user listing puts the user (users are then kept in that order).
     "home_storage": ("user_id", "used_bytes", "files"),
     # quota_bytes NULL = unlimited.
     "quotas": ("user_id", "quota_bytes"),
     # kind: home, local, other; entries: file cache rows of the storage.
     "storages": ("kind", "entries"),
+    # The root folders of the storages counted as used (bytes of everything kept in them).
     "storage_roots": ("used_bytes",),
     # bytes NULL = upload pending; created_ms in milliseconds, as media APIs filter by it.
     "media": ("user_id", "display_name", "bytes", "created_ms"),
-    # Exact past statuses: each change of a user's status and when it happened.
+    # Exact past statuses: each change of a user's status and when it happened. A deletion is
+    # status "deleted", and it outranks a change recorded at the same instant.
     "status_changes": ("user_id", "status", "changed_at"),
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import TypeVar
@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from collectors import available
 from collectors.base import Collector, Source
+from collectors.sql import QueryCollector, QueryResultError
 from exporter.config import Config
 from exporter.db import Database, DatabaseUnavailable, describe_error
 from exporter.exposition import render
@@ -22,6 +23,7 @@ from exporter.history import HistoryError, HistoryRows, HistoryStore
 from exporter.log import debug_enabled
 from exporter.memory import cycle_collection_paused, release_free_memory
 from exporter.platforms import Profile, profile_for
+from exporter.platforms.custom import verbatim
 from exporter.relations import RELATIONS
 from exporter.runtime import RuntimeMetrics
 from exporter.snapshot import Snapshot, SnapshotStore
@@ -34,12 +36,13 @@ class StartupError(Exception):
     """The exporter cannot start: the message says why, in one line."""
 
 
-def inapplicable(profile: Profile, names: Iterable[str]) -> dict[str, str]:
-    """The collectors among `names` that `profile` lacks a relation for, with the reason."""
-    provided, classes = profile.provides(), available()
+def inapplicable(profile: Profile,
+                 collectors: Mapping[str, Collector | type[Collector]]) -> dict[str, str]:
+    """The collectors (by name) that `profile` lacks a relation for, with the reason."""
+    provided = profile.provides()
     reasons = {}
-    for name in names:
-        missing = set(classes[name].relations) - provided
+    for name, collector in collectors.items():
+        missing = set(collector.relations) - provided
         if missing:
             reasons[name] = f"{profile.name} has no {', '.join(sorted(missing))}"
     return reasons
@@ -60,6 +63,8 @@ class Runner:
         classes = available()
         self.collectors: dict[str, Collector] = {
             c.name: classes[c.name](c) for c in config.enabled_collectors}
+        # Custom SQL metrics are collectors too, named sql:<query>.
+        self.collectors.update((q.collector, QueryCollector(q)) for q in config.custom_metrics)
         limit = config.per_user_metrics.limit if config.per_user_metrics.enabled else 0
         self.store = SnapshotStore(self.profile.name, list(self.collectors),
                                    partial(render, per_user_limit=limit), runtime)
@@ -84,6 +89,10 @@ class Runner:
             with self.database.connect(self.config.database.connect_timeout * 3) as conn:
                 for relation in sorted(needed):
                     self._check_relation(conn, relation, prefix)
+            for name in self.applicable():
+                collector = self.collectors[name]
+                if isinstance(collector, QueryCollector) and not collector.spec.query_exporter:
+                    self._check_query(collector)
         except DatabaseUnavailable as error:
             where = self.config.database.sqlalchemy_url().render_as_string(hide_password=True)
             raise StartupError(f"cannot connect to the {self.profile.name} database {where}: "
@@ -100,6 +109,20 @@ class Runner:
         if missing:
             raise StartupError(f"relation {relation} has no column {', '.join(missing)}")
 
+    def _check_query(self, collector: QueryCollector) -> None:
+        """Read a custom query's columns (LIMIT 0, under its own timeout): a typo stops the daemon
+        at start-up with the YAML path, not at the first scheduled run."""
+        spec = collector.spec
+        try:
+            with self.database.connect(spec.timeout) as conn:
+                keys = list(conn.execute(verbatim(
+                    f"SELECT * FROM ({spec.sql}) AS custom_query LIMIT 0")).keys())
+            collector.check_columns(keys)
+        except DBAPIError as error:
+            raise StartupError(f"{spec.path}.sql: {describe_error(error)}") from None
+        except QueryResultError as error:
+            raise StartupError(str(error)) from None
+
     def run(self, name: str) -> Snapshot:
         """One run of one collector: record the result, or the failure with the old values kept."""
         collector = self.collectors[name]
@@ -115,6 +138,10 @@ class Runner:
                         inclusive_windows=self.profile.activity_window_inclusive,
                         activity_is_last_login=self.profile.activity_is_last_login))
                 version = self.profile.version(conn)
+            if time.monotonic() - started >= timeout:
+                # The watchdog cancelled a statement, which may still have answered (MariaDB's
+                # SLEEP() and BENCHMARK() return a value when killed): nothing of it is used.
+                raise TimeoutError("the run outlived its timeout; its result is discarded")
             if result.history is not None and self.keep_history:
                 self._write_history(result.history, datetime.fromtimestamp(now, UTC).date())
         except DatabaseUnavailable as error:

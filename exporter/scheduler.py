@@ -1,5 +1,6 @@
-"""One APScheduler job per collector: its own interval and jitter, never two runs at once, and
-exponential backoff while it keeps failing; and one that refreshes the process metrics.
+"""One APScheduler job per collector: its own interval and jitter (or cron schedule), never two
+runs at once, and exponential backoff while it keeps failing; and one that refreshes the process
+metrics.
 
 Each run is logged in one line (collector, duration, per-user rows read, next run); a run that
 succeeds after failures says so (collector_recovered), and `ready` is logged once, when every
@@ -16,8 +17,11 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from exporter.config import CollectorConfig
 from exporter.runner import Runner
 from exporter.runtime import REFRESH_SECONDS
 from exporter.snapshot import CollectorStatus
@@ -37,6 +41,14 @@ def user_rows(status: CollectorStatus) -> int:
     return max(map(len, result.users.values()), default=0) if result else 0
 
 
+def trigger(config: CollectorConfig) -> BaseTrigger:
+    """Its cron schedule (in UTC) if it has one, else its interval. Either way a collector also
+    runs at start-up, so /metrics is complete before the first scheduled time."""
+    if config.schedule is not None:
+        return CronTrigger.from_crontab(config.schedule, timezone=UTC)
+    return IntervalTrigger(seconds=config.interval, jitter=config.jitter)
+
+
 class Scheduler:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
@@ -49,8 +61,7 @@ class Scheduler:
         for name in runner.applicable():
             config = runner.collectors[name].config
             self.scheduler.add_job(
-                self._run, IntervalTrigger(seconds=config.interval, jitter=config.jitter),
-                args=[name], id=name, name=name, next_run_time=now,
+                self._run, trigger(config), args=[name], id=name, name=name, next_run_time=now,
                 misfire_grace_time=max(1, int(config.interval / 2)))
         self.scheduler.add_job(runner.store.refresh_runtime,
                                IntervalTrigger(seconds=REFRESH_SECONDS), id="runtime metrics",

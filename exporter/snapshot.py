@@ -69,7 +69,14 @@ class Snapshot:
 
     @property
     def ready(self) -> bool:
+        """Every collector has a first result (a run that wrote history counts once written)."""
         return all(s.state != "pending" for s in self.collectors.values())
+
+    def has_succeeded(self, name: str) -> bool:
+        """Whether collector `name` has had a successful run; for one that writes history, the
+        runner records the success only once the history is written."""
+        status = self.collectors.get(name)
+        return status is not None and status.last_success is not None
 
     def results(self) -> Iterator[CollectorResult]:
         for status in self.collectors.values():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import http.client
+import json
 import shutil
 import signal
 import socket
@@ -21,9 +22,10 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
+from exporter.api.native import HISTORY_PENDING, HISTORY_RETRY_AFTER
 from tests.conftest import API_KEY, NEXTCLOUD_DB, ROOT
 from tests.daemon_process import Daemon, collectors, config_yaml, wait_until
-from tests.servers import free_port
+from tests.servers import free_port, wait_daemon_ready
 
 ROTATED_KEY = "rotated-key-0123456789abcdef"
 SYNTAX_ERROR = "database: [url, platform\n"
@@ -42,8 +44,8 @@ BAD_CONFIGS = [
                  "api.keys[0].secret_file: cannot read missing.txt: No such file or directory",
                  id="a secret file"),
     pytest.param({"histroy": {"retention_days": 30}},
-                 "histroy: unknown section (known: api, collectors, database, history, logging, "
-                 "per_user_metrics, server)", id="a misspelt section"),
+                 "histroy: unknown section (known: api, collectors, custom_metrics, database, "
+                 "history, logging, per_user_metrics, server)", id="a misspelt section"),
     pytest.param(SYNTAX_ERROR, "not valid YAML at line 2, column 1: expected ',' or ']', but "
                  "got '<stream end>'", id="the YAML"),
 ]
@@ -250,3 +252,49 @@ def test_sigterm_while_clients_are_being_answered_stops_cleanly(tmp_path, nextcl
         assert code == 0
         assert daemon.events()[-1]["event"] == "stopped"
     assert "Traceback" not in daemon.log_text()
+
+
+HISTORY_ROUTES = {  # route: the error body it answers in its own format before the first write
+    "/api/v1/history/dau": {"code": 503.3, "message": HISTORY_PENDING},
+    "/api/v1/history/user-status": {"code": 503.3, "message": HISTORY_PENDING},
+    "/api/v2/insights/daus": {"message": HISTORY_PENDING},
+    "/api/v2/insights/user-status-counts": {"message": HISTORY_PENDING},
+}
+
+
+def answer(url: str, path: str) -> tuple[int, dict[str, str], Any]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {API_KEY}"})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_history_routes_answer_503_until_the_first_history_write(tmp_path, postgres_server):
+    """Each history route's first request, sent while the dau collector's first run (three
+    seconds of reading) has not written the history: 503 with Retry-After in the route's own
+    error format, and /-/ready not ready; once ready, every route answers the day recorded."""
+    url = postgres_server.create_database("first_second")
+    config = config_yaml({"url": url, "platform": "custom", "relations": {
+        "activity": "SELECT 'ann' AS user_id, extract(epoch FROM now())::float8 - 60 "
+                    "AS last_active FROM pg_sleep(3)",
+        "status_changes": "SELECT 'ann' AS user_id, 'active' AS status, 0::float8 AS changed_at",
+    }}, tmp_path, collectors=collectors("1h", "30s", only=("dau",)))
+    with Daemon(tmp_path, config).start(ready=False) as daemon:
+        daemon.wait_for_event("listening")
+        for path, error in HISTORY_ROUTES.items():
+            status, headers, body = answer(daemon.url, path)
+            assert (status, body) == (503, error), path
+            assert headers["Retry-After"] == str(HISTORY_RETRY_AFTER), path
+        assert daemon.get("/-/ready")[0] == 503  # so the answers came before the write
+        wait_daemon_ready(daemon.url, daemon.process, daemon.log_path)
+        today = daemon.api("/api/v1/history/dau")["entries"][-1]
+        assert today["amount"] == 1
+        assert daemon.api("/api/v1/history/user-status")["status_counts"]["active"][-1][
+            "count"] == 1
+        assert daemon.api("/api/v2/insights/daus")["entries"][-1]["amount"] == 1
+        assert daemon.api("/api/v2/insights/user-status-counts")["status_counts"]["active"][-1][
+            "count"] == 1

@@ -11,11 +11,14 @@ come from the UTC days of the history (exact where the platform keeps daily acti
 that would print dates outside the years 1 to 9999 is refused, which Go would print.
 
 User status counts are each status at every local midnight of the zone asked for, read from the
-days the dau collector recorded for that zone (which must be in collectors.dau.timezones). Two
-differences remain: in the part of an hour before a local midnight, Coder already answers that
-coming midnight, which the history holds once the collector has run after it; and a status
-that nobody held at any of the midnights is left out, where Coder answers a series of zeros for a
-status some change in the range named.
+days the dau collector recorded for that zone (which must be in collectors.dau.timezones), a
+series of zeros for a status some change has named that nobody held. Two differences remain: in
+the part of an hour before a local midnight, Coder already answers that coming midnight, which
+the history holds once the collector has run after it; and Coder leaves out a status that only
+users deleted before the 60 days ever held, which this answers as zeros.
+
+Before the dau collector's first run has written the history, both routes answer 503 with
+Retry-After (coderd's message shape), never a 404 or 400.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from exporter.api.native import HISTORY_PENDING, HISTORY_RETRY_AFTER, history_pending
 from exporter.history import HistoryError, HistoryStore
 from exporter.http import Context, Handler, HttpError, Request, Response, retry_after_header
 
@@ -172,6 +176,9 @@ def routes(context: Context) -> dict[str, Handler]:
         """The store, if it holds days of `zone`; else `missing`."""
         if context.history is None:
             raise CoderError(404, "History is not kept: enable the dau collector.")
+        if history_pending(context):
+            raise CoderError(503, HISTORY_PENDING, headers=[
+                ("Retry-After", str(HISTORY_RETRY_AFTER))])
         try:
             store = context.history()
             recorded = store.timezones()

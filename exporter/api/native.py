@@ -3,15 +3,20 @@ the integer part of the code. exporter.api.openapi describes every route."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Connection, Subquery, and_, case, distinct, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from exporter.api.audit import AuditLog, bound
 from exporter.api.csvout import stream_csv, stream_csv_columns
 from exporter.api.openapi import OPENAPI
 from exporter.api.paging import TokenError, UserQuery
+from exporter.db import DatabaseUnavailable, describe_error
 from exporter.exposition import metric_rows, snapshot_json
 from exporter.history import HistoryError, HistoryStore
 from exporter.http import Context, Handler, HttpError, Request, Response, encode_json
@@ -19,6 +24,11 @@ from exporter.snapshot import Snapshot
 from exporter.usercolumns import batched, cells, user_ids, user_rows
 
 MAX_PAGE = 1000
+ACTIVITY_READERS = ("users", "dau")  # the collectors that need the activity relation
+# Seconds a history route asks a client to wait while the first history write is pending.
+HISTORY_RETRY_AFTER = 5
+HISTORY_PENDING = ("The history is not written yet: the dau collector has not finished its "
+                   "first run.")
 MAX_TEXT = 256
 # Offsets beyond this are past any audit log and would overflow SQL's 64-bit OFFSET.
 MAX_OFFSET = 2**62
@@ -80,6 +90,44 @@ def history_zone(request: Request) -> str:
     return request.param("tz") or "UTC"
 
 
+def openl2m_windows(now: float, zone: ZoneInfo) -> dict[str, tuple[float, float | None]]:
+    """OpenL2M's user windows at `now` (switches/stats.py, TIME_ZONE = `zone`), each [start,
+    end), None = open: the last hour; today, the local calendar day; the last 7 and 31 days,
+    from local midnight of the UTC date N days back (Django reads that naive date in
+    TIME_ZONE), so N whole days plus today."""
+    today = datetime.fromtimestamp(now, zone).date()
+    utc_today = datetime.fromtimestamp(now, UTC).date()
+
+    def midnight(day: date) -> float:
+        return datetime.combine(day, time(), zone).timestamp()
+
+    return {"users_last_hour": (now - 3600, None),
+            "users_today": (midnight(today), midnight(today + timedelta(days=1))),
+            "users_last_7_days": (midnight(utc_today - timedelta(days=7)), None),
+            "users_last_31_days": (midnight(utc_today - timedelta(days=31)), None)}
+
+
+def count_active(conn: Connection, relations: Mapping[str, Subquery],
+                 windows: Mapping[str, tuple[float, float | None]]) -> list[int]:
+    """Distinct users with activity in each window, in one statement."""
+    activity = relations["activity"]
+    last_active = activity.c.last_active
+
+    def within(start: float, end: float | None) -> ColumnElement[bool]:
+        return last_active >= start if end is None else and_(last_active >= start,
+                                                              last_active < end)
+
+    return list(conn.execute(select(*(
+        func.count(distinct(case((within(start, end), activity.c.user_id))))
+        for start, end in windows.values()))).one())
+
+
+def history_pending(context: Context) -> bool:
+    """Whether the history is kept but not written yet (the dau collector's first run is still
+    to finish): the history routes then answer 503 with Retry-After, never a 404 or 400."""
+    return context.history is not None and not context.snapshot().has_succeeded("dau")
+
+
 def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
     """`today_zone`: the calendar day of /api/v1/stats' "today" (the first dau time zone)."""
 
@@ -94,6 +142,8 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
         if context.history is None:
             raise HttpError(404.2, "History is not kept: enable the dau collector.")
         zone = history_zone(request)
+        if history_pending(context):
+            raise HttpError(503.3, HISTORY_PENDING, retry_after=HISTORY_RETRY_AFTER)
         days = integer(request, "days", 30, low=1, high=3660)
         try:
             store = context.history()
@@ -156,33 +206,38 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
                                        metric_rows(context.snapshot())),
                             "system.csv")
 
-    def users_today() -> int | None:
-        """Distinct users active today in `today_zone`, from the dau history; None when it is
-        not kept or dau has not recorded yet."""
-        dau = context.snapshot().collectors.get("dau")
-        if context.history is None or dau is None or dau.last_success is None:
-            return None
-        today = datetime.fromtimestamp(context.clock(), ZoneInfo(today_zone)).date()
+    def users_in_windows() -> dict[str, int | None]:
+        """Distinct users active in each of OpenL2M's windows, read now from the activity
+        relation; None for every window where the platform has no activity."""
+        collectors = context.snapshot().collectors
+        windows = openl2m_windows(context.clock(), ZoneInfo(today_zone))
+        # The collectors reading activity apply exactly where the platform has it.
+        has_activity = any(name in collectors and collectors[name].state != "not_applicable"
+                           for name in ACTIVITY_READERS)
+        if context.read is None or not has_activity:
+            return dict.fromkeys(windows)
         try:
-            days = context.history().daily_active(today_zone, today)
-        except HistoryError:
-            return None
-        return sum(amount for _, amount in days)
+            counts = context.read(["activity"], partial(count_active, windows=windows))
+        except (DatabaseUnavailable, SQLAlchemyError) as error:
+            raise HttpError(503.4, f"The database cannot be read: {describe_error(error)}") \
+                from None
+        return dict(zip(windows, counts, strict=True))
 
     def stats(request: Request) -> Response:
         context.authorize(request)
         metrics = snapshot_json(context.snapshot())["metrics"]
-        active = metrics.get("usage_users_active") or {}
 
         def total(name: str) -> int | float | None:
             values = metrics.get(name)
             return None if values is None else sum(values.values())
 
+        users = users_in_windows()
         usage = {key: {"label": label, "value": value} for key, label, value in (
-            ("users_last_hour", "Users active in the last hour", active.get("1h")),
-            ("users_today", "Users active today", users_today()),
-            ("users_last_7_days", "Users active in the last 7 days", active.get("7d")),
-            ("users_last_31_days", "Users active in the last 31 days", active.get("31d")),
+            ("users_last_hour", "Users active in the last hour", users["users_last_hour"]),
+            ("users_today", "Users active today", users["users_today"]),
+            ("users_last_7_days", "Users active in the last 7 days", users["users_last_7_days"]),
+            ("users_last_31_days", "Users active in the last 31 days",
+             users["users_last_31_days"]),
             ("sessions_now", "Live sessions", total("usage_sessions")),
             ("shares_now", "Shares", total("usage_shares")),
         )}

@@ -67,13 +67,12 @@ CSV_NOTE = ("RFC 4180 quoting, UTF-8, streamed (constant memory whatever the num
 STATS_DESCRIPTION = """OpenL2M-style (`/api/stats/`) usage windows, each `{label, value}`.
 
 Where each value comes from:
-- `users_last_hour`, `users_last_7_days`, `users_last_31_days`: `usage_users_active` of the users
-  collector, windows `1h`, `7d` and `31d`: distinct users active within the trailing window.
-  null when the window is not in `collectors.users.windows` (the default list has no `31d`: add
-  it). OpenL2M's "last N days" starts at midnight N days ago, so it covers up to one day more.
-- `users_today`: distinct users active since local midnight in the first zone of
-  `collectors.dau.timezones` (named in `timezone`), from the daily history of the dau
-  collector; null while that collector has not recorded or is disabled.
+- `users_last_hour`, `users_today`, `users_last_7_days`, `users_last_31_days`: distinct users
+  active in OpenL2M's own windows (switches/stats.py), whatever `collectors.users.windows` says,
+  read from the platform's activity when asked: the last hour; today, the calendar day in the
+  first zone of `collectors.dau.timezones` (named in `timezone`, OpenL2M's TIME_ZONE); the last 7
+  and 31 days from local midnight of the UTC date 7 or 31 days back, so that many whole days plus
+  today. null where the platform has no activity; 503.4 when the database cannot be read.
 - `sessions_now`: live sessions now (the sum of `usage_sessions`); `shares_now`: shares now (the
   sum of `usage_shares`). These are current totals only: the platforms keep no history of ended
   sessions or of when shares were created, so there are no sessions or shares windows. null
@@ -104,6 +103,8 @@ HTML = "text/html; charset=UTF-8"
 EMPTY = {"type": "string", "maxLength": 0}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds until this address may try a key again.",
                                "schema": {"type": "integer", "minimum": 0}}}
+HISTORY_RETRY = {"Retry-After": {"description": "Seconds until the history may be written.",
+                                 "schema": {"type": "integer", "minimum": 0}}}
 NOT_OWNCLOUD = json_body("Not an ownCloud database: the native error 404.1.", NATIVE_ERROR)
 INT64 = {"type": "integer", "format": "int64", "minimum": -(2**63), "maximum": 2**63 - 1}
 OCS_DESCRIPTION = """As the ownCloud metrics app's
@@ -126,10 +127,11 @@ STATUS_COUNTS_DESCRIPTION = """As coderd's `GET /api/v2/insights/user-status-cou
 status, the users holding it at each local midnight of the zone, from 60 days before the next
 full hour's day to that day; deleted accounts are left out from their deletion on. `date` is the
 midnight's instant in UTC (RFC 3339). Read from the days the dau collector recorded for that zone
-(exact from a `status_changes` relation): the zone must be in collectors.dau.timezones. In the
-part of an hour before a local midnight, Coder already answers that coming midnight, which
-appears here once the collector has run after it; a status nobody held at any of the midnights is
-left out, where Coder may answer zeros."""
+(exact from a `status_changes` relation): the zone must be in collectors.dau.timezones. A status
+some change has named and nobody held is a series of zeros, as in Coder. In the part of an hour
+before a local midnight, Coder already answers that coming midnight, which appears here once the
+collector has run after it; Coder leaves out a status only users deleted before the 60 days ever
+held, which this answers as zeros."""
 
 
 def ocs_content(*statuses: str) -> dict[str, Any]:
@@ -223,7 +225,10 @@ def coder(summary: str, description: str, ok: str,
             "404": coder_body("History is not kept (the dau collector is disabled), or no UTC "
                               "days are (DAUs).", error),
             "429": coder_body("Too many wrong keys from this address.", error, RETRY_AFTER),
-            "500": coder_body("The history store cannot be read; `detail` says why.", error)}}}
+            "500": coder_body("The history store cannot be read; `detail` says why.", error),
+            "503": coder_body("The history is not written yet (the dau collector's first run "
+                              "has not finished); Retry-After says when to ask again.", error,
+                              HISTORY_RETRY)}}}
 
 
 OPENAPI: dict[str, Any] = {
@@ -355,9 +360,10 @@ OPENAPI: dict[str, Any] = {
         "/ocs/v2.php/apps/metrics/api/v1/metrics": ocs_metrics(2),
         "/index.php/apps/metrics/download-api/users": metrics_download(
             "ownCloud metrics app, users CSV",
-            "One row per account with a home storage: userId, userDisplayName, lastLogin, "
-            "quotaUsed, quotaFree, quotaTotal, files, sessions, sharesUser, sharesGroup, "
-            "sharesLink, sharesGuest, sharesFederated."),
+            "One row per account with a home storage, in the home mounts' order: userId, "
+            "userDisplayName, lastLogin, quotaUsed, quotaFree, quotaTotal, files, sessions, "
+            "sharesUser, sharesGroup, sharesLink, sharesGuest, sharesFederated, userBackend; "
+            "fields quoted as PHP's fputcsv quotes them."),
         "/index.php/apps/metrics/download-api": metrics_download(
             "ownCloud metrics app, users CSV (deprecated route)",
             "The users CSV, as the app still routes its old download path."),
@@ -400,8 +406,11 @@ OPENAPI: dict[str, Any] = {
                              "(404.3)."),
                 ("TooManyRequests", "Too many wrong keys from this address (429.1); "
                                     "Retry-After says when to try again."),
-                ("Unavailable", "The history store cannot be read (503.1) or the request cannot "
-                                "be recorded in the audit log (503.2)."))
+                ("Unavailable", "The history store cannot be read (503.1), the request cannot "
+                                "be recorded in the audit log (503.2), or the history is not "
+                                "written yet (503.3: the dau collector's first run has not "
+                                "finished; Retry-After says when to ask again), or the "
+                                "database cannot be read for /api/v1/stats (503.4)."))
         },
         "schemas": {
             "Error": {
@@ -444,7 +453,9 @@ OPENAPI: dict[str, Any] = {
                             "runs": {"type": "integer"},
                             "failures": {"type": "integer"}}}},
                     "metrics": {"type": "object", "description": "By metric name: a number, "
-                                "an object by label value, or a histogram."},
+                                "an object by label value, a list of {labels, value}, or a "
+                                "histogram; a custom SQL metric is a list of {sample, labels, "
+                                "value}, one per exposed sample."},
                     "users": {"type": "array", "items": ref("UserRow")}}},
             "DauHistory": {
                 "type": "object", "required": ["timezone", "entries"],
@@ -525,24 +536,38 @@ OPENAPI: dict[str, Any] = {
                         name: {"type": "integer"} for name in (
                             "totalCount", "activeUsersCount", "concurrentUsersCount")}},
                     "files": {"type": "object", "properties": {
-                        "totalFilesCount": {"type": "integer"}, "storage": ref("OcsQuota")}},
+                        "totalFilesCount": {"type": "integer"}, "storage": ref("OcsStorage")}},
                     "shares": ref("OcsShares"),
                     "userData": {
                         "anyOf": [{"type": "array", "maxItems": 0}, {
-                            "type": "object", "description": "By user id.",
+                            "type": "object",
+                            "description": "By user id, in the home mounts' order. With "
+                                           "database.metrics_app_version: legacy, the older "
+                                           "shape: no backend or lastLogin, quota {limit, "
+                                           "usage}, activeSessions a list of {agentName}.",
                             "additionalProperties": {
-                                "type": "object", "required": ["displayName", "backend"],
+                                "type": "object", "required": ["displayName"],
                                 "properties": {
                                     "displayName": {"type": ["string", "null"]},
                                     "backend": {"type": "string"},
                                     "files": {"type": "object", "properties": {
                                         "totalFiles": {"type": "integer"}}},
                                     "shares": ref("OcsShares"),
-                                    "quota": ref("OcsQuota"),
-                                    "activeSessions": {"type": "integer"},
+                                    "quota": {"anyOf": [ref("OcsQuota"), {
+                                        "type": "object", "properties": {
+                                            "limit": {"type": "integer"},
+                                            "usage": {"type": "integer"}}}]},
+                                    "activeSessions": {"anyOf": [
+                                        {"type": "integer"},
+                                        {"type": "array", "items": {
+                                            "type": "object", "properties": {
+                                                "agentName": {"type": "string"}}}}]},
                                     "lastLogin": {"type": "integer"}}}}]}}},
             "OcsQuota": {"type": "object", "properties": {
                 name: {"type": "integer"} for name in ("free", "total", "used", "relative")}},
+            "OcsStorage": {"type": "object", "properties": {
+                name: {"type": "integer"} for name in (
+                    "used", "usedQuota", "usedOther", "total", "free", "relative")}},
             "OcsShares": {"type": "object", "properties": {
                 name: {"type": "integer"} for name in (
                     "userShareCount", "groupShareCount", "linkShareCount", "guestShareCount",

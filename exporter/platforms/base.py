@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sqlalchemy import Connection, SelectBase
+from sqlalchemy import Connection, Float, Label, SelectBase, cast, null
 
 from exporter.config import DatabaseConfig
 from exporter.relations import RELATIONS
+
+
+def never_expires() -> Label[float]:
+    """The sessions relation's expires_at for a platform whose sessions last until deleted."""
+    return cast(null(), Float).label("expires_at")
 
 
 class Profile:

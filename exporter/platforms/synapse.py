@@ -7,6 +7,7 @@ milliseconds. Synapse has no table prefix, so database.table_prefix is ignored.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +27,8 @@ from sqlalchemy import (
     true,
 )
 
-from exporter.platforms.base import Profile
+from exporter.config import DatabaseConfig
+from exporter.platforms.base import Profile, never_expires
 
 # Synapse's booleans are SMALLINT (0/1) in older columns and BOOLEAN in newer ones (real booleans
 # on PostgreSQL), so each column is typed as declared and compared in a way both accept.
@@ -48,6 +50,38 @@ _MEDIA = table("local_media_repository", column("user_id", String),
 _SCHEMA_VERSION = table("schema_version", column("version", Integer))
 
 
+@dataclass(frozen=True)
+class SynapseEngine:
+    """Where the database Synapse runs on answers Synapse's SQL its own way (research/synapse.md
+    §1 and §6, seen on Synapse 1.163 on SQLite 3.40 and on PostgreSQL 15): how the media
+    statistics' search term, a LIKE pattern without ESCAPE, matches, and where NULL sorts. Text
+    sorts by code point on both (BINARY collation; the C collation Synapse requires of
+    PostgreSQL). Rows with equal sort keys have no order on either."""
+
+    name: str
+    # SQLite's LIKE takes an ASCII letter in either case; PostgreSQL's is case-sensitive.
+    like_folds_ascii_case: bool
+    # PostgreSQL's LIKE takes a backslash as its default escape; SQLite's has none.
+    like_escape: str | None
+    # SQLite sorts NULL as the smallest value; PostgreSQL as the largest (last ascending).
+    null_sorts_first: bool
+
+
+SYNAPSE_ON_SQLITE = SynapseEngine("sqlite", like_folds_ascii_case=True, like_escape=None,
+                                  null_sorts_first=True)
+SYNAPSE_ON_POSTGRESQL = SynapseEngine("postgresql", like_folds_ascii_case=False,
+                                      like_escape="\\", null_sorts_first=False)
+
+
+def synapse_engine(database: DatabaseConfig) -> SynapseEngine:
+    """The engine of the homeserver whose database we read. Synapse runs on SQLite or
+    PostgreSQL only, so a PostgreSQL database is one Synapse runs on and a database of any other
+    kind (MariaDB, say) is a copy of a SQLite one, answered as SQLite answers."""
+    if database.sqlalchemy_url().get_backend_name() == "postgresql":
+        return SYNAPSE_ON_POSTGRESQL
+    return SYNAPSE_ON_SQLITE
+
+
 def _seconds(ms: Any) -> Any:
     """Milliseconds to fractional seconds, keeping window edges exact: SQLAlchemy's true
     division of integers gives an exact decimal on PostgreSQL and MariaDB and the nearest double
@@ -66,6 +100,10 @@ class SynapseProfile(Profile):
     name = "synapse"
     # Phone-home DAU/MAU count user_ips rows with last_seen > now - window (strict).
     activity_window_inclusive = False
+
+    def __init__(self, database: DatabaseConfig) -> None:
+        super().__init__(database)
+        self.engine = synapse_engine(database)
 
     # --- relations ---
 
@@ -113,7 +151,8 @@ class SynapseProfile(Profile):
         return (select(devices.c.user_id.label("user_id"),
                        func.coalesce(devices.c.user_agent, devices.c.display_name)
                        .label("client"),
-                       _seconds(devices.c.last_seen).label("last_activity"))
+                       _seconds(devices.c.last_seen).label("last_activity"),
+                       never_expires())
                 .where(devices.c.hidden.is_not(true())))
 
     def media(self, conn: Connection) -> Select:

@@ -10,8 +10,11 @@ errors are coderd's: validations of httpapi.QueryParamParser with Go's strconv m
 timezone errors of insightsUserStatusCounts, the 401 of the API key middleware.
 
 The data (SQLite) spans 110 days with a quiet week, users created, made dormant, suspended and
-back, deleted mid-range and at a local midnight, changes at midnights, and a system user; the
-same checks run once on PostgreSQL with Coder's own schema and trigger (docs/examples/coder.yaml).
+back, deleted mid-range and at a local midnight, changes at midnights, and a system user. On
+PostgreSQL the tables are Coder's own (tests/fixtures/coder/schema.sql, from coderd's dump.sql,
+triggers on), written with coderd's statements, read through docs/examples/coder.yaml, and every
+answer is compared with Coder's own queries (tests/fixtures/coder/insights.sql) on the same
+database.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from exporter.http import App, Context
 from exporter.runner import Runner
 from exporter.server import HttpServer
 from tests.conftest import API_KEY, ROOT, make_config
-from tests.platforms.custom_platforms import build_coder
+from tests.platforms.custom_platforms import CODER_SCHEMA, CODER_UPDATES, build_coder
+from tests.platforms.custom_platforms import coder_daus as coder_daus_query
+from tests.platforms.custom_platforms import coder_status_counts as coder_status_counts_query
 
 DAUS = "/api/v2/insights/daus"
 STATUS_COUNTS = "/api/v2/insights/user-status-counts"
@@ -253,21 +258,21 @@ def aware(value: datetime | str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def read_rows(url: str, cast: str = "") -> CoderRows:
-    """Every row, as stored; `cast` turns PostgreSQL's uuid and enum columns into text."""
+def read_rows(url: str) -> CoderRows:
+    """Every row, as stored."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             def rows(sql: str) -> list[Any]:
-                return list(conn.execute(text(sql.format(cast=cast))))
+                return list(conn.execute(text(sql)))
             return CoderRows(
                 usage=[(u, aware(s), aware(e)) for u, s, e in rows(
-                    "SELECT user_id{cast}, start_time, end_time FROM template_usage_stats")],
+                    "SELECT user_id, start_time, end_time FROM template_usage_stats")],
                 changes=[(u, s, aware(c)) for u, s, c in rows(
-                    "SELECT user_id{cast}, new_status{cast}, changed_at FROM user_status_changes")],
+                    "SELECT user_id, new_status, changed_at FROM user_status_changes")],
                 deleted={u: aware(d) for u, d in rows(
-                    "SELECT user_id{cast}, deleted_at FROM user_deleted")},
-                system={u for u, in rows("SELECT id{cast} FROM users WHERE is_system")})
+                    "SELECT user_id, deleted_at FROM user_deleted")},
+                system={u for u, in rows("SELECT id FROM users WHERE is_system")})
     finally:
         engine.dispose()
 
@@ -635,16 +640,17 @@ def test_daus_without_utc_days_say_what_to_configure(coder_db):
         assert coder_get(url, f"{STATUS_COUNTS}?timezone=America/St_Johns")["status_counts"]
 
 
-# --- PostgreSQL, Coder's own schema and the documented recipe ---------------------------------
+# --- PostgreSQL: Coder's own schema, triggers and queries, and the documented recipe ----------
 
 PG_NOW = datetime(2026, 11, 1, 15, 10, tzinfo=UTC)  # St. John's leaves DST this morning
+PG_ZONES = [*ZONES, "Etc/GMT+5"]  # tz_offset=-5
 
 
 def recipe(url: str, history: Path) -> Config:
-    """docs/examples/coder.yaml pointed at `url`, keeping days in ZONES."""
+    """docs/examples/coder.yaml pointed at `url`, keeping days in PG_ZONES."""
     raw = yaml.safe_load((ROOT / "docs" / "examples" / "coder.yaml").read_text())
     raw["database"]["url"] = url
-    raw["collectors"]["dau"] = {"timezones": ZONES}
+    raw["collectors"]["dau"] = {"timezones": PG_ZONES}
     raw["history"] = {"url": f"sqlite:///{history}"}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("USAGE_EXPORTER_API_KEY", API_KEY)
@@ -658,16 +664,122 @@ def postgres_coder(postgres_server: Any) -> tuple[str, str]:
     return admin, postgres_server.readonly_url("coder_insights")
 
 
-def test_on_postgresql_the_recipe_answers_as_coder(postgres_coder, tmp_path):
+@pytest.fixture(scope="module")
+def coder_pg_url(postgres_coder, tmp_path_factory) -> Iterator[str]:
+    _, readonly = postgres_coder
+    history = tmp_path_factory.mktemp("coder_pg") / "history.db"
+    with exported(recipe(readonly, history), [PG_NOW]) as (_, url):
+        yield url
+
+
+def test_on_postgresql_the_data_has_the_cases_coder_counts_apart(postgres_coder):
+    """Written by coderd's statements and recorded by Coder's trigger: a user suspended and
+    later deleted, whose deletion carries the suspension's instant (the delete does not touch
+    updated_at) inside the 60 days; users back from suspension and from dormancy; users never
+    logged in (dormant); and the system user, whose history the trigger records too."""
+    admin, _ = postgres_coder
+    engine = create_engine(admin)
+    try:
+        with engine.connect() as conn:
+            def count(sql: str) -> int:
+                return conn.execute(text(sql), {"start": PG_NOW - timedelta(days=60)}).scalar_one()
+            assert count("""SELECT count(*) FROM user_deleted d JOIN user_status_changes c
+                            ON c.user_id = d.user_id AND c.changed_at = d.deleted_at
+                            WHERE c.new_status = 'suspended' AND d.deleted_at > :start""") >= 1
+            for earlier in ("suspended", "dormant"):
+                assert count(f"""SELECT count(DISTINCT a.user_id) FROM user_status_changes a
+                                 JOIN user_status_changes b ON b.user_id = a.user_id
+                                 AND b.changed_at > a.changed_at AND b.new_status = 'active'
+                                 WHERE a.new_status = '{earlier}' AND b.changed_at > :start
+                                 AND a.changed_at > (SELECT min(changed_at) FROM
+                                     user_status_changes f WHERE f.user_id = a.user_id)""") >= 2
+            assert count("SELECT count(*) FROM users WHERE status = 'dormant' AND NOT deleted "
+                         "AND last_seen_at = '0001-01-01'") >= 3
+            assert count("SELECT count(*) FROM user_status_changes c JOIN users u "
+                         "ON u.id = c.user_id WHERE u.is_system") == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("tz_offset", [0, -5, 3])
+def test_on_postgresql_daus_are_coders_own_query(postgres_coder, coder_pg_url, tz_offset):
+    """Every entry equals GetTemplateInsightsByInterval run as coderd runs it, on the same
+    database."""
+    admin, _ = postgres_coder
+    body = coder_get(coder_pg_url, f"{DAUS}?tz_offset={tz_offset}")
+    assert body == coder_daus_query(admin, PG_NOW, tz_offset)
+    assert len(body["entries"]) == 61
+    assert sum(entry["amount"] for entry in body["entries"]) > 100
+
+
+@pytest.mark.parametrize(("query", "zone"), [
+    ("?tz_offset=0", "UTC"), ("?tz_offset=-5", "Etc/GMT+5"), ("?tz_offset=3", "Etc/GMT-3"),
+    ("?timezone=America/St_Johns", "America/St_Johns")])
+def test_on_postgresql_status_counts_are_coders_own_query(postgres_coder, coder_pg_url, query,
+                                                          zone):
+    """Every cell equals GetUserStatusCounts run as coderd runs it, on the same database: the
+    suspended-then-deleted user counted as suspended up to its deletion and then in no status,
+    reactivated users back in active, dormant and system users as Coder counts them."""
+    admin, _ = postgres_coder
+    body = coder_get(coder_pg_url, STATUS_COUNTS + query)
+    expected = coder_status_counts_query(admin, PG_NOW, zone)
+    assert body == expected
+    assert set(body["status_counts"]) == {"active", "dormant", "suspended"}
+    assert {len(series) for series in body["status_counts"].values()} == {61}
+    suspended = [point["count"] for point in body["status_counts"]["suspended"]]
+    assert len(set(suspended)) > 1
+
+
+def test_on_postgresql_statuses_nobody_holds_are_coders_series_of_zeros(postgres_server,
+                                                                        tmp_path):
+    """Ann and Bob were dormant (Coder's default) until their first login, and Bob was suspended
+    and reinstated, all before the 60 days: Coder still answers a dormant and a suspended series
+    of zeros, and so does the route."""
+    name = "coder_zeros"
+    admin = postgres_server.create_database(name)
+    ann, bob = (uuid.uuid5(uuid.NAMESPACE_URL, f"coder-test/{who}") for who in ("ann", "bob"))
+    engine = create_engine(admin)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(CODER_SCHEMA.read_text())
+            conn.execute(text(  # InsertUser
+                "INSERT INTO users (id, email, username, hashed_password, created_at, updated_at, "
+                "rbac_roles, login_type) VALUES (:id, :email, :email, '', :at, :at, '{}', "
+                "'password')"), [{"id": who, "email": f"{who}@example.org",
+                                  "at": PG_NOW - timedelta(days=100)} for who in (ann, bob)])
+            for who, status, days_ago in ((ann, "active", 99), (bob, "active", 99),
+                                          (bob, "suspended", 90), (bob, "active", 80)):
+                conn.execute(text(CODER_UPDATES["status"]), {
+                    "id": who, "status": status, "when": PG_NOW - timedelta(days=days_ago)})
+    finally:
+        engine.dispose()
+    config = recipe(postgres_server.readonly_url(name), tmp_path / "history.db")
+    with exported(config, [PG_NOW]) as (_, url):
+        body = coder_get(url, f"{STATUS_COUNTS}?tz_offset=0")
+    assert body == coder_status_counts_query(admin, PG_NOW, "UTC")
+    counts = {status: {point["count"] for point in series}
+              for status, series in body["status_counts"].items()}
+    assert counts == {"active": {2}, "dormant": {0}, "suspended": {0}}
+
+
+PG_LATE = datetime(2026, 11, 1, 23, 40, tzinfo=UTC)  # the hour before a UTC midnight
+
+
+def test_on_postgresql_in_the_hour_before_utc_midnight(postgres_coder, tmp_path):
+    """Run at PG_NOW and again at 23:40 UTC: the DAUs are Coder's 60 entries for every offset;
+    the status counts are Coder's in zones whose midnight is not coming within the hour, and in
+    UTC all but the coming midnight, which Coder answers 20 minutes early and the history holds
+    once the collector has run after it."""
     admin, readonly = postgres_coder
-    rows = read_rows(admin, cast="::text")
-    assert rows.deleted and rows.system
-    with exported(recipe(readonly, tmp_path / "history.db"), [PG_NOW]) as (_, url):
-        for tz_offset in (0, -5):
+    with exported(recipe(readonly, tmp_path / "history.db"), [PG_NOW, PG_LATE]) as (_, url):
+        for tz_offset in (0, -5, 3):
             body = coder_get(url, f"{DAUS}?tz_offset={tz_offset}")
-            assert body == coder_daus(rows, PG_NOW, tz_offset)
-            assert len(body["entries"]) == 61
-        for zone in ZONES:
-            body = coder_get(url, f"{STATUS_COUNTS}?timezone={zone}")
-            assert body == coder_status_counts(rows, PG_NOW, zone)
-            assert {len(series) for series in body["status_counts"].values()} == {61}
+            assert body == coder_daus_query(admin, PG_LATE, tz_offset)
+            assert len(body["entries"]) == 60
+        for query, zone in (("?tz_offset=-5", "Etc/GMT+5"), ("?tz_offset=3", "Etc/GMT-3")):
+            assert coder_get(url, STATUS_COUNTS + query) == \
+                coder_status_counts_query(admin, PG_LATE, zone)
+        expected = coder_status_counts_query(admin, PG_LATE, "UTC")["status_counts"]
+        assert {series[-1]["date"] for series in expected.values()} == {"2026-11-02T00:00:00Z"}
+        assert coder_get(url, f"{STATUS_COUNTS}?tz_offset=0")["status_counts"] == {
+            status: series[:-1] for status, series in expected.items()}

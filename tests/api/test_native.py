@@ -10,6 +10,7 @@ import http.client
 import io
 import json
 import socket
+import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import select
 
 from collectors.base import CollectorResult
 from exporter import api
@@ -100,6 +102,20 @@ def runner(nextcloud_now) -> Iterator[Runner]:
 @pytest.fixture(scope="module")
 def clock(nextcloud_now) -> Clock:
     return Clock(nextcloud_now)
+
+
+@pytest.fixture(scope="module")
+def stats_runner(nextcloud_now) -> Iterator[tuple[str, Runner]]:
+    """The daemon's context (live reads included) over a runner keeping only the 1h window."""
+    config = make_config(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud",
+                         collectors={"users": {"windows": ["1h"]}})
+    runner = Runner(config, clock=lambda: nextcloud_now)
+    runner.run_all()
+    server, url = serve(Context(lambda: runner.snapshot, KEYS, runner.history, runner.clock,
+                                read=runner.read))
+    yield url, runner
+    server.stop()
+    runner.close()
 
 
 @pytest.fixture(scope="module")
@@ -348,23 +364,34 @@ def test_system_csv_has_a_row_per_sample(runner, base_url):
 # --- /api/v1/stats --------------------------------------------------------------------------
 
 
-def test_stats_windows_come_from_the_snapshot_and_today_from_history(runner, base_url):
+def test_stats_are_openl2ms_windows_whatever_the_metrics_windows(stats_runner):
+    """The users collector keeps only 1h here, yet all four windows answer, each counted from
+    the activity relation as OpenL2M defines it; sessions and shares from the snapshot."""
+    stats_url, runner = stats_runner
+    now = runner.clock()
+    rows = runner.read(["activity"], lambda conn, relations: conn.execute(
+        select(relations["activity"])).all())
+    midnight = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0).timestamp()
+
+    def users(start: float, end: float = float("inf")) -> int:
+        return len({user for user, last_active in rows if start <= last_active < end})
+
+    body = get_json(stats_url, "/api/v1/stats")
     metrics = snapshot_json(runner.snapshot)["metrics"]
-    active = metrics["usage_users_active"]
-    today = datetime.fromtimestamp(runner.clock(), UTC).date()
-    [(_, users_today)] = runner.history().daily_active("UTC", today)
-    body = get_json(base_url, "/api/v1/stats")
+    assert set(metrics["usage_users_active"]) == {"1h"}
     assert body["timezone"] == "UTC"
     assert {key: item["value"] for key, item in body["usage"].items()} == {
-        "users_last_hour": active["1h"], "users_today": users_today,
-        "users_last_7_days": active["7d"], "users_last_31_days": active["31d"],
+        "users_last_hour": users(now - 3600), "users_today": users(midnight, midnight + 86400),
+        "users_last_7_days": users(midnight - 7 * 86400),
+        "users_last_31_days": users(midnight - 31 * 86400),
         "sessions_now": sum(metrics["usage_sessions"].values()),
         "shares_now": sum(metrics["usage_shares"].values())}
-    assert active["1h"] <= users_today <= active["7d"] <= active["31d"]
+    assert 0 < body["usage"]["users_last_hour"]["value"] < body["usage"]["users_last_31_days"][
+        "value"]
     assert all(isinstance(item["label"], str) for item in body["usage"].values())
 
 
-def test_stats_without_the_windows_or_history_say_null(mixed_url):
+def test_stats_without_a_database_or_collectors_say_null(mixed_url):
     usage = get_json(mixed_url, "/api/v1/stats")["usage"]
     assert {item["value"] for item in usage.values()} == {None}
 
@@ -569,3 +596,30 @@ def test_hostile_headers_are_refused_without_a_traceback(base_url, head):
     assert b"Traceback" not in answer
     assert not any(line.startswith(b"X-Injected") for line in head_lines)
     assert request(base_url, "/api/v1/users?limit=1")[0] == 200  # still serving
+
+
+def test_custom_queries_are_in_the_snapshot_beside_the_collectors(nextcloud_now):
+    from exporter.daemon import application
+    from exporter.http import FailedAttempts
+
+    sql = "SELECT share_type, COUNT(*) AS nextcloud_shares FROM oc_share GROUP BY share_type"
+    config = make_config(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud", custom_metrics=[{
+        "name": "shares", "sql": sql, "metrics": [{"name": "nextcloud_shares", "help": "Shares.",
+                                                   "labels": ["share_type"]}]}])
+    runner = Runner(config, clock=lambda: nextcloud_now)
+    runner.run_all()
+    server = HttpServer(application(runner, FailedAttempts()), "127.0.0.1", 0).start()
+    try:
+        body = get_json(f"http://127.0.0.1:{server.port}", "/api/v1/snapshot")
+        _, _, metrics = request(f"http://127.0.0.1:{server.port}", "/metrics")
+    finally:
+        server.stop()
+        runner.close()
+    assert body["collectors"]["sql:shares"]["state"] == "ok"
+    assert body["collectors"]["users"]["state"] == "ok"
+    with sqlite3.connect(f"file:{NEXTCLOUD_DB}?mode=ro", uri=True) as db:
+        expected = {str(t): n for t, n in db.execute(sql)}
+    shares = {s["labels"]["share_type"]: s["value"] for s in body["metrics"]["nextcloud_shares"]}
+    assert shares == expected
+    for share_type, count in shares.items():
+        assert f'nextcloud_shares{{share_type="{share_type}"}} {float(count)}' in metrics.decode()

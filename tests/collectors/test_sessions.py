@@ -6,7 +6,8 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import NEXTCLOUD_DB, run_collector
+from exporter.runner import Runner
+from tests.conftest import NEXTCLOUD_DB, make_config, run_collector
 
 AGENTS = {
     "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0": "web",
@@ -63,3 +64,26 @@ def test_nextcloud_sessions_are_its_tokens_less_remote_wipe_markers():
     assert sum(value for _, value in sessions.samples) == sum(tokens.values())
     assert concurrent.samples[0][1] == len(tokens)
     assert result.users["sessions"] == tokens
+
+
+def test_a_session_is_live_until_expires_at_by_the_exporters_clock(tmp_path):
+    """Expiry compares with the run's instant (the exporter's clock, --as-of included): a
+    session expiring exactly then is over, one without expires_at lasts until deleted."""
+    path = tmp_path / "sessions.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE s (uid TEXT, expires REAL)")
+        db.executemany("INSERT INTO s VALUES (?, ?)", [
+            ("ann", 999.0), ("ann", 1000.0), ("bob", 1000.5), ("cy", None), ("dee", 5000.0)])
+    relations = {"sessions": "SELECT uid AS user_id, NULL AS client, NULL AS last_activity, "
+                             "expires AS expires_at FROM s"}
+    for now, live in ((1000.0, {"bob": 1, "cy": 1, "dee": 1}), (4000.0, {"cy": 1, "dee": 1})):
+        runner = Runner(make_config(f"sqlite:///{path}", "custom",
+                                    database={"relations": relations}), clock=lambda n=now: n)
+        try:
+            (result,) = runner.run("sessions").results()
+        finally:
+            runner.close()
+        concurrent, sessions = result.metrics
+        assert result.users["sessions"] == live
+        assert concurrent.samples[0][1] == len(live)
+        assert dict(sessions.samples)[("other",)] == sum(live.values())

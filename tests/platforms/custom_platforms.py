@@ -3,20 +3,24 @@ read, with the platforms' own column names and types (research/coder_odk_openl2m
 Coder's dump.sql, Central's migrations, OpenL2M's Django models), and realistic, deterministic data
 with the edge cases each recipe must handle.
 
-Activity is dated relative to a fixed `now`. Sessions are dated relative to the database clock,
-because the recipes ask it whether a session has expired (`now()`), with margins of hours.
+Everything is dated relative to a fixed `now`, sessions included: the exporter decides by its own
+clock whether a session has expired.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, text
+
+from tests.conftest import FIXTURES
 
 NAMESPACE = uuid.UUID("6f1c3e5e-52b4-4bde-9a07-1c0ffee15ea5")
 DAY = timedelta(days=1)
@@ -45,106 +49,29 @@ def _days(start: datetime, end: datetime) -> Iterator[datetime]:
 
 # --- Coder -----------------------------------------------------------------------------------
 
-CODER_DDL = """
-CREATE TYPE user_status AS ENUM ('active', 'suspended', 'dormant');
-CREATE TYPE login_type AS ENUM ('password', 'github', 'oidc', 'token', 'none',
-                                'oauth2_provider_app');
-CREATE TYPE api_key_scope AS ENUM ('coder:all', 'coder:application_connect');
-
-CREATE TABLE users (
-    id uuid NOT NULL PRIMARY KEY,
-    email text NOT NULL,
-    username text DEFAULT ''::text NOT NULL,
-    hashed_password bytea NOT NULL,
-    created_at timestamp with time zone NOT NULL,
-    updated_at timestamp with time zone NOT NULL,
-    status user_status DEFAULT 'dormant'::user_status NOT NULL,
-    rbac_roles text[] DEFAULT '{}'::text[] NOT NULL,
-    login_type login_type DEFAULT 'password'::login_type NOT NULL,
-    avatar_url text DEFAULT ''::text NOT NULL,
-    deleted boolean DEFAULT false NOT NULL,
-    last_seen_at timestamp without time zone DEFAULT '0001-01-01 00:00:00'::timestamp
-        without time zone NOT NULL,
-    quiet_hours_schedule text DEFAULT ''::text NOT NULL,
-    name text DEFAULT ''::text NOT NULL,
-    github_com_user_id bigint,
-    is_system boolean DEFAULT false NOT NULL,
-    is_service_account boolean DEFAULT false NOT NULL,
-    CONSTRAINT users_username_min_length CHECK ((length(username) >= 1))
-);
-
-CREATE TABLE user_status_changes (
-    id uuid DEFAULT gen_random_uuid() NOT NULL PRIMARY KEY,
-    user_id uuid NOT NULL REFERENCES users(id),
-    new_status user_status NOT NULL,
-    changed_at timestamp with time zone DEFAULT CURRENT_TIMESTAMP NOT NULL
-);
-CREATE INDEX idx_user_status_changes_changed_at ON user_status_changes (changed_at);
-
-CREATE TABLE user_deleted (
-    id uuid DEFAULT gen_random_uuid() NOT NULL PRIMARY KEY,
-    user_id uuid NOT NULL REFERENCES users(id),
-    deleted_at timestamp with time zone DEFAULT CURRENT_TIMESTAMP NOT NULL
-);
-CREATE INDEX idx_user_deleted_deleted_at ON user_deleted (deleted_at);
-
--- Coder's trigger (dump.sql): the application's updated_at is the time of the change.
-CREATE FUNCTION record_user_status_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM NEW.status THEN
-        INSERT INTO user_status_changes (user_id, new_status, changed_at)
-        VALUES (NEW.id, NEW.status, NEW.updated_at);
-    END IF;
-    IF OLD.deleted = FALSE AND NEW.deleted = TRUE THEN
-        INSERT INTO user_deleted (user_id, deleted_at) VALUES (NEW.id, NEW.updated_at);
-    END IF;
-    RETURN NEW;
-END;
-$$;
-CREATE TRIGGER user_status_change_trigger AFTER INSERT OR UPDATE ON users
-    FOR EACH ROW EXECUTE FUNCTION record_user_status_change();
-
-CREATE TABLE template_usage_stats (
-    start_time timestamp with time zone NOT NULL,
-    end_time timestamp with time zone NOT NULL,
-    template_id uuid NOT NULL,
-    user_id uuid NOT NULL,
-    median_latency_ms real,
-    usage_mins smallint NOT NULL,
-    ssh_mins smallint NOT NULL,
-    sftp_mins smallint NOT NULL,
-    reconnecting_pty_mins smallint NOT NULL,
-    vscode_mins smallint NOT NULL,
-    jetbrains_mins smallint NOT NULL,
-    app_usage_mins jsonb,
-    PRIMARY KEY (start_time, template_id, user_id)
-);
-CREATE INDEX template_usage_stats_start_time_idx ON template_usage_stats (start_time DESC);
-
-CREATE TABLE api_keys (
-    id text NOT NULL PRIMARY KEY,
-    hashed_secret bytea NOT NULL,
-    user_id uuid NOT NULL,
-    last_used timestamp with time zone NOT NULL,
-    expires_at timestamp with time zone NOT NULL,
-    created_at timestamp with time zone NOT NULL,
-    updated_at timestamp with time zone NOT NULL,
-    login_type login_type NOT NULL,
-    lifetime_seconds bigint DEFAULT 86400 NOT NULL,
-    ip_address inet DEFAULT '0.0.0.0'::inet NOT NULL,
-    token_name text DEFAULT ''::text NOT NULL,
-    scopes api_key_scope[] NOT NULL,
-    allow_list text[] NOT NULL
-);
-"""
-
+# Coder's own DDL (a subset of coderd/database/dump.sql, with its triggers): the status history
+# comes from Coder's trigger, never from the test.
+CODER_SCHEMA = FIXTURES / "coder" / "schema.sql"
 # How Coder users live: (kind, how many, created between N and M days ago). Lapsed users stop
 # using workspaces and the dormancy job marks them dormant 90 days after they were last seen,
-# some inside the last 60 days; returning users come back from dormancy.
+# some inside the last 60 days; returning users come back from dormancy; reinstated users come
+# back from a suspension; a suspended user deleted later keeps the suspension's instant as its
+# deletion's (Coder's delete does not touch updated_at).
 CODER_PEOPLE = (("regular", 18, 20, 380), ("lapsed", 8, 170, 380), ("never", 3, 20, 380),
-                ("suspended", 3, 110, 380), ("returning", 2, 200, 380), ("deleted", 3, 60, 380))
+                ("suspended", 3, 110, 380), ("returning", 2, 200, 380), ("deleted", 3, 60, 380),
+                ("reinstated", 2, 120, 380), ("suspended-deleted", 2, 120, 380))
 DORMANCY = timedelta(days=90)
 HALF_HOUR = timedelta(minutes=30)
+# The statements coderd runs (coderd/database/queries/users.sql): UpdateUserStatus and
+# UpdateUserLastSeenAt set updated_at, which Coder's trigger records as the change's time;
+# UpdateUserDeletedByID does not, so a deletion carries the user's last updated_at.
+CODER_UPDATES = {
+    "status": "UPDATE users SET status = CAST(:status AS user_status), updated_at = :when "
+              "WHERE id = :id",
+    "last_seen_at": "UPDATE users SET last_seen_at = :last_seen_at, updated_at = :when "
+                    "WHERE id = :id",
+    "deleted": "UPDATE users SET deleted = true WHERE id = :id",
+}
 
 
 def build_coder(url: str, now: datetime) -> None:
@@ -159,8 +86,7 @@ def build_coder(url: str, now: datetime) -> None:
         users.append({"id": user_id, "email": f"{name}@example.org", "username": name,
                       "name": name.replace("-", " ").title() if rng.random() < 0.7 else "",
                       "hash": rng.randbytes(32), "created_at": created, "rbac_roles": [],
-                      "login_type": "password", "is_system": False, "status": "dormant",
-                      **extra})
+                      "login_type": "password", **extra})
         return user_id
 
     def change(user_id: uuid.UUID, when: datetime, **values: Any) -> None:
@@ -188,15 +114,18 @@ def build_coder(url: str, now: datetime) -> None:
         change(user_id, last, last_seen_at=last.replace(tzinfo=None))
         return last
 
+    def dormant_after(user_id: uuid.UUID, last_seen: datetime) -> datetime:
+        """The dormancy job's run (every 15 minutes) after 90 days without use."""
+        dormant_at = last_seen + DORMANCY + timedelta(minutes=rng.randint(1, 15))
+        change(user_id, dormant_at, status="dormant")
+        return dormant_at
+
     owner = person("admin", now - timedelta(days=400), rbac_roles=["owner"])
     change(owner, now - timedelta(days=399), status="active")
     work(owner, now - timedelta(days=399), now)
     # Buckets exactly on the window edges: inside 1h, 1d, 7d and 30d; just outside 30d.
     for offset in (2 * HALF_HOUR, DAY, 7 * DAY, 30 * DAY, 30 * DAY + HALF_HOUR):
         bucket(owner, now - offset, templates[0])
-    # The owner of prebuilt workspaces: a system user, not a person.
-    person("prebuilds", now - timedelta(days=200), is_system=True, login_type="none",
-           status="active")
 
     serial = 0
     for kind, count, newest, oldest in CODER_PEOPLE:
@@ -213,18 +142,24 @@ def build_coder(url: str, now: datetime) -> None:
                 work(user_id, first_login, now)
             elif kind == "lapsed":
                 last = work(user_id, first_login, now - timedelta(days=rng.uniform(70, 160)))
-                dormant_at = last + DORMANCY + timedelta(minutes=rng.randint(1, 15))
-                if dormant_at < now:
-                    change(user_id, dormant_at, status="dormant")
-            elif kind == "suspended":
-                suspended_at = now - timedelta(days=rng.uniform(3, 100))
+                if last + DORMANCY + timedelta(minutes=15) < now:
+                    dormant_after(user_id, last)
+            elif kind in ("suspended", "reinstated", "suspended-deleted"):
+                suspended_at = now - timedelta(days=rng.uniform(3, 100) if kind == "suspended"
+                                               else rng.uniform(15, 45))
                 work(user_id, first_login, suspended_at)
                 change(user_id, suspended_at, status="suspended")
+                if kind == "reinstated":
+                    back = suspended_at + timedelta(days=rng.uniform(2, 10))
+                    change(user_id, back, status="active")
+                    work(user_id, back, now)
+                elif kind == "suspended-deleted":
+                    change(user_id, suspended_at + timedelta(days=rng.uniform(1, 10)),
+                           deleted=True)
             elif kind == "returning":
                 back = now - timedelta(days=rng.uniform(10, 40))
                 last = work(user_id, first_login, back - DORMANCY - 5 * DAY)
-                change(user_id, last + DORMANCY + timedelta(minutes=rng.randint(1, 15)),
-                       status="dormant")
+                dormant_after(user_id, last)
                 change(user_id, back, status="active")
                 work(user_id, back, now)
             else:
@@ -232,18 +167,19 @@ def build_coder(url: str, now: datetime) -> None:
                 work(user_id, first_login, deleted_at)
                 change(user_id, deleted_at, deleted=True)
 
-    # Changes run one UPDATE at a time, in time order, so Coder's trigger records each one with
-    # updated_at as its time; last-seen updates leave updated_at alone, as Coder's do.
-    updates = {"status": "UPDATE users SET status = CAST(:status AS user_status), "
-                         "updated_at = :when WHERE id = :id",
-               "deleted": "UPDATE users SET deleted = true, updated_at = :when WHERE id = :id",
-               "last_seen_at": "UPDATE users SET last_seen_at = :last_seen_at WHERE id = :id"}
-    _load(url, CODER_DDL, [
+    _load(url, CODER_SCHEMA.read_text(), [
+        # InsertUser: no status given, so Coder's default (dormant) until the first login.
         ("INSERT INTO users (id, email, username, name, hashed_password, created_at, updated_at, "
-         "rbac_roles, login_type, is_system, status) VALUES (:id, :email, :username, :name, "
-         ":hash, :created_at, :created_at, :rbac_roles, CAST(:login_type AS login_type), "
-         ":is_system, CAST(:status AS user_status))", users),
-        *((next(u for key, u in updates.items() if key in item), [item])
+         "rbac_roles, login_type) VALUES (:id, :email, :username, :name, :hash, :created_at, "
+         ":created_at, :rbac_roles, CAST(:login_type AS login_type))", users),
+        # The owner of prebuilt workspaces, as Coder's migration creates it: a system user.
+        ("INSERT INTO users (id, email, username, name, hashed_password, created_at, updated_at, "
+         "status, rbac_roles, login_type, is_system) VALUES (:id, 'prebuilds@system', "
+         "'prebuilds', 'Prebuilds Owner', '', :created_at, :created_at, 'active', '{}', 'none', "
+         "true)", [{"id": uuid.uuid5(NAMESPACE, "coder-prebuilds"),
+                    "created_at": now - timedelta(days=200)}]),
+        # One statement per change, in time order, as coderd makes them.
+        *((next(sql for key, sql in CODER_UPDATES.items() if key in item), [item])
           for item in sorted(changes, key=lambda c: c["when"])),
         ("INSERT INTO template_usage_stats (start_time, end_time, template_id, user_id, "
          "median_latency_ms, usage_mins, ssh_mins, sftp_mins, reconnecting_pty_mins, vscode_mins, "
@@ -252,35 +188,90 @@ def build_coder(url: str, now: datetime) -> None:
          list(usage.values())),
         ("INSERT INTO api_keys (id, hashed_secret, user_id, last_used, expires_at, created_at, "
          "updated_at, login_type, lifetime_seconds, token_name, scopes, allow_list) VALUES "
-         "(:id, :secret, :user_id, now() + make_interval(hours => :until - :lifetime + 1), "
-         "now() + make_interval(hours => :until), "
-         "now() + make_interval(hours => :until - :lifetime), "
-         "now() + make_interval(hours => :until - :lifetime), CAST(:login_type AS login_type), "
-         ":lifetime * 3600, :token_name, ARRAY['coder:all']::api_key_scope[], ARRAY['*'])",
-         _coder_api_keys(users, changes, rng)),
+         "(:id, :secret, :user_id, :last_used, :expires_at, :created_at, :created_at, "
+         "CAST(:login_type AS login_type), :lifetime, :token_name, "
+         "ARRAY['coder:all']::api_key_scope[], ARRAY['*'])",
+         _coder_api_keys(users, changes, now, rng)),
     ])
 
 
-def _coder_api_keys(users: list[dict[str, Any]], changes: list[dict[str, Any]],
+CODER_INSIGHTS = FIXTURES / "coder" / "insights.sql"
+HOUR = 3600
+
+
+def coder_query(url: str, name: str, **params: Any) -> list[Any]:
+    """Run one of Coder's own queries (tests/fixtures/coder/insights.sql) as sqlc would: its
+    @parameters bound by name."""
+    named = CODER_INSIGHTS.read_text().split(f"-- name: {name} ")[1]
+    body = named.partition("\n")[2].split("\n-- name: ")[0]  # after sqlc's ":many"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.exec_driver_sql(re.sub(r"@(\w+)", r"%(\1)s", body), params))
+    finally:
+        engine.dispose()
+
+
+def coder_next_hour(now: datetime) -> datetime:
+    """The end of Coder's insights ranges: the next full hour (Go truncates absolute time)."""
+    return datetime.fromtimestamp((int(now.timestamp()) // HOUR + 1) * HOUR, UTC)
+
+
+def coder_daus(url: str, now: datetime, tz_offset: int) -> dict[str, Any]:
+    """GET /api/v2/insights/daus?tz_offset=N as coderd answers it (insights.go,
+    returnDAUsInternal): GetTemplateInsightsByInterval from the UTC midnight 60 days before the
+    next hour's (Go's Truncate(24h) is absolute) to the next hour, a day a bucket, each entry
+    dated in the tz_offset zone (positive = east)."""
+    end = coder_next_hour(now)
+    start = datetime.fromtimestamp(int(end.timestamp()) // 86400 * 86400, UTC) - 60 * DAY
+    zone = timezone(timedelta(hours=tz_offset))
+    rows = coder_query(url, "GetTemplateInsightsByInterval", start_time=start, end_time=end,
+                       interval_days=1, template_ids=[])
+    return {"entries": [{"date": row.start_time.astimezone(zone).date().isoformat(),
+                         "amount": row.active_users} for row in rows],
+            "tz_hour_offset": tz_offset}
+
+
+def coder_status_counts(url: str, now: datetime, zone: str) -> dict[str, Any]:
+    """GET /api/v2/insights/user-status-counts?timezone=Z as coderd answers it (insights.go,
+    insightsUserStatusCounts): GetUserStatusCounts from local midnight 60 days before the next
+    hour's day to the next hour; each row appended to its status's series, dates as Go writes
+    a time read from PostgreSQL in UTC."""
+    end = coder_next_hour(now)
+    tz = ZoneInfo(zone)
+    start = datetime.combine(end.astimezone(tz).date() - timedelta(days=60), time(), tz)
+    counts: dict[str, list[dict[str, Any]]] = {}
+    for date, status, count in coder_query(url, "GetUserStatusCounts", start_time=start,
+                                           end_time=end, tz=zone):
+        counts.setdefault(status, []).append({
+            "date": date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "count": count})
+    return {"status_counts": dict(sorted(counts.items()))}
+
+
+def _coder_api_keys(users: list[dict[str, Any]], changes: list[dict[str, Any]], now: datetime,
                     rng: random.Random) -> list[dict[str, Any]]:
     """Browser sessions (24 h; some expired) and personal tokens (30 days) of users who are
-    active now; expiry is relative to the database clock: hours from now, negative = expired."""
-    final = {u["id"]: u["status"] for u in users if not u["is_system"]}
+    active at `now`, expiring hours from it (negative = expired)."""
+    final: dict[uuid.UUID, str] = {u["id"]: "dormant" for u in users}
     for item in sorted(changes, key=lambda c: c["when"]):
         if "status" in item:
             final[item["id"]] = item["status"]
         elif "deleted" in item:
-            final[item["id"]] = "deleted"  # Coder deletes a deleted user's keys
+            final[item["id"]] = "deleted"  # Coder's trigger deletes a deleted user's keys
     keys = []
-    for index, user in enumerate(u for u in users if final.get(u["id"]) == "active"):
+    for index, user in enumerate(u for u in users if final[u["id"]] == "active"):
         sessions = [("browser", rng.choice((-30, -6, 2, 9, 20)), 24)]
         if index % 4 == 0:
             sessions.append(("browser", -50, 24))
         if index % 5 == 0:
             sessions.append(("token", 500, 720))
         for number, (kind, until, lifetime) in enumerate(sessions):
+            expires_at = now + timedelta(hours=until)
             keys.append({"id": f"key{index:03d}{number}", "secret": rng.randbytes(32),
-                         "user_id": user["id"], "until": until, "lifetime": lifetime,
+                         "user_id": user["id"], "expires_at": expires_at,
+                         "created_at": expires_at - timedelta(hours=lifetime),
+                         "last_used": expires_at - timedelta(hours=lifetime - 1),
+                         "lifetime": lifetime * 3600,
                          "login_type": "token" if kind == "token" else user["login_type"],
                          "token_name": f"ci-{index}" if kind == "token" else ""})
     return keys
@@ -412,7 +403,7 @@ def build_odk_central(url: str, now: datetime) -> None:
         for _ in range(rng.randint(3, 30)):
             audit(actor, "submission.create", now - timedelta(days=rng.uniform(0, 60)))
 
-    # Web sessions last 24 h from login, relative to the database clock: live or expired.
+    # Web sessions last 24 h from login: live or expired at `now`.
     for actor in range(1, 31):
         if actor in ODK_DELETED or actor % 3 == 0:
             continue
@@ -440,8 +431,9 @@ def build_odk_central(url: str, now: datetime) -> None:
          "(:actor, :token, :token, :forever, :created)",
          [{**s, "forever": FOREVER} for s in app_sessions]),
         ("INSERT INTO sessions (\"actorId\", token, csrf, \"expiresAt\", \"createdAt\") VALUES "
-         "(:actor, :token, :token, now() + make_interval(hours => :until), "
-         "now() + make_interval(hours => :until - 24))", sessions),
+         "(:actor, :token, :token, :expires, :created)",
+         [{**s, "expires": now + timedelta(hours=s["until"]),
+           "created": now + timedelta(hours=s["until"] - 24)} for s in sessions]),
     ])
 
 

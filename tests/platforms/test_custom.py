@@ -8,28 +8,38 @@ the platform's SQL (research/coder_odk_openl2m_grafana.md §1-3) at a fixed inst
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from sqlalchemy import Row, create_engine, select, text
 
 from collectors import available
+from exporter import api
 from exporter.config import Config, ConfigError, duration_label, parse_config
 from exporter.db import Database
 from exporter.exposition import snapshot_json
+from exporter.http import App, Context
 from exporter.platforms import profile_for
 from exporter.platforms.custom import CustomProfile
 from exporter.relations import RELATIONS
 from exporter.runner import Runner, StartupError
+from exporter.server import HttpServer
 from tests.conftest import API_KEY, ROOT, make_config, sqlite_execute
-from tests.platforms.custom_platforms import build_coder, build_odk_central, build_openl2m
+from tests.platforms.custom_platforms import (
+    build_coder,
+    build_odk_central,
+    build_openl2m,
+    coder_daus,
+    coder_status_counts,
+)
 
 EXAMPLES = ROOT / "docs" / "examples"
 CODER_NOW = datetime(2026, 11, 1, tzinfo=UTC)  # a UTC midnight, where Coder's days begin
@@ -55,12 +65,21 @@ class Platform:
         return self.query(sql, **params)[0][0]
 
 
-def example(name: str, url: str, windows: Sequence[float] | None = None) -> Config:
-    """A config from docs/examples, pointed at `url`; optionally other activity windows."""
+def example(name: str, url: str, windows: Sequence[float] | None = None, *,
+            default_windows: bool = False, dau_zones: Sequence[str] | None = None,
+            history: Path | None = None) -> Config:
+    """A config from docs/examples, pointed at `url`; optionally other activity windows (or the
+    users collector's defaults), dau time zones and the history store's file."""
     raw = yaml.safe_load((EXAMPLES / name).read_text())
     raw["database"]["url"] = url
-    if windows is not None:
+    if default_windows:
+        del raw["collectors"]["users"]["windows"]
+    elif windows is not None:
         raw["collectors"]["users"]["windows"] = list(windows)
+    if dau_zones is not None:
+        raw["collectors"]["dau"] = {"timezones": list(dau_zones)}
+    if history is not None:
+        raw["history"] = {"url": f"sqlite:///{history}"}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("USAGE_EXPORTER_API_KEY", API_KEY)
         return parse_config(raw, collector_options={n: c.options for n, c in available().items()})
@@ -128,25 +147,10 @@ def odk(postgres_server: Any) -> Platform:
 # --- Coder ----------------------------------------------------------------------------------
 
 
-def coder_daus(coder: Platform, now: datetime, tz_offset: int) -> dict[date, int]:
-    """GET /api/v2/insights/daus?tz_offset=N (coderd/insights.go, GetTemplateInsightsByInterval):
-    60 days plus today up to the next hour, in buckets starting at UTC midnights (Go's Truncate is
-    absolute), each labelled with its date in the tz_offset zone (positive = east)."""
-    next_hour = (int(now.timestamp()) // HOUR + 1) * HOUR
-    start = next_hour // DAY * DAY - 60 * DAY
-    rows = coder.query("""
-        WITH buckets AS (
-            SELECT from_, LEAST(from_ + interval '1 day', CAST(:end AS timestamptz)) AS to_
-            FROM generate_series(CAST(:start AS timestamptz),
-                                 CAST(:end AS timestamptz) - interval '1 microsecond',
-                                 interval '1 day') AS from_)
-        SELECT b.from_, COUNT(DISTINCT tus.user_id)
-        FROM buckets b LEFT JOIN template_usage_stats tus
-             ON tus.start_time >= b.from_ AND tus.end_time <= b.to_
-        GROUP BY b.from_ ORDER BY b.from_""",
-        start=datetime.fromtimestamp(start, UTC), end=datetime.fromtimestamp(next_hour, UTC))
-    zone = timezone(timedelta(hours=tz_offset))
-    return {from_.astimezone(zone).date(): amount for from_, amount in rows}
+def coder_dau_entries(coder: Platform, now: datetime, tz_offset: int) -> dict[date, int]:
+    """/api/v2/insights/daus?tz_offset=N as coderd answers it, by date."""
+    return {date.fromisoformat(entry["date"]): entry["amount"]
+            for entry in coder_daus(coder.admin_url, now, tz_offset)["entries"]}
 
 
 def coder_active_users(coder: Platform, start: datetime, end: datetime) -> int:
@@ -156,55 +160,15 @@ def coder_active_users(coder: Platform, start: datetime, end: datetime) -> int:
         "WHERE start_time >= :start AND end_time <= :end", start=start, end=end)
 
 
-def coder_status_counts(coder: Platform, now: datetime, zone: str) -> dict[datetime, dict]:
-    """GET /api/v2/insights/user-status-counts?timezone=Z (GetUserStatusCounts, newest form):
-    users per status at each local midnight of the last 60 days and today; system users left
-    out; a user deleted by a date drops out of it."""
-    tz = ZoneInfo(zone)
-    end = datetime.fromtimestamp((int(now.timestamp()) // HOUR + 1) * HOUR, UTC)
-    start = datetime.combine(end.astimezone(tz).date() - timedelta(days=60), time(), tz)
-    rows = coder.query("""
-        WITH dates_of_interest AS (
-            SELECT timezone(:tz, local_midnight) AS date
-            FROM generate_series(timezone(:tz, CAST(:start AS timestamptz)),
-                                 timezone(:tz, CAST(:end AS timestamptz)),
-                                 interval '1 day') AS local_midnight),
-        people AS (SELECT id FROM users WHERE NOT is_system),
-        latest_status_before_range AS (
-            SELECT DISTINCT ON (usc.user_id) usc.user_id, usc.new_status, usc.changed_at
-            FROM user_status_changes usc JOIN people ON people.id = usc.user_id
-            WHERE usc.changed_at < :start
-              AND NOT EXISTS (SELECT 1 FROM user_deleted ud WHERE ud.user_id = usc.user_id
-                              AND (ud.deleted_at < usc.changed_at OR ud.deleted_at < :start))
-            ORDER BY usc.user_id, usc.changed_at DESC),
-        status_changes_during_range AS (
-            SELECT usc.user_id, usc.new_status, usc.changed_at
-            FROM user_status_changes usc JOIN people ON people.id = usc.user_id
-            WHERE usc.changed_at >= :start AND usc.changed_at <= :end
-              AND NOT EXISTS (SELECT 1 FROM user_deleted ud WHERE ud.user_id = usc.user_id
-                              AND ud.deleted_at < usc.changed_at)),
-        relevant AS (SELECT * FROM latest_status_before_range
-                     UNION ALL SELECT * FROM status_changes_during_range),
-        statuses AS (SELECT DISTINCT new_status FROM relevant),
-        ranked AS (
-            SELECT d.date, r.user_id, r.new_status,
-                   ROW_NUMBER() OVER (PARTITION BY d.date, r.user_id
-                                      ORDER BY r.changed_at DESC) AS rn
-            FROM dates_of_interest d LEFT JOIN relevant r ON r.changed_at <= d.date)
-        SELECT ranked.date, statuses.new_status::text,
-               COUNT(ranked.user_id) FILTER (WHERE ranked.rn = 1
-                   AND ranked.new_status = statuses.new_status
-                   AND NOT EXISTS (SELECT 1 FROM user_deleted ud
-                                   WHERE ud.user_id = ranked.user_id
-                                     AND ud.deleted_at <= ranked.date))
-        FROM ranked CROSS JOIN statuses
-        GROUP BY ranked.date, statuses.new_status""", tz=zone, start=start, end=end)
+def coder_counts_at(coder: Platform, now: datetime, zone: str) -> dict[datetime, dict]:
+    """/api/v2/insights/user-status-counts?timezone=Z as coderd answers it: at each local
+    midnight, the statuses anybody held and how many held them."""
     counts: dict[datetime, dict[str, int]] = {}
-    for instant, status, count in rows:
-        if count:
-            counts.setdefault(instant, {})[status] = count
-        else:
-            counts.setdefault(instant, {})
+    for status, series in coder_status_counts(coder.admin_url, now, zone)["status_counts"].items():
+        for point in series:
+            held = counts.setdefault(datetime.fromisoformat(point["date"]), {})
+            if point["count"]:
+                held[status] = point["count"]
     return counts
 
 
@@ -233,7 +197,7 @@ def test_coder_active_users_equal_coders_dau_and_insights(coder, coder_export):
     active users of the template insights for the last 7 and 30 days."""
     active = coder_export["metrics"]["usage_users_active"]
     yesterday = (CODER_NOW - timedelta(days=1)).date()
-    assert active["1d"] == coder_daus(coder, CODER_NOW, 0)[yesterday]
+    assert active["1d"] == coder_dau_entries(coder, CODER_NOW, 0)[yesterday]
     for label, days in (("7d", 7), ("30d", 30)):
         assert active[label] == coder_active_users(
             coder, CODER_NOW - timedelta(days=days), CODER_NOW), label
@@ -246,7 +210,7 @@ def test_coder_daily_activity_is_coders_daus(coder, tz_offset):
     """Each entry of /api/v2/insights/daus is one UTC day of daily_activity; tz_offset only
     relabels it: a negative offset labels a UTC day with the previous date."""
     days = utc_days(relation_rows(example("coder.yaml", coder.url), "daily_activity"))
-    entries = coder_daus(coder, CODER_NOW, tz_offset)
+    entries = coder_dau_entries(coder, CODER_NOW, tz_offset)
     first = (CODER_NOW - timedelta(days=60)).date()
     shift = timedelta(days=-1 if tz_offset < 0 else 0)
     assert len(entries) == 61
@@ -259,7 +223,7 @@ def test_coder_daily_activity_is_coders_daus(coder, tz_offset):
 def test_coder_status_changes_replay_user_status_counts(coder, zone):
     """Replaying status_changes gives, at each local midnight, /insights/user-status-counts."""
     changes = relation_rows(example("coder.yaml", coder.url), "status_changes")
-    expected = coder_status_counts(coder, CODER_NOW, zone)
+    expected = coder_counts_at(coder, CODER_NOW, zone)
     assert len(expected) == 61
     for instant, counts in expected.items():
         assert statuses_at(changes, instant.timestamp()) == counts, instant
@@ -267,10 +231,13 @@ def test_coder_status_changes_replay_user_status_counts(coder, zone):
     assert first != last  # statuses changed within the 60 days
 
 
-def test_coder_sessions_are_live_api_keys(coder, coder_export):
+@pytest.mark.parametrize("later", [timedelta(0), timedelta(hours=8)])
+def test_coder_sessions_are_api_keys_unexpired_by_the_exporters_clock(coder, later):
+    """The database's own clock is years away from CODER_NOW: expiry is the exporter's."""
+    now = CODER_NOW + later
     live = coder.query("SELECT count(*), count(DISTINCT user_id) FROM api_keys "
-                       "WHERE expires_at > now()")[0]
-    metrics = coder_export["metrics"]
+                       "WHERE expires_at > :now", now=now)[0]
+    metrics = export(example("coder.yaml", coder.url), now)["metrics"]
     assert metrics["usage_sessions"] == {"desktop": 0, "mobile": 0, "web": 0, "other": live[0]}
     assert metrics["usage_users_concurrent"] == live[1]
     assert 0 < live[0] < coder.scalar("SELECT count(*) FROM api_keys")
@@ -315,12 +282,14 @@ def test_odk_users_are_centrals_web_users(odk, odk_export):
         'SELECT count(*) FROM users JOIN assignments a USING ("actorId") WHERE a."roleId" = 1')
 
 
-def test_odk_sessions_are_live_web_sessions(odk, odk_export):
+@pytest.mark.parametrize("later", [timedelta(0), timedelta(hours=4)])
+def test_odk_sessions_are_web_sessions_unexpired_by_the_exporters_clock(odk, later):
+    now = ODK_NOW + later
     count, users = odk.query("""
         SELECT count(*), count(DISTINCT s."actorId")
         FROM sessions s JOIN actors ON actors.id = s."actorId"
-        WHERE actors.type = 'user' AND s."expiresAt" > now()""")[0]
-    metrics = odk_export["metrics"]
+        WHERE actors.type = 'user' AND s."expiresAt" > :now""", now=now)[0]
+    metrics = export(example("odk-central.yaml", odk.url), now)["metrics"]
     assert metrics["usage_sessions"]["other"] == count
     assert metrics["usage_users_concurrent"] == users
     assert 0 < count < odk.scalar("SELECT count(*) FROM sessions")
@@ -416,6 +385,40 @@ def test_openl2m_example_windows_are_api_stats_at_utc_midnight(openl2m):
                        ("31d", "users_last_31_days")):
         value, failed = openl2m_usage(platform, now, key)
         assert active[label] == value - failed, label
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_openl2m_api_stats_windows_with_the_default_config(openl2m, zone, tmp_path):
+    """/api/v1/stats with the users collector's default windows (no 31d among them) answers all
+    four of OpenL2M's user windows, with OpenL2M's TIME_ZONE the first dau zone: each its users_*
+    value less the failed-login row, at midnight (a daemon started at 00:00 included) and in the
+    afternoon."""
+    platform, now = openl2m
+    config = example("openl2m.yaml", platform.url, default_windows=True, dau_zones=[zone],
+                     history=tmp_path / "history.db")
+    assert "31d" not in map(duration_label, config.collector("users").options["windows"])
+    runner = Runner(config, clock=now.timestamp)
+    try:
+        runner.preflight()
+        runner.run_all()
+        context = Context(lambda: runner.snapshot, config.api_keys, runner.history,
+                          runner.clock, read=runner.read)
+        server = HttpServer(App(context, api.routes(context, zone)), "127.0.0.1", 0).start()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(
+                    f"http://127.0.0.1:{server.port}/api/v1/stats",
+                    headers={"Authorization": f"Bearer {API_KEY}"}), timeout=30) as response:
+                body = json.loads(response.read())
+        finally:
+            server.stop()
+    finally:
+        runner.close()
+    assert body["timezone"] == zone
+    for key in ("users_last_hour", "users_today", "users_last_7_days", "users_last_31_days"):
+        value, failed = openl2m_usage(platform, now, key, tz=zone)
+        assert body["usage"][key]["value"] == value - failed, key
+    assert body["usage"]["users_last_31_days"]["value"] > body["usage"]["users_last_7_days"][
+        "value"] > 0
 
 
 def test_openl2m_users_and_no_sessions(openl2m):
