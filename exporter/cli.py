@@ -124,6 +124,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
              f"listen: {config.server.host}:{config.server.port}",
              f"logging: {config.logging.level}, {config.logging.format}",
              f"API keys: {len(config.api_keys)}"]
+    if config.custom_metrics:
+        lines.insert(2, "custom queries: " + ", ".join(q.collector for q in config.custom_metrics))
     if config.server.web:
         lines.append(f"web config: {config.server.web.summary()}")
     if not args.offline:
