@@ -10,7 +10,7 @@ from exporter.usercolumns import user_columns
 SHARE_TYPES = ("user", "group", "guest", "link", "email", "federated", "federated_group", "team",
                "room", "deck")
 TYPE_COLUMN = {kind: n for n, kind in enumerate(SHARE_TYPES)}
-EMPTY_COUNTS = (None,) * len(SHARE_TYPES)
+EMPTY_COUNTS = (0,) * len(SHARE_TYPES)
 
 
 class SharesCollector(Collector):
@@ -27,13 +27,14 @@ class SharesCollector(Collector):
         by_type = dict.fromkeys(SHARE_TYPES, 0) | {kind: count for kind, count, _ in totals}
         links_without_password = sum(int(free) for kind, _, free in totals if kind == "link")
         # Counted per (owner, type) by the database, then one row per owner: the owner and a
-        # count per type, None where the owner has none of it.
+        # count per type, 0 where the owner has none of it (and for users who own no share).
         rows: dict[str, list[str | int | None]] = {}
         for owner, kind, count in conn.execute(
                 select(shares.c.owner, shares.c.type, func.count())
                 .group_by(shares.c.owner, shares.c.type)).all():
             rows.setdefault(owner, [owner, *EMPTY_COUNTS])[1 + TYPE_COLUMN[kind]] = count
-        per_user = user_columns(list(rows.values()), [f"shares_{kind}" for kind in SHARE_TYPES])
+        per_user = user_columns(list(rows.values()), [f"shares_{kind}" for kind in SHARE_TYPES],
+                                absent=0)
         metrics = [
             Gauge.by("usage_shares", "Shares by type (internal per-recipient rows excluded). "
                      + REFRESH_NOTE, "type", by_type),

@@ -153,9 +153,9 @@ def same_database(first: str, second: str) -> bool:
 
 
 def listen_address(value: Any) -> tuple[str, int]:
-    """'host:port', ':port' (all interfaces) or '[v6]:port'."""
+    """'host:port', ':port' (all interfaces) or '[v6]:port'; port 0 picks a free port."""
     match = re.fullmatch(r"\[?([^\]]*?)\]?:(\d{1,5})", text(value).strip())
-    if not match or not 0 < int(match.group(2)) < 65536:
+    if not match or not 0 <= int(match.group(2)) < 65536:
         raise ValueError(f"expected host:port such as 127.0.0.1:{DEFAULT_PORT}, got {value!r}")
     return match.group(1) or "0.0.0.0", int(match.group(2))
 
@@ -530,7 +530,16 @@ def read_yaml(path: Path) -> Any:
 
 
 def load_config(path: str | Path, *, collector_options: Mapping[str, Mapping[str, Option]],
-                web_config_file: Path | None = None) -> Config:
+                web_config_file: Path | None = None, database_url: str | None = None) -> Config:
+    """The config file, validated; `database_url` (from the environment) replaces database.url,
+    which the file may then leave out (a query-exporter file keeps the dsn it names)."""
+    from exporter.custom_metrics import is_query_exporter
+
     path = Path(path)
-    return parse_config(read_yaml(path), collector_options=collector_options,
+    raw = read_yaml(path)
+    if database_url is not None and isinstance(raw, dict) and not is_query_exporter(raw):
+        database = raw.get("database") or {}
+        if isinstance(database, dict):  # anything else is reported as it is
+            raw["database"] = {**database, "url": database_url}
+    return parse_config(raw, collector_options=collector_options,
                         base_dir=path.parent, web_config_file=web_config_file)

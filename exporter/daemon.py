@@ -27,6 +27,7 @@ from exporter.config import Config, ConfigError
 from exporter.db import describe_error
 from exporter.http import App, Context, Environ, FailedAttempts, StartResponse
 from exporter.runner import Runner, StartupError
+from exporter.runtime import RuntimeMetrics
 from exporter.scheduler import Scheduler
 from exporter.server import HttpServer
 
@@ -55,9 +56,10 @@ class Switch:
         return self.app(environ, start_response)
 
 
-def checked_runner(config: Config, clock: Callable[[], float]) -> Runner:
+def checked_runner(config: Config, clock: Callable[[], float],
+                   runtime: RuntimeMetrics | None = None) -> Runner:
     """A runner whose database passed the start-up check; StartupError if it did not."""
-    runner = Runner(config, clock)
+    runner = Runner(config, clock, runtime=runtime)
     try:
         runner.preflight()
     except StartupError:
@@ -76,7 +78,8 @@ def application(runner: Runner, attempts: FailedAttempts) -> App:
                       runner.history if "dau" in runner.applicable() else None, runner.clock,
                       read=runner.read,
                       audit=AuditLog(runner.history),
-                      attempts=attempts, profile=runner.profile)
+                      attempts=attempts, profile=runner.profile,
+                      bodies=lambda: runner.store.served)
     today_zone = config.collector("dau").options["timezones"][0]
     return App(context, api.routes(context, today_zone, config.database.metrics_app_version))
 
@@ -97,8 +100,9 @@ def serve(config: Config, clock: Callable[[], float] = time.time,
           config_file: ConfigFile | None = None) -> int:
     """Check the database, start the schedule and the HTTP server, and run until SIGTERM. With a
     `config_file`, SIGHUP reloads it."""
+    runtime = RuntimeMetrics()
     try:
-        runner = checked_runner(config, clock)
+        runner = checked_runner(config, clock, runtime)
     except StartupError as error:
         logger.error("startup_failed", error=str(error))
         return 1
@@ -113,15 +117,16 @@ def serve(config: Config, clock: Callable[[], float] = time.time,
                      f"{config.server.port}: {error.strerror}")
         runner.close()
         return 1
-    daemon = Daemon(runner, switch, attempts, clock)
+    daemon = Daemon(runner, switch, attempts, clock, runtime)
     return daemon.run(server, f"{server.scheme}://{config.server.host}:{server.port}", on_listening,
                       config_file)
 
 
 class Daemon:
     def __init__(self, runner: Runner, switch: Switch, attempts: FailedAttempts,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], runtime: RuntimeMetrics) -> None:
         self.runner = runner
+        self.runtime = runtime
         self.scheduler = Scheduler(runner)
         self.switch = switch
         self.attempts = attempts
@@ -181,7 +186,7 @@ class Daemon:
         logger.info("reloading", config=config_file.path)
         try:
             config = config_file.read()
-            runner = checked_runner(config, self.clock)
+            runner = checked_runner(config, self.clock, self.runtime)
         except ConfigError as error:
             return _reload_failed(config_file, "; ".join(error.problems))
         except StartupError as error:

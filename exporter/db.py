@@ -82,7 +82,7 @@ class Database:
         try:
             conn = self.engine.connect()
         except DBAPIError as error:
-            raise DatabaseUnavailable(describe_error(error)) from error
+            raise DatabaseUnavailable(self._missing_file() or describe_error(error)) from error
         with conn:
             with self._lock:
                 if self.closed:
@@ -97,6 +97,15 @@ class Database:
                 with self._lock:
                     self._running.discard(conn)
                 conn.rollback()
+
+    def _missing_file(self) -> str | None:
+        """Why SQLite could not open its file, when the reason is that there is none (SQLite
+        only says 'unable to open database file')."""
+        path = self.engine.url.database or ""
+        path = path.removeprefix("file:")
+        if self.backend == "sqlite" and path and not os.path.exists(path):
+            return f"no such file: {path}"
+        return None
 
     def close(self) -> None:
         """Cancel the statements still running, refuse new connections, close the pool: whoever

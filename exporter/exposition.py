@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -19,6 +19,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 
 from collectors.base import REFRESH_NOTE, Family, Gauge, Histogram
 from exporter import __version__
+from exporter.build import python_version, revision
 from exporter.platforms import PROFILES
 from exporter.snapshot import Bodies, Snapshot
 
@@ -54,7 +55,13 @@ def _merged(families: list[Family]) -> Metric:
 
 
 def _le(bound: float) -> str:
+    """The exposition's le: a float's canonical form (1048576.0), as series are already named."""
     return "+Inf" if math.isinf(bound) else repr(bound)
+
+
+def _bucket_key(bound: float) -> str:
+    """A bound as JSON and CSV show it: 1048576, 0.5, +Inf."""
+    return "+Inf" if math.isinf(bound) else str(_number(bound))
 
 
 class SnapshotCollector:
@@ -104,9 +111,10 @@ class SnapshotCollector:
             yield GaugeMetricFamily("usage_database_up",
                                     "1 if the last connection to the platform database succeeded.",
                                     value=1 if snapshot.database_up else 0)
-        build = GaugeMetricFamily("usage_exporter_build_info", "The exporter's version; always 1.",
-                                  labels=["version"])
-        build.add_metric([__version__], 1)
+        build = GaugeMetricFamily("usage_exporter_build_info", "The exporter's version, git "
+                                  "revision and Python version; always 1.",
+                                  labels=["version", "revision", "python_version"])
+        build.add_metric([__version__, revision(), python_version()], 1)
         platform = GaugeMetricFamily("usage_platform_info",
                                      "The platform and the version it records; always 1.",
                                      labels=["platform", "version"])
@@ -146,7 +154,7 @@ def _metric_json(metric: Gauge | Histogram | Family) -> Any:
         return [{"sample": name, "labels": dict(labels), "value": _number(value)}
                 for name, labels, value in metric.samples]
     if isinstance(metric, Histogram):
-        return {"buckets": {_le(b): c for b, c in metric.buckets}, "count": metric.count,
+        return {"buckets": {_bucket_key(b): c for b, c in metric.buckets}, "count": metric.count,
                 "sum": _number(metric.sum)}
     if not metric.labels:
         return _number(metric.samples[0][1]) if metric.samples else None
@@ -189,18 +197,21 @@ def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
     return body
 
 
-def metric_rows(metrics: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
-    """(metric, label, value) per sample of snapshot_json's metrics: histograms as their buckets
-    (le=...), count and sum; several labels as name=value pairs joined by commas."""
-    for name, value in metrics.items():
-        if isinstance(value, dict) and "buckets" in value:
-            yield from ((name, f"le={le}", count) for le, count in value["buckets"].items())
-            yield from ((name, "count", value["count"]), (name, "sum", value["sum"]))
-        elif isinstance(value, dict):
-            yield from ((name, label, v) for label, v in value.items())
-        elif isinstance(value, list):
-            yield from ((sample.get("sample", name),
-                         ",".join(f"{k}={v}" for k, v in sample["labels"].items()),
-                         sample["value"]) for sample in value)
-        else:
-            yield name, "", value
+def metric_rows(snapshot: Snapshot) -> Iterator[tuple[str, str, int | float]]:
+    """(metric, label, value) per sample of the snapshot's metrics: labels as name=value pairs
+    joined by commas ('' for none); histograms as their buckets (le=...), count and sum; a
+    custom metric's samples by their own names."""
+    for result in snapshot.results():
+        for metric in result.metrics:
+            if isinstance(metric, Family):
+                yield from ((sample, ",".join(f"{k}={v}" for k, v in labels), _number(value))
+                            for sample, labels, value in metric.samples)
+            elif isinstance(metric, Histogram):
+                yield from ((metric.name, f"le={_bucket_key(bound)}", count)
+                            for bound, count in metric.buckets)
+                yield from ((metric.name, "count", metric.count),
+                            (metric.name, "sum", _number(metric.sum)))
+            else:
+                for labels, value in metric.samples:
+                    pairs = zip(metric.labels, labels, strict=True)
+                    yield metric.name, ",".join(f"{k}={v}" for k, v in pairs), _number(value)

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Subquery
 from exporter.config import ApiKey
 from exporter.history import HistoryStore
 from exporter.platforms.base import Profile
-from exporter.snapshot import Snapshot
+from exporter.snapshot import Bodies, Snapshot
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -225,6 +225,8 @@ class Context:
     audit: Callable[[ApiKey, Request, dict[str, Any]], None] | None = None
     attempts: FailedAttempts | None = None
     profile: Profile | None = None
+    # What /metrics sends, if not the snapshot's own bodies (the daemon adds process metrics).
+    bodies: Callable[[], Bodies] | None = None
 
     def authorize(self, request: Request) -> ApiKey:
         """The caller's key, or HttpError: 429.1 while its address has too many wrong keys.
@@ -299,7 +301,7 @@ class App:
         return [response.body] if isinstance(response.body, bytes) else response.body
 
     def metrics(self, request: Request) -> Response:
-        bodies = self.context.snapshot().bodies
+        bodies = self.context.bodies() if self.context.bodies else self.context.snapshot().bodies
         content_type, gzipped = negotiated(request.header("Accept") or "",
                                            request.header("Accept-Encoding") or "")
         openmetrics = content_type.startswith(OPENMETRICS)

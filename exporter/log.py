@@ -34,7 +34,9 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # sys.stderr as it is when a line is written, not when configured: a caller that swaps
+        # it (pytest's capture, a redirect) is followed, never a stream since closed.
+        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
     # Keep library loggers (apscheduler, asyncio) quiet unless debugging.

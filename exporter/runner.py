@@ -22,9 +22,10 @@ from exporter.exposition import render
 from exporter.history import HistoryError, HistoryRows, HistoryStore
 from exporter.log import debug_enabled
 from exporter.memory import cycle_collection_paused, release_free_memory
-from exporter.platforms import profile_for
+from exporter.platforms import Profile, profile_for
 from exporter.platforms.custom import verbatim
 from exporter.relations import RELATIONS
+from exporter.runtime import RuntimeMetrics
 from exporter.snapshot import Snapshot, SnapshotStore
 
 log = structlog.get_logger()
@@ -35,9 +36,22 @@ class StartupError(Exception):
     """The exporter cannot start: the message says why, in one line."""
 
 
+def inapplicable(profile: Profile,
+                 collectors: Mapping[str, Collector | type[Collector]]) -> dict[str, str]:
+    """The collectors (by name) that `profile` lacks a relation for, with the reason."""
+    provided = profile.provides()
+    reasons = {}
+    for name, collector in collectors.items():
+        missing = set(collector.relations) - provided
+        if missing:
+            reasons[name] = f"{profile.name} has no {', '.join(sorted(missing))}"
+    return reasons
+
+
 class Runner:
     def __init__(self, config: Config, clock: Callable[[], float] = time.time, *,
-                 keep_history: bool = True) -> None:
+                 keep_history: bool = True, runtime: RuntimeMetrics | None = None) -> None:
+        """`runtime`: the process metrics to serve with the snapshot (the daemon's)."""
         self.config = config
         self.clock = clock
         self.keep_history = keep_history
@@ -53,13 +67,9 @@ class Runner:
         self.collectors.update((q.collector, QueryCollector(q)) for q in config.custom_metrics)
         limit = config.per_user_metrics.limit if config.per_user_metrics.enabled else 0
         self.store = SnapshotStore(self.profile.name, list(self.collectors),
-                                   partial(render, per_user_limit=limit))
-        provided = self.profile.provides()
-        for name, collector in self.collectors.items():
-            missing = set(collector.relations) - provided
-            if missing:
-                self.store.mark_not_applicable(
-                    name, f"{self.profile.name} has no {', '.join(sorted(missing))}")
+                                   partial(render, per_user_limit=limit), runtime)
+        for name, reason in inapplicable(self.profile, self.collectors).items():
+            self.store.mark_not_applicable(name, reason)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -84,8 +94,9 @@ class Runner:
                 if isinstance(collector, QueryCollector) and not collector.spec.query_exporter:
                     self._check_query(collector)
         except DatabaseUnavailable as error:
-            raise StartupError(f"cannot connect to the {self.profile.name} database: {error}") \
-                from None
+            where = self.config.database.sqlalchemy_url().render_as_string(hide_password=True)
+            raise StartupError(f"cannot connect to the {self.profile.name} database {where}: "
+                               f"{error}") from None
 
     def _check_relation(self, conn: Connection, relation: str, prefix: str) -> None:
         try:

@@ -11,10 +11,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from collectors.base import CollectorResult
 from exporter.usercolumns import batched, user_ids, user_rows
+
+if TYPE_CHECKING:
+    from exporter.runtime import RuntimeMetrics  # it renders into this module's Bodies
 
 State = Literal["pending", "ok", "failed", "not_applicable"]
 
@@ -94,10 +97,15 @@ class Snapshot:
 
 
 class SnapshotStore:
+    """`served` is what /metrics sends: the current snapshot's bodies, with `runtime`'s metrics
+    (the process's own, see exporter.runtime) appended when given."""
+
     def __init__(self, platform: str, collector_names: list[str],
-                 render: Callable[[Snapshot], Bodies]) -> None:
+                 render: Callable[[Snapshot], Bodies],
+                 runtime: RuntimeMetrics | None = None) -> None:
         self._lock = threading.Lock()
         self._render = render
+        self._runtime = runtime
         self.current = self._publish(Snapshot(
             platform=platform,
             collectors={name: CollectorStatus(name) for name in collector_names}))
@@ -105,7 +113,16 @@ class SnapshotStore:
     def _publish(self, snapshot: Snapshot) -> Snapshot:
         snapshot = replace(snapshot, bodies=self._render(snapshot))
         self.current = snapshot
+        self.served = snapshot.bodies if self._runtime is None else \
+            self._runtime.appended(snapshot.bodies)
         return snapshot
+
+    def refresh_runtime(self) -> None:
+        """Read the runtime metrics again and serve them with the current snapshot."""
+        if self._runtime is not None:
+            self._runtime.refresh()
+            with self._lock:
+                self.served = self._runtime.appended(self.current.bodies)
 
     def _update(self, name: str, **changes: Any) -> Snapshot:
         database_up = changes.pop("database_up", None)

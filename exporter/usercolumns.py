@@ -31,8 +31,8 @@ class UserColumn(Mapping[str, Any]):
 
     def __init__(self, ids: Sequence[Any], index: dict[Any, int],
                  values: Sequence[Any]) -> None:
-        # `values` has a cell past the last position, None: the answer for every unknown user,
-        # so that a bulk lookup needs no branch.
+        # `values` has a cell past the last position (None, or 0 for counts): the answer for
+        # every unknown user, so that a bulk lookup needs no branch.
         self._ids, self._index, self._values = ids, index, values
 
     def __getitem__(self, user_id: str) -> Any:
@@ -74,11 +74,13 @@ class UserColumn(Mapping[str, Any]):
         return list(map(self._values.__getitem__, positions))
 
 
-def user_columns(rows: Result[Any] | Sequence[Sequence[Any]],
-                 names: Sequence[str]) -> dict[str, UserColumn]:
+def user_columns(rows: Result[Any] | Sequence[Sequence[Any]], names: Sequence[str],
+                 absent: Any = None) -> dict[str, UserColumn]:
     """Columns {name: UserColumn} from rows of (user_id, *values), one row per user (a later
-    row for the same user wins). Rows are read in chunks and each chunk is split into columns by
-    zip in C, so a query's rows are never all in memory at once as row objects.
+    row for the same user wins); `absent` is the cell of a user without a row (0 for counts of
+    what the user has, as a user the query found nothing for has none). Rows are read in chunks
+    and each chunk is split into columns by zip in C, so a query's rows are never all in memory
+    at once as row objects.
 
     Columns are tuples of plain values, which the garbage collector stops tracking: a list of a
     million cells would be walked by every full collection, while the next run allocates."""
@@ -106,7 +108,7 @@ def user_columns(rows: Result[Any] | Sequence[Sequence[Any]],
             column_chunks[n].append(values)
     ids = tuple(chain.from_iterable(id_chunks))
     index = dict(zip(ids, _positions(len(ids)), strict=False))
-    columns = [tuple(chain(*chunks, (None,))) for chunks in column_chunks]
+    columns = [tuple(chain(*chunks, (absent,))) for chunks in column_chunks]
     if len(index) < len(ids):  # repeated ids: keep each one's last row, positions renumbered
         kept = (*index.values(), len(ids))
         index = dict(zip(index, _positions(len(index)), strict=False))

@@ -19,10 +19,20 @@ from collectors import available
 from tests.conftest import API_KEY
 from tests.servers import free_port, start_daemon, wait_daemon_ready
 
-# Self-metrics and labels that change with every run: everything else on /metrics is a value
-# computed from the database.
+# Self-metrics and labels that change with every run, and the process's own: everything else on
+# /metrics is a value computed from the database.
 SELF_METRICS = ("usage_collector_", "usage_database_up", "usage_exporter_build_info",
-                "usage_platform_info")
+                "usage_platform_info", "process_", "python_")
+
+
+def samples(body: bytes) -> dict[str, float]:
+    """Every sample of a /metrics body in the text format: 'name{labels}' -> value."""
+    found = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            found[name] = float(value)
+    return found
 
 
 def wait_until(predicate: Callable[[], Any], seconds: float = 30, what: str = "") -> Any:
@@ -164,12 +174,7 @@ class Daemon:
         """Every sample of /metrics: 'name{labels}' -> value."""
         status, body = self.get("/metrics")
         assert status == 200, status
-        samples = {}
-        for line in body.decode().splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                samples[name] = float(value)
-        return samples
+        return samples(body)
 
     def values(self) -> dict[str, float]:
         """The samples computed from the database, self-metrics left out."""

@@ -73,6 +73,11 @@ def test_a_stopped_database_server_leaves_the_last_values_and_is_used_again_once
     assert {k: v for k, v in after.items() if k in before} == before
     errors = {event["error"] for event in daemon.events("collector_failed")}
     assert errors and all(error.startswith("OperationalError: ") for error in errors), errors
+    # Each collector says once that it works again, and after how many failed runs.
+    recovered = {event["collector"]: event["failed_runs"]
+                 for event in daemon.events("collector_recovered")}
+    assert sorted(recovered) == sorted(names)
+    assert all(runs >= 2 for runs in recovered.values()), recovered
     assert make_url(url).password not in daemon.log_text()
     assert "Traceback" not in daemon.log_text()
 

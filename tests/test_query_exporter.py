@@ -269,5 +269,7 @@ def test_an_unchanged_file_is_what_check_config_accepts(tmp_path):
                           env={**os.environ, "NEXTCLOUD_DSN": f"sqlite:///{NEXTCLOUD_DB}"},
                           check=False)
     assert done.returncode == 0, done.stderr
-    assert f"{config}: OK (custom;" in done.stdout
+    assert done.stdout.startswith(f"{config}: OK: config valid, database reachable")
+    assert any(line.startswith("  platform: custom") for line in done.stdout.splitlines())
+    assert any(line.startswith("  custom queries: sql:") for line in done.stdout.splitlines())
 

@@ -556,7 +556,7 @@ def test_check_config_names_the_web_config_problem_and_summarises_a_good_one(pki
     result = exporter("check-config", "--config", str(config), "--web.config.file", str(good))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(
-        "web config: TLS, client certificates required, basic auth (1 user(s)))")
+        "  web config: TLS, client certificates required, basic auth (1 user(s))")
 
 
 # --- the daemon, end to end ------------------------------------------------------------------

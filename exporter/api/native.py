@@ -189,8 +189,8 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
 
     def system_csv(request: Request) -> Response:
         context.authorize(request)
-        metrics = snapshot_json(context.snapshot())["metrics"]
-        return csv_response(stream_csv(["metric", "label", "value"], metric_rows(metrics)),
+        return csv_response(stream_csv(["metric", "label", "value"],
+                                       metric_rows(context.snapshot())),
                             "system.csv")
 
     def users_in_windows() -> dict[str, int | None]:

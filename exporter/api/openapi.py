@@ -287,9 +287,10 @@ OPENAPI: dict[str, Any] = {
             + CSV_NOTE, text_body("The CSV file.", CSV)),
         "/api/v1/system.csv": native(
             "System values as CSV",
-            "`metric,label,value`, one row per sample of the snapshot's metrics (histograms as "
-            "their `le=` buckets, count and sum), as `usage-exporter collect --format csv` "
-            "prints them. " + CSV_NOTE, text_body("The CSV file.", CSV)),
+            "`metric,label,value`, one row per sample of the snapshot's metrics, its labels as "
+            "`name=value` pairs joined by commas (histograms as their `le=` buckets, count and "
+            "sum), as `usage-exporter collect --format csv` prints them. " + CSV_NOTE,
+            text_body("The CSV file.", CSV)),
         "/api/v1/history/dau": native(
             "Daily active users",
             "Distinct active users per calendar day in the chosen zone, days without activity "
