@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 
 from collectors.base import Collector
 from collectors.dau import DauCollector
+from collectors.events import EventsCollector
 from collectors.media import MediaCollector
 from collectors.sessions import SessionsCollector
 from collectors.shares import SharesCollector
@@ -21,7 +22,8 @@ from collectors.users import UsersCollector
 
 ENTRY_POINT_GROUP = "usage_exporter.collectors"
 BUILT_IN: tuple[type[Collector], ...] = (UsersCollector, SessionsCollector, SharesCollector,
-                                         StorageCollector, DauCollector, MediaCollector)
+                                         StorageCollector, DauCollector, MediaCollector,
+                                         EventsCollector)
 
 
 def available() -> dict[str, type[Collector]]:
