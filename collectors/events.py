@@ -1,5 +1,6 @@
 """Events per kind over windows: the last hour, today, the last 7 and 31 days, the recent days and
-all time; in each, the events, the distinct users and the distinct subjects.
+all time; in each, the events, the distinct users and the distinct subjects. With them, the named
+totals the platform keeps (the counts its stats report beside the events: switches, VLANs, ...).
 
 Days are calendar days of the configured zone: today runs from its local midnight, and "the last N
 days" are N whole days plus today, which is how OpenL2M's stats and ODK Central's usage report
@@ -67,6 +68,7 @@ def count_events(conn: Connection, events: Subquery,
 class EventsCollector(Collector):
     name = "events"
     relations = ("events",)
+    optional_relations = ("totals",)
     options = {
         "timezone": Option(timezone, "UTC"),  # whose calendar days "today" and "Nd" are
         "recent_days": Option(positive_int, 45),  # ODK Central's usage report: 45
@@ -83,11 +85,17 @@ class EventsCollector(Collector):
                 ((kind, window), float(getattr(value, measure)))
                 for kind, by_window in counts.items() for window, value in by_window.items()))
 
-        return CollectorResult(metrics=(
+        metrics = [
             gauge("usage_events", "Events by kind in each window (1h, today, 7d and 31d from "
                   "local midnight, recent, total).", "events"),
             gauge("usage_event_users", "Distinct users with events of the kind in each window.",
                   "users"),
             gauge("usage_event_subjects", "Distinct subjects (devices, forms, ...) of events of "
-                  "the kind in each window.", "subjects"),
-        ))
+                  "the kind in each window.", "subjects")]
+        if "totals" in source.relations:
+            totals = source.relations["totals"]
+            metrics.append(Gauge.by("usage_total", "Totals the platform keeps, by name. "
+                                    + REFRESH_NOTE, "name", dict(source.conn.execute(
+                                        select(totals.c.name, func.sum(totals.c.value))
+                                        .group_by(totals.c.name)).all())))
+        return CollectorResult(metrics=tuple(metrics))

@@ -9,9 +9,11 @@ the platform's SQL (research/coder_odk_openl2m_grafana.md §1-3) at a fixed inst
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -330,19 +332,23 @@ def openl2m(request: pytest.FixtureRequest, postgres_server: Any) -> Iterator[tu
     yield Platform(admin, postgres_server.readonly_url(name)), OPENL2M_NOWS[request.param]
 
 
+# OpenL2M's windows as switches/stats.py filters them (TIME_ZONE = :tz), by key suffix.
+OPENL2M_WINDOWS = {
+    "last_hour": "\"timestamp\" >= CAST(:now AS timestamptz) - interval '1 hour'",
+    "today": "(\"timestamp\" AT TIME ZONE :tz)::date = "
+             "(CAST(:now AS timestamptz) AT TIME ZONE :tz)::date",
+    "last_7_days": "\"timestamp\" >= (((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')"
+                   "::date - 7)::timestamp AT TIME ZONE :tz)",
+    "last_31_days": "\"timestamp\" >= (((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')"
+                    "::date - 31)::timestamp AT TIME ZONE :tz)",
+}
+
+
 def openl2m_usage(openl2m: Platform, now: datetime, key: str, tz: str = "UTC") -> tuple[int, bool]:
     """A users_* value of OpenL2M's /api/stats/ (switches/stats.py, TIME_ZONE = tz), and whether
     a failed login (no user) in its window made it one larger: Django counts the rows of
     SELECT DISTINCT user_id, NULL included."""
-    window = {
-        "users_last_hour": "\"timestamp\" >= CAST(:now AS timestamptz) - interval '1 hour'",
-        "users_today": "(\"timestamp\" AT TIME ZONE :tz)::date = "
-                       "(CAST(:now AS timestamptz) AT TIME ZONE :tz)::date",
-        "users_last_7_days": "\"timestamp\" >= (((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')"
-                             "::date - 7)::timestamp AT TIME ZONE :tz)",
-        "users_last_31_days": "\"timestamp\" >= (((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')"
-                              "::date - 31)::timestamp AT TIME ZONE :tz)",
-    }[key]
+    window = OPENL2M_WINDOWS[key.removeprefix("users_")]
     value = openl2m.scalar("SELECT count(*) FROM (SELECT DISTINCT user_id FROM switches_log "
                            f"WHERE type = 5 AND {window}) s", now=now, tz=tz)
     failed = openl2m.scalar("SELECT count(*) > 0 FROM switches_log "
@@ -387,6 +393,37 @@ def test_openl2m_example_windows_are_api_stats_at_utc_midnight(openl2m):
         assert active[label] == value - failed, label
 
 
+@contextmanager
+def serving(config: Config, now: datetime, zone: str) -> Iterator[str]:
+    """The daemon's API over a real socket after one run of every collector as of `now`, with
+    `zone` as the first dau zone; yields its base URL."""
+    runner = Runner(config, clock=now.timestamp)
+    try:
+        runner.preflight()
+        runner.run_all()
+        assert runner.snapshot.failures == {}
+        context = Context(lambda: runner.snapshot, config.api_keys, runner.history,
+                          runner.clock, read=runner.read)
+        server = HttpServer(App(context, api.routes(context, zone)), "127.0.0.1", 0).start()
+        try:
+            yield f"http://127.0.0.1:{server.port}"
+        finally:
+            server.stop()
+    finally:
+        runner.close()
+
+
+def get(url: str, authorization: str | None) -> tuple[int, Any, Any]:
+    """Status, headers and JSON body of a GET, errors included."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=30) as response:
+            return response.status, response.headers, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, json.loads(error.read())
+
+
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
 def test_openl2m_api_stats_windows_with_the_default_config(openl2m, zone, tmp_path):
     """/api/v1/stats with the users collector's default windows (no 31d among them) answers all
@@ -397,22 +434,8 @@ def test_openl2m_api_stats_windows_with_the_default_config(openl2m, zone, tmp_pa
     config = example("openl2m.yaml", platform.url, default_windows=True, dau_zones=[zone],
                      history=tmp_path / "history.db")
     assert "31d" not in map(duration_label, config.collector("users").options["windows"])
-    runner = Runner(config, clock=now.timestamp)
-    try:
-        runner.preflight()
-        runner.run_all()
-        context = Context(lambda: runner.snapshot, config.api_keys, runner.history,
-                          runner.clock, read=runner.read)
-        server = HttpServer(App(context, api.routes(context, zone)), "127.0.0.1", 0).start()
-        try:
-            with urllib.request.urlopen(urllib.request.Request(
-                    f"http://127.0.0.1:{server.port}/api/v1/stats",
-                    headers={"Authorization": f"Bearer {API_KEY}"}), timeout=30) as response:
-                body = json.loads(response.read())
-        finally:
-            server.stop()
-    finally:
-        runner.close()
+    with serving(config, now, zone) as url:
+        body = get(url + "/api/v1/stats", f"Bearer {API_KEY}")[2]
     assert body["timezone"] == zone
     for key in ("users_last_hour", "users_today", "users_last_7_days", "users_last_31_days"):
         value, failed = openl2m_usage(platform, now, key, tz=zone)
@@ -431,6 +454,108 @@ def test_openl2m_users_and_no_sessions(openl2m):
         "SELECT count(*) FROM auth_user WHERE is_superuser")
     # Django's sessions are opaque to SQL, so the recipe has none and sessions does not apply.
     assert body["collectors"]["sessions"]["state"] == "not_applicable"
+
+
+def openl2m_api_stats(openl2m: Platform, now: datetime, tz: str) -> dict[str, Any]:
+    """OpenL2M's APIStatsView answer, values only: get_database_info and get_usage_info
+    (switches/stats.py) transcribed to SQL on its tables, in its key order. users_* less the
+    failed-login row, which OpenL2M counts as a user and the exporter does not."""
+    def count(sql: str, window: str | None = None) -> int:
+        where = f" AND {OPENL2M_WINDOWS[window]}" if window else ""
+        return openl2m.scalar(sql + where, now=now, tz=tz)
+
+    distinct_devices = "SELECT count(DISTINCT switch_id) FROM switches_log WHERE "
+    groups = openl2m.scalar("SELECT count(*) FROM switches_switchgroup g WHERE (SELECT count(*) "
+                            "FROM switches_switchgroupmembership m "
+                            "WHERE m.switchgroup_id = g.id) > 0")
+    database = {"switches": count("SELECT count(*) FROM switches_switch"),
+                **({"switchgroups": groups} if groups else {}),
+                **{key: count(f"SELECT count(*) FROM {table}") for key, table in (
+                    ("vlans", "switches_vlan"), ("vlan_groups", "switches_vlangroup"),
+                    ("snmp_profiles", "switches_snmpprofile"),
+                    ("credentials_profiles", "switches_netmikoprofile"),
+                    ("commands", "switches_command"), ("command_lists", "switches_commandlist"),
+                    ("api_tokens", "users_token"), ("log_entries", "switches_log"))}}
+
+    def counter(name: str) -> int:
+        return openl2m.scalar("SELECT value FROM counters_counter WHERE name = :name", name=name)
+
+    log = "SELECT count(*) FROM switches_log WHERE "
+    usage = {
+        **{f"devices_{w}": count(distinct_devices + "type IN (0, 1) AND switch_id IS NOT NULL", w)
+           for w in ("last_hour", "today")},
+        **{f"devices_{w}": count(distinct_devices + "switch_id IS NOT NULL", w)
+           for w in ("last_7_days", "last_31_days")},
+        **{f"changes_{w}": count(log + "type = 1", w) for w in OPENL2M_WINDOWS},
+        "changes_total": counter("changes"),
+        **{f"users_{w}": int.__sub__(*openl2m_usage(openl2m, now, f"users_{w}", tz))
+           for w in OPENL2M_WINDOWS},
+        **{f"api_calls_{w}": count(log + "type = 5 AND action = 95", w)
+           for w in ("today", "last_7_days", "last_31_days")},
+        **{f"commands_{w}": count(log + "type = 4", w)
+           for w in ("today", "last_7_days", "last_31_days")},
+        "commands_total": counter("commands"),
+    }
+    return {"database": database, "usage": usage}
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_openl2m_drop_in_api_stats_is_openl2ms_answer(openl2m, zone, tmp_path):
+    """GET /api/stats/ with a Token key: OpenL2M's keys in its order, every value its own
+    definition's on the same database, at midnight and in the afternoon, in two TIME_ZONEs."""
+    platform, now = openl2m
+    config = example("openl2m.yaml", platform.url, dau_zones=[zone],
+                     history=tmp_path / "history.db")
+    with serving(config, now, zone) as url:
+        status, _, body = get(url + "/api/stats/", f"Token {API_KEY}")
+    assert status == 200
+    expected = openl2m_api_stats(platform, now, zone)
+    assert {part: {key: item["value"] for key, item in body[part].items()}
+            for part in body} == expected
+    assert list(body["usage"]) == list(expected["usage"])
+    assert list(body["database"]) == list(expected["database"])
+    assert all(isinstance(item["label"], str) and item["label"]
+               for part in body.values() for item in part.values())
+    usage = expected["usage"]
+    assert usage["devices_last_31_days"] > usage["devices_last_7_days"] > 0
+    assert usage["changes_total"] > usage["changes_last_31_days"] > usage["changes_today"]
+
+
+@pytest.mark.parametrize("openl2m", ["afternoon"], indirect=True)
+def test_openl2m_drop_in_refuses_as_openl2m_does(openl2m, tmp_path):
+    """DRF's 401s for no token and a wrong one, with WWW-Authenticate: Token; Bearer works too."""
+    platform, now = openl2m
+    config = example("openl2m.yaml", platform.url, history=tmp_path / "history.db")
+    with serving(config, now, "UTC") as url:
+        missing = get(url + "/api/stats/", None)
+        wrong = get(url + "/api/stats/", "Token " + "x" * 40)
+        bearer = get(url + "/api/stats/", f"Bearer {API_KEY}")
+    assert missing[0] == wrong[0] == 401
+    assert missing[2] == {"detail": "Authentication credentials were not provided."}
+    assert wrong[2] == {"detail": "Invalid token."}
+    assert missing[1]["WWW-Authenticate"] == wrong[1]["WWW-Authenticate"] == "Token"
+    assert bearer[0] == 200
+
+
+def test_openl2m_events_reach_metrics(openl2m):
+    """The events collector on the recipe: usage_events of change in all time is every change
+    entry, undated ones included; usage_total holds the database counts."""
+    platform, now = openl2m
+    runner = Runner(example("openl2m.yaml", platform.url), clock=now.timestamp)
+    try:
+        runner.preflight()
+        runner.run("events")
+    finally:
+        runner.close()
+    metrics = snapshot_json(runner.snapshot)["metrics"]
+    events = {(s["labels"]["kind"], s["labels"]["window"]): s["value"]
+              for s in metrics["usage_events"]}
+    assert events["change", "total"] == platform.scalar(
+        "SELECT count(*) FROM switches_log WHERE type = 1")
+    assert events["change", "total"] > platform.scalar(
+        "SELECT count(*) FROM switches_log WHERE type = 1 AND \"timestamp\" IS NOT NULL")
+    assert metrics["usage_total"]["log_entries"] == platform.scalar(
+        "SELECT count(*) FROM switches_log")
 
 
 def test_openl2m_daily_activity_is_users_today_of_each_day(openl2m):
