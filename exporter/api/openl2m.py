@@ -74,10 +74,10 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
         try:
             context.authorize(request)
         except HttpError as error:
-            if error.status == 429:
-                return drf_error(429, error.message, retry_after_header(error))
-            return drf_error(401, REFUSALS.get(error.code, INVALID_TOKEN),
-                             [("WWW-Authenticate", "Token")])
+            if error.status in (401, 403):
+                return drf_error(401, REFUSALS.get(error.code, INVALID_TOKEN),
+                                 [("WWW-Authenticate", "Token")])
+            return drf_error(error.status, error.message, retry_after_header(error))
         if not applies(context, ("events",)):
             return drf_error(404, "Not found.")
         totals = snapshot_json(context.snapshot())["metrics"].get("usage_total") or {}

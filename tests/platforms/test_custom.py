@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from sqlalchemy import Row, create_engine, select, text
 
@@ -34,6 +35,7 @@ from exporter.platforms.custom import CustomProfile
 from exporter.relations import RELATIONS
 from exporter.runner import Runner, StartupError
 from exporter.server import HttpServer
+from tests.api.test_openapi_dropins import SCHEMA
 from tests.conftest import API_KEY, ROOT, make_config, sqlite_execute
 from tests.platforms.custom_platforms import (
     build_coder,
@@ -507,8 +509,10 @@ def test_openl2m_drop_in_api_stats_is_openl2ms_answer(openl2m, zone, tmp_path):
     config = example("openl2m.yaml", platform.url, dau_zones=[zone],
                      history=tmp_path / "history.db")
     with serving(config, now, zone) as url:
-        status, _, body = get(url + "/api/stats/", f"Token {API_KEY}")
-    assert status == 200
+        response = requests.get(url + "/api/stats/", timeout=30,
+                                headers={"Authorization": f"Token {API_KEY}"})
+    SCHEMA["/api/stats/"]["GET"].validate_response(response)
+    body = response.json()
     expected = openl2m_api_stats(platform, now, zone)
     assert {part: {key: item["value"] for key, item in body[part].items()}
             for part in body} == expected
