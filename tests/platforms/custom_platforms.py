@@ -341,6 +341,54 @@ CREATE TABLE audits (
     failures integer DEFAULT 0
 );
 CREATE INDEX audits_actorid_action_loggedat_index ON audits ("actorId", action, "loggedAt");
+
+CREATE TABLE projects (
+    id serial PRIMARY KEY,
+    name text NOT NULL,
+    "acteeId" varchar(36) NOT NULL,
+    "createdAt" timestamp(3) with time zone,
+    "updatedAt" timestamp(3) with time zone,
+    "deletedAt" timestamp(3) with time zone,
+    archived boolean,
+    "keyId" integer,
+    description text
+);
+
+CREATE TABLE field_keys (
+    "actorId" integer PRIMARY KEY REFERENCES actors (id),
+    "createdBy" integer NOT NULL REFERENCES actors (id),
+    "projectId" integer REFERENCES projects (id)
+);
+
+CREATE TABLE forms (
+    id serial PRIMARY KEY,
+    "xmlFormId" varchar(64) NOT NULL,
+    "createdAt" timestamp(3) with time zone,
+    "updatedAt" timestamp(3) with time zone,
+    "deletedAt" timestamp(3) with time zone,
+    "acteeId" varchar(36) NOT NULL,
+    state text DEFAULT 'open',
+    "projectId" integer NOT NULL REFERENCES projects (id),
+    "currentDefId" integer,
+    "draftDefId" integer,
+    "enketoId" varchar(255),
+    "enketoOnceId" text,
+    "webformsEnabled" boolean NOT NULL DEFAULT false
+);
+
+CREATE TABLE submissions (
+    id serial PRIMARY KEY,
+    "formId" integer NOT NULL REFERENCES forms (id),
+    "instanceId" varchar(64) NOT NULL,
+    "submitterId" integer REFERENCES actors (id),
+    "createdAt" timestamp(3) with time zone,
+    "updatedAt" timestamp(3) with time zone,
+    "deletedAt" timestamp(3) with time zone,
+    "deviceId" varchar(255),
+    draft boolean NOT NULL,
+    "reviewState" text,
+    "userAgent" varchar(255)
+);
 """
 
 ODK_ROLES = ((1, "Administrator", "admin"), (2, "App User", "app_user"),
@@ -410,6 +458,26 @@ def build_odk_central(url: str, now: datetime) -> None:
         for until in rng.sample((-40, -3, 1, 5, 18, 23), rng.randint(1, 2)):
             sessions.append({"actor": actor, "token": rng.randbytes(32).hex(), "until": until})
 
+    # Viewers of project 1 (also data collectors there); 19 and 29 never logged in, so they are
+    # role holders without recent activity (19 an admin and manager too).
+    assignments += [{"actor": actor, "role": 4, "actee": project} for actor in (20, 21, 22, 29)]
+    assignments += [{"actor": 19, "role": 1, "actee": "*"},
+                    {"actor": 19, "role": 3, "actee": project}]
+    # Forms on project 1 (one deleted, one never submitted to) and on the archived project 2.
+    forms = [{"id": n, "project": 1 if n <= 7 else 2, "deleted": now - 9 * DAY if n == 6 else None,
+              "created": now - timedelta(days=300 - 10 * n)} for n in range(1, 9)]
+    # Submissions by app users (38 never submits) and web users over 120 days, and exactly on
+    # Central's cutoff (midnight UTC of the date 45 days back) and a millisecond before it.
+    cutoff = datetime.combine((now - 45 * DAY).date(), time(), UTC)
+    submissions = [{"form": rng.choice((1, 1, 2, 3, 4, 5, 6)), "submitter": rng.choice(
+        (*range(31, 38), 5, 9, 13)), "created": now - timedelta(days=rng.uniform(0, 120))}
+        for _ in range(300)]
+    submissions += [{"form": 5, "submitter": 33, "created": cutoff},
+                    {"form": 6, "submitter": 34, "created": cutoff - timedelta(
+                        milliseconds=1)}]
+    audit(4, "form.update", cutoff)
+    audit(5, "form.update", cutoff - timedelta(milliseconds=1))
+
     _load(url, ODK_DDL, [
         ("INSERT INTO roles (id, name, system, \"createdAt\", verbs) VALUES "
          "(:id, :name, :system, :created, '[]')",
@@ -434,6 +502,24 @@ def build_odk_central(url: str, now: datetime) -> None:
          "(:actor, :token, :token, :expires, :created)",
          [{**s, "expires": now + timedelta(hours=s["until"]),
            "created": now + timedelta(hours=s["until"] - 24)} for s in sessions]),
+        ("INSERT INTO projects (id, name, \"acteeId\", \"createdAt\", archived) VALUES "
+         "(:id, :name, :actee, :created, :archived)",
+         [{"id": 1, "name": "Household survey", "actee": project, "archived": None,
+           "created": now - 800 * DAY},
+          {"id": 2, "name": "Pilot 2024", "actee": str(uuid.uuid5(NAMESPACE, "odk-project-2")),
+           "archived": True, "created": now - 700 * DAY}]),
+        ("INSERT INTO field_keys (\"actorId\", \"createdBy\", \"projectId\") VALUES "
+         "(:actor, 1, 1)", [{"actor": actor} for actor in range(31, 39)]),
+        ("INSERT INTO forms (id, \"xmlFormId\", \"createdAt\", \"deletedAt\", \"acteeId\", "
+         "\"projectId\") VALUES (:id, :xml, :created, :deleted, :actee, :project)",
+         [{**f, "xml": f"form_{f['id']}", "actee": str(uuid.uuid5(NAMESPACE, f"form-{f['id']}"))}
+          for f in forms]),
+        ("INSERT INTO submissions (\"formId\", \"instanceId\", \"submitterId\", "
+         "\"createdAt\", \"deviceId\", draft, \"reviewState\") VALUES (:form, :instance, "
+         ":submitter, :created, :device, false, NULL)",
+         [{**sub, "instance": f"uuid:{uuid.uuid5(NAMESPACE, f'sub-{n}')}",
+           "device": f"collect:{sub['submitter']}" if sub["submitter"] > 30 else None}
+          for n, sub in enumerate(submissions)]),
     ])
 
 

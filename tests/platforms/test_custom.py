@@ -320,6 +320,99 @@ def test_odk_status_changes_replay_centrals_user_list(odk):
         assert statuses_at(changes, instant.timestamp()) == {"enabled": expected}, days_ago
 
 
+# Central's usage report queries (lib/model/query/analytics.js), verbatim but for current_date:
+# the date of the test's instant in UTC (the session's TimeZone), not the server's clock.
+CUTOFF = "((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')::date - 45)"
+RECENT_USERS = f"""(select au."actorId" from audits as au where au."loggedAt" >= {CUTOFF}
+                   group by au."actorId") as activeUsers"""
+RECENT_SUBMITTERS = f"""(select "submitterId" as "activeActorId" from submissions
+                        where "createdAt" >= {CUTOFF} group by "submitterId") as recentsubs"""
+CENTRAL_USAGE = {
+    "admin": f"""select count(u."actorId") as total, count(activeUsers."actorId") as recent
+        from users as u join assignments as a on a."actorId" = u."actorId"
+        left join {RECENT_USERS} on activeUsers."actorId" = u."actorId"
+        where a."roleId" = 1""",
+    "audit": f"""SELECT count(*) AS total, count(CASE WHEN "loggedAt" >= {CUTOFF} THEN 1
+        ELSE null END) AS recent FROM audits""",
+    # countUsersPerRole, summed over projects (here one project holds every assignment).
+    **{kind: f"""select sum(total), sum(recent) from (
+        select count(activeUsers."actorId") as recent, count(u."actorId") as total
+        from users as u join assignments as a on a."actorId" = u."actorId"
+        join roles as r on r."id" = a."roleId"
+        join projects as p on a."acteeId" = p."acteeId"
+        left join {RECENT_USERS} on activeUsers."actorId" = u."actorId"
+        where r."system" = '{system}'
+        group by (p."id", r."id", r."name")) s"""
+       for kind, system in (("manager", "manager"), ("viewer", "viewer"),
+                            ("data_collector", "formfill"))},
+    # countForms, countSubmissions and countAppUsers, summed over projects.
+    "form": f"""select sum(total), sum(recent) from (
+        select f."projectId", count(f."id") as total, count(recentSubs."activeForm") as recent
+        from forms as f left join (select "formId" as "activeForm" from submissions
+          where "createdAt" >= {CUTOFF} group by "formId") as recentSubs
+          on recentSubs."activeForm" = f."id"
+        group by f."projectId") s""",
+    "submission": f"""select sum(total), sum(recent) from (
+        select f."projectId", count(s.id) as total,
+          sum(CASE WHEN s."createdAt" >= {CUTOFF} THEN 1 ELSE 0 END) as recent
+        from submissions as s join forms as f on s."formId" = f."id"
+        group by f."projectId") s""",
+    "app_user": f"""select sum(total), sum(recent) from (
+        select fk."projectId", count(fk."actorId") as total,
+          count(recentsubs."activeActorId") as recent
+        from field_keys as fk left join {RECENT_SUBMITTERS}
+          on recentsubs."activeActorId" = fk."actorId"
+        group by fk."projectId") s""",
+}
+# Which count of a kind is Central's: its events, or its distinct users or subjects.
+CENTRAL_MEASURE = {"admin": "usage_event_users", "audit": "usage_events",
+                   "manager": "usage_event_users", "viewer": "usage_event_users",
+                   "data_collector": "usage_event_users", "form": "usage_event_subjects",
+                   "submission": "usage_events", "app_user": "usage_event_users"}
+
+
+@pytest.mark.parametrize("later", [timedelta(0), timedelta(hours=15)])
+def test_odk_usage_report_total_and_recent_are_centrals(odk, later):
+    """Each {total, recent} pair of the system-level usage report, and num_archived_projects,
+    equal Central's queries on the same database, at the instant and later the same UTC day
+    (Central's cutoff is a date)."""
+    now = ODK_NOW + later
+    runner = Runner(example("odk-central.yaml", odk.url), clock=now.timestamp)
+    try:
+        runner.preflight()
+        runner.run("events")
+    finally:
+        runner.close()
+    assert runner.snapshot.failures == {}
+    metrics = snapshot_json(runner.snapshot)["metrics"]
+    samples = {(name, s["labels"]["kind"], s["labels"]["window"]): s["value"]
+               for name in CENTRAL_MEASURE.values() for s in metrics[name]}
+    for kind, sql in CENTRAL_USAGE.items():
+        total, recent = odk.query(sql, now=now)[0]
+        measure = CENTRAL_MEASURE[kind]
+        assert (samples[measure, kind, "total"], samples[measure, kind, "recent"]) == (
+            total, recent), kind
+        assert 0 < recent < total, kind
+    assert metrics["usage_total"]["archived_projects"] == odk.scalar(
+        "select count(*) as num_archived_projects from projects where archived is true") == 1
+
+
+def test_odk_unique_role_holders_are_centrals(odk):
+    """num_unique_managers, _viewers, _collectors: the role holders' distinct users in total."""
+    runner = Runner(example("odk-central.yaml", odk.url), clock=ODK_NOW.timestamp)
+    try:
+        runner.run("events")
+    finally:
+        runner.close()
+    users = {(s["labels"]["kind"], s["labels"]["window"]): s["value"]
+             for s in snapshot_json(runner.snapshot)["metrics"]["usage_event_users"]}
+    for kind, system in (("manager", "manager"), ("viewer", "viewer"),
+                         ("data_collector", "formfill")):
+        assert users[kind, "total"] == odk.scalar(
+            'select count(distinct a."actorId") from assignments as a join roles as r '
+            'on r."id" = a."roleId" where r."system" = :system', system=system), kind
+
+
 # --- OpenL2M --------------------------------------------------------------------------------
 
 OPENL2M_NOWS = {"midnight": datetime(2026, 11, 1, tzinfo=UTC),
