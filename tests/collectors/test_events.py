@@ -53,10 +53,10 @@ def spans(zone: str, recent_days: int) -> dict[str, tuple[float, float]]:
             "total": (float("-inf"), float("inf"))}
 
 
-def collect(path, zone: str, recent_days: int) -> dict[tuple[str, str, str], float]:
-    """One run as of NOW: each sample by (metric, kind, window)."""
+def collect(path, zone: str, recent_days: int, **relations: str) -> dict[tuple[str, ...], float]:
+    """One run as of NOW: each sample by (metric, kind, window), or (metric, name)."""
     config = make_config(f"sqlite:///{path}", "custom",
-                         database={"relations": {"events": EVENTS_SQL}},
+                         database={"relations": {"events": EVENTS_SQL, **relations}},
                          collectors={"events": {"timezone": zone, "recent_days": recent_days}})
     runner = Runner(config, clock=NOW.timestamp)
     try:
@@ -65,9 +65,13 @@ def collect(path, zone: str, recent_days: int) -> dict[tuple[str, str, str], flo
     finally:
         runner.close()
     assert snapshot.failures == {}
-    return {(name, sample["labels"]["kind"], sample["labels"]["window"]): sample["value"]
-            for name, samples in snapshot_json(snapshot)["metrics"].items()
-            for sample in samples}
+    samples = {}
+    for name, values in snapshot_json(snapshot)["metrics"].items():
+        if isinstance(values, dict):
+            samples |= {(name, label): value for label, value in values.items()}
+        else:
+            samples |= {(name, *s["labels"].values()): s["value"] for s in values}
+    return samples
 
 
 @pytest.mark.parametrize(("zone", "recent_days"), [("UTC", 45), ("America/New_York", 10)])
@@ -93,6 +97,16 @@ def test_a_kind_with_only_undated_events_counts_in_the_total_only(events_db):
     assert {window: metrics["usage_event_subjects", "form", window]
             for window in ("1h", "today", "7d", "31d", "recent", "total")} == {
         "1h": 0, "today": 0, "7d": 0, "31d": 0, "recent": 0, "total": 1}
+
+
+def test_totals_are_summed_by_name_and_only_exported_when_the_platform_has_them(events_db):
+    path, rows = events_db
+    totals = ("SELECT 'kinds' AS name, count(DISTINCT kind) AS value FROM log UNION ALL "
+              "SELECT 'rows', 1 FROM log")
+    metrics = collect(path, "UTC", 45, totals=totals)
+    assert {key: value for key, value in metrics.items() if key[0] == "usage_total"} == {
+        ("usage_total", "kinds"): len({r[0] for r in rows}), ("usage_total", "rows"): len(rows)}
+    assert not any(key[0] == "usage_total" for key in collect(path, "UTC", 45))
 
 
 def test_platforms_without_events_do_not_apply():
