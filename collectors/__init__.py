@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
+from collectors.apps import AppsCollector
 from collectors.base import Collector
 from collectors.dau import DauCollector
 from collectors.events import EventsCollector
@@ -23,7 +24,7 @@ from collectors.users import UsersCollector
 ENTRY_POINT_GROUP = "usage_exporter.collectors"
 BUILT_IN: tuple[type[Collector], ...] = (UsersCollector, SessionsCollector, SharesCollector,
                                          StorageCollector, DauCollector, MediaCollector,
-                                         EventsCollector)
+                                         EventsCollector, AppsCollector)
 
 
 def available() -> dict[str, type[Collector]]:

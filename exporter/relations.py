@@ -34,6 +34,8 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     # by a user (NULL = none) about a subject (a device, a form; NULL = none). at NULL = undated:
     # counted in the total only, so a row per admin or form makes the total count them all.
     "events": ("kind", "user_id", "subject", "at"),
+    # Installed apps (plug-ins) and their versions; enabled 1 or 0.
+    "apps": ("app_id", "version", "enabled"),
     # Counts the platform keeps or one query gives, by name (switches, VLANs, a counter's value).
     "totals": ("name", "value"),
 }
