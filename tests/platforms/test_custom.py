@@ -104,6 +104,25 @@ def export(config: Config, now: datetime) -> dict[str, Any]:
     return snapshot_json(runner.snapshot, users=True)
 
 
+def events_metrics(config: Config, now: datetime) -> dict[tuple[str, ...], Any]:
+    """The start-up check and a run of the events collector as of `now`: each sample by
+    (metric, kind, window), or (metric, name) for usage_total."""
+    runner = Runner(config, clock=now.timestamp)
+    try:
+        runner.preflight()
+        runner.run("events")
+    finally:
+        runner.close()
+    assert runner.snapshot.failures == {}
+    metrics = snapshot_json(runner.snapshot)["metrics"]
+    samples: dict[tuple[str, ...], Any] = {
+        ("usage_total", name): value for name, value in metrics.get("usage_total", {}).items()}
+    for name in ("usage_events", "usage_event_users", "usage_event_subjects"):
+        samples |= {(name, s["labels"]["kind"], s["labels"]["window"]): s["value"]
+                    for s in metrics[name]}
+    return samples
+
+
 def relation_rows(config: Config, name: str) -> list[Row[Any]]:
     """Read a relation through the profile, its columns by their canonical names."""
     database = Database(config.database)
@@ -377,38 +396,23 @@ def test_odk_usage_report_total_and_recent_are_centrals(odk, later):
     equal Central's queries on the same database, at the instant and later the same UTC day
     (Central's cutoff is a date)."""
     now = ODK_NOW + later
-    runner = Runner(example("odk-central.yaml", odk.url), clock=now.timestamp)
-    try:
-        runner.preflight()
-        runner.run("events")
-    finally:
-        runner.close()
-    assert runner.snapshot.failures == {}
-    metrics = snapshot_json(runner.snapshot)["metrics"]
-    samples = {(name, s["labels"]["kind"], s["labels"]["window"]): s["value"]
-               for name in CENTRAL_MEASURE.values() for s in metrics[name]}
+    samples = events_metrics(example("odk-central.yaml", odk.url), now)
     for kind, sql in CENTRAL_USAGE.items():
         total, recent = odk.query(sql, now=now)[0]
         measure = CENTRAL_MEASURE[kind]
         assert (samples[measure, kind, "total"], samples[measure, kind, "recent"]) == (
             total, recent), kind
         assert 0 < recent < total, kind
-    assert metrics["usage_total"]["archived_projects"] == odk.scalar(
+    assert samples["usage_total", "archived_projects"] == odk.scalar(
         "select count(*) as num_archived_projects from projects where archived is true") == 1
 
 
 def test_odk_unique_role_holders_are_centrals(odk):
     """num_unique_managers, _viewers, _collectors: the role holders' distinct users in total."""
-    runner = Runner(example("odk-central.yaml", odk.url), clock=ODK_NOW.timestamp)
-    try:
-        runner.run("events")
-    finally:
-        runner.close()
-    users = {(s["labels"]["kind"], s["labels"]["window"]): s["value"]
-             for s in snapshot_json(runner.snapshot)["metrics"]["usage_event_users"]}
+    samples = events_metrics(example("odk-central.yaml", odk.url), ODK_NOW)
     for kind, system in (("manager", "manager"), ("viewer", "viewer"),
                          ("data_collector", "formfill")):
-        assert users[kind, "total"] == odk.scalar(
+        assert samples["usage_event_users", kind, "total"] == odk.scalar(
             'select count(distinct a."actorId") from assignments as a join roles as r '
             'on r."id" = a."roleId" where r."system" = :system', system=system), kind
 
@@ -638,20 +642,12 @@ def test_openl2m_events_reach_metrics(openl2m):
     """The events collector on the recipe: usage_events of change in all time is every change
     entry, undated ones included; usage_total holds the database counts."""
     platform, now = openl2m
-    runner = Runner(example("openl2m.yaml", platform.url), clock=now.timestamp)
-    try:
-        runner.preflight()
-        runner.run("events")
-    finally:
-        runner.close()
-    metrics = snapshot_json(runner.snapshot)["metrics"]
-    events = {(s["labels"]["kind"], s["labels"]["window"]): s["value"]
-              for s in metrics["usage_events"]}
-    assert events["change", "total"] == platform.scalar(
+    samples = events_metrics(example("openl2m.yaml", platform.url), now)
+    assert samples["usage_events", "change", "total"] == platform.scalar(
         "SELECT count(*) FROM switches_log WHERE type = 1")
-    assert events["change", "total"] > platform.scalar(
+    assert samples["usage_events", "change", "total"] > platform.scalar(
         "SELECT count(*) FROM switches_log WHERE type = 1 AND \"timestamp\" IS NOT NULL")
-    assert metrics["usage_total"]["log_entries"] == platform.scalar(
+    assert samples["usage_total", "log_entries"] == platform.scalar(
         "SELECT count(*) FROM switches_log")
 
 
