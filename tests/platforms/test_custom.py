@@ -528,7 +528,7 @@ def test_openl2m_api_stats_windows_with_the_default_config(openl2m, zone, tmp_pa
     """/api/v1/stats with the users collector's default windows (no 31d among them) answers all
     four of OpenL2M's user windows, with OpenL2M's TIME_ZONE the first dau zone: each its users_*
     value less the failed-login row, at midnight (a daemon started at 00:00 included) and in the
-    afternoon."""
+    afternoon; and each event kind's count in the same windows (changes as OpenL2M's)."""
     platform, now = openl2m
     config = example("openl2m.yaml", platform.url, default_windows=True, dau_zones=[zone],
                      history=tmp_path / "history.db")
@@ -541,6 +541,12 @@ def test_openl2m_api_stats_windows_with_the_default_config(openl2m, zone, tmp_pa
         assert body["usage"][key]["value"] == value - failed, key
     assert body["usage"]["users_last_31_days"]["value"] > body["usage"]["users_last_7_days"][
         "value"] > 0
+    for window in OPENL2M_WINDOWS:
+        assert body["usage"][f"change_events_{window}"]["value"] == platform.scalar(
+            f"SELECT count(*) FROM switches_log WHERE type = 1 AND {OPENL2M_WINDOWS[window]}",
+            now=now, tz=zone), window
+    assert body["usage"]["change_events_total"]["value"] == platform.scalar(
+        "SELECT count(*) FROM switches_log WHERE type = 1")
 
 
 def test_openl2m_users_and_no_sessions(openl2m):
