@@ -57,6 +57,7 @@ from bench.sidebyside import (
     WORK,
     Load,
     Measurement,
+    Server,
     exporter_config,
     free_port,
     get,
@@ -79,7 +80,8 @@ from exporter.demo_data import build_demo_database
 from exporter.exposition import PER_USER_GAUGES
 from exporter.runner import Runner
 
-QUERY_EXPORTER = ("query-exporter==5.0.2", "psycopg[binary]>=3.1")
+# 5.0.2 is the newest release that runs on Python 3.11 (5.1 and later need 3.12).
+QUERY_EXPORTER = ("query-exporter==5.0.2", "psycopg[binary]>=3.1", "pymysql>=1.1")
 FIXTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/nextcloud"
 # Our collectors' own status metrics and query-exporter's have no counterpart in the other.
 OWN_METRICS = ("usage_collector_", "usage_database_up", "usage_exporter_build_info",
@@ -273,19 +275,34 @@ def built_queries(url: str, directory: Path, now: float, top: int) -> tuple[list
         runner.close()
 
 
+def query_exporter_bin() -> Path:
+    """bin/ of the virtualenv holding QUERY_EXPORTER (created on first use)."""
+    return virtualenv("query-exporter-5.0", QUERY_EXPORTER)
+
+
 @contextmanager
-def query_exporter(bin_dir: Path, queries: Sequence[QeQuery], dsn: str, dialect: Dialect,
-                   directory: Path, interval: int | None) -> Iterator[int]:
+def query_exporter_process(config: Path, log_path: Path,
+                           env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """query-exporter on `config` (a file of its own format) on a free port, without the
+    _created series of counters; stopped by its PID when the block ends. Ready once its home
+    page answers: a GET /metrics would run its on-scrape queries (and feed their histograms)."""
     port = free_port()
+    with started(f"query-exporter ({config.name})",
+                 [query_exporter_bin() / "query-exporter", "--config", config, "-H", HOST,
+                  "-p", str(port), "-L", "warning"], port, "/", log_path,
+                 env={"PROMETHEUS_DISABLE_CREATED_SERIES": "True", **(env or {})}) as server:
+        yield server
+
+
+@contextmanager
+def query_exporter(queries: Sequence[QeQuery], dsn: str, dialect: Dialect,
+                   directory: Path, interval: int | None) -> Iterator[int]:
     mode = f"interval{interval}" if interval else "at-scrape"
     config = directory / f"query-exporter-{mode}.yaml"
     config.write_text(yaml.safe_dump(query_exporter_config(queries, dsn, dialect, interval),
                                      sort_keys=False, width=1000))
-    with started(f"query-exporter ({mode})",
-                 [bin_dir / "query-exporter", "--config", config, "-H", HOST, "-p", str(port),
-                  "-L", "warning"], port, "/metrics", directory / f"query-exporter-{mode}.log",
-                 env={"PROMETHEUS_DISABLE_CREATED_SERIES": "True"}):
-        yield port
+    with query_exporter_process(config, directory / f"query-exporter-{mode}.log") as server:
+        yield server.port
 
 
 # --- equality --------------------------------------------------------------------------------
@@ -338,7 +355,7 @@ class Database:
 
 
 def run_case(name: str, database: Database, directory: Path, now: float, top: int,
-             bin_dir: Path, load: Load, rounds: int) -> dict[str, Any]:
+             load: Load, rounds: int) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
     queries, dialect = built_queries(database.url, directory, now, top)
     with ExitStack() as stack:
@@ -347,9 +364,9 @@ def run_case(name: str, database: Database, directory: Path, now: float, top: in
         body = get(f"http://{HOST}:{ours}/metrics", TEXT_FORMAT)
         floor = stack.enter_context(static_floor(body, "text/plain; version=0.0.4; "
                                                  "charset=utf-8", directory))
-        scheduled = stack.enter_context(query_exporter(bin_dir, queries, database.dsn, dialect,
+        scheduled = stack.enter_context(query_exporter(queries, database.dsn, dialect,
                                                        directory, 3600))
-        at_scrape = stack.enter_context(query_exporter(bin_dir, queries, database.dsn, dialect,
+        at_scrape = stack.enter_context(query_exporter(queries, database.dsn, dialect,
                                                        directory, None))
         expected = len(samples(body))
         bodies = {"usage-exporter": body,
@@ -444,7 +461,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
     load = Load(args.clients, args.requests, max_seconds=args.max_seconds)
-    bin_dir = virtualenv("query-exporter-5.0", QUERY_EXPORTER)
+    query_exporter_bin()  # installed before any measurement
     now = float(json.loads((FIXTURE / "capture_time.json").read_text())["captured_at_before"])
     directory = Path(tempfile.mkdtemp(prefix="compare-query-exporter-", dir=WORK))
     try:
@@ -461,7 +478,7 @@ def main() -> int:
             for (case, backend), database in found.items():
                 print(f"== {case} on {backend}", flush=True)
                 results.append(run_case(case, database, directory / f"{case}-{backend}", now,
-                                        cases[case][1], bin_dir, load, args.rounds))
+                                        cases[case][1], load, args.rounds))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     report(results, load, args)

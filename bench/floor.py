@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bench.generate import SERVER_NAME
 from collectors.base import BYTE_BOUNDS
 from collectors.storage import QUOTA_RATIO_BOUNDS
 from collectors.users import DEFAULT_WINDOWS
@@ -255,11 +256,81 @@ def synapse_dau(db: Floor, now: float, backfill_days: int = 61) -> dict[str, Any
     return {}
 
 
+def synapse_rooms(db: Floor, now: float) -> dict[str, Any]:
+    return {"usage_rooms": db.one("SELECT COUNT(*) FROM rooms")[0]}
+
+
+def synapse_messages(db: Floor, now: float) -> dict[str, Any]:
+    """Phone-home's day: after the first stream position received at or after a day ago, found
+    by Synapse's binary search (received_ts has no index), then one pass over the day."""
+    high = (db.one("SELECT MAX(stream_ordering) FROM events")[0] or -1) + 1
+    low, since_ms = 0, int(now * 1000) - 86_400_000
+    while low < high:
+        middle = (low + high) // 2
+        row = db.all("SELECT received_ts FROM events WHERE stream_ordering <= :p "
+                     "ORDER BY stream_ordering DESC LIMIT 1", p=middle)
+        if not row or row[0][0] < since_ms:
+            low = middle + 1
+        else:
+            high = middle
+    # Per room, then per type: a hash aggregate, where COUNT(DISTINCT room_id) would sort.
+    rows = db.all("SELECT type, SUM(n), SUM(l), COUNT(*) FROM (SELECT type, room_id, COUNT(*) "
+                  "AS n, SUM(CASE WHEN sender LIKE :local THEN 1 ELSE 0 END) AS l FROM events "
+                  "WHERE type IN ('m.room.message', 'm.room.encrypted') AND stream_ordering > "
+                  ":since GROUP BY type, room_id) r GROUP BY type",
+                  local=f"%:{SERVER_NAME}", since=high)
+    messages, rooms = {}, {}
+    for kind, total, local, active in rows:
+        encrypted = str(kind == "m.room.encrypted").lower()
+        messages[f"window=1d,encrypted={encrypted},origin=local"] = local
+        messages[f"window=1d,encrypted={encrypted},origin=remote"] = total - local
+        rooms[f"window=1d,encrypted={encrypted}"] = active
+    return {"usage_messages": messages, "usage_rooms_active": rooms}
+
+
+SY_R30_CLIENT = """CASE
+    WHEN LOWER(user_agent) LIKE '%riot%' OR LOWER(user_agent) LIKE '%element%' THEN CASE
+        WHEN LOWER(user_agent) LIKE '%electron%' THEN 'electron'
+        WHEN LOWER(user_agent) LIKE '%android%' THEN 'android'
+        WHEN LOWER(user_agent) LIKE '%ios%' THEN 'ios' END
+    WHEN LOWER(user_agent) LIKE '%mozilla%' OR LOWER(user_agent) LIKE '%gecko%' THEN 'web'
+    END"""
+R30_CLIENTS = ("android", "ios", "electron", "web")
+
+
+def synapse_retention(db: Floor, now: float) -> dict[str, Any]:
+    """R30v2 in one scan of the 60 days: first and last day per user and client, then per
+    user."""
+    flags = ", ".join(f"MAX(CASE WHEN client = '{c}' AND last - first > :span THEN 1 ELSE 0 END)"
+                      f" AS {c}" for c in R30_CLIENTS)
+    retained, *by_client = db.one(f"""
+        SELECT SUM(retained), {", ".join(f"SUM({c})" for c in R30_CLIENTS)} FROM (
+          SELECT CASE WHEN MAX(last) - MIN(first) > :span THEN 1 ELSE 0 END AS retained, {flags}
+          FROM (SELECT user_id, {SY_R30_CLIENT} AS client, MIN(timestamp) AS first,
+                       MAX(timestamp) AS last
+                FROM user_daily_visits WHERE timestamp > :since AND timestamp < :until
+                GROUP BY user_id, 2) spans
+          GROUP BY user_id) per_user""",
+        span=30 * 86_400_000, since=(int(now) - 60 * 86400) * 1000,
+        until=(int(now) + 86400) * 1000)
+    return {"usage_users_retained": retained or 0,
+            "usage_users_retained_by_client": dict(zip(R30_CLIENTS, by_client, strict=True))}
+
+
+def synapse_registrations(db: Floor, now: float) -> dict[str, Any]:
+    rows = db.all("SELECT CASE WHEN appservice_id IS NOT NULL THEN 'bridged' WHEN is_guest <> 0 "
+                  "THEN 'guest' ELSE 'native' END, COUNT(*), SUM(CASE WHEN creation_ts > "
+                  ":since THEN 1 ELSE 0 END) FROM users GROUP BY 1", since=int(now) - 86400)
+    return {"usage_users_by_type": {kind: count for kind, count, _ in rows},
+            "usage_users_registered": {f"window=1d,type={kind}": new for kind, _, new in rows}}
+
+
 FloorFunction = Callable[[Floor, float], dict[str, Any]]
 FLOORS: dict[str, dict[str, FloorFunction]] = {
     "nextcloud": {"users": nextcloud_users, "sessions": nextcloud_sessions,
                   "shares": nextcloud_shares, "storage": nextcloud_storage,
                   "dau": nextcloud_dau},
     "synapse": {"users": synapse_users, "sessions": synapse_sessions, "media": synapse_media,
-                "dau": synapse_dau},
+                "dau": synapse_dau, "rooms": synapse_rooms, "messages": synapse_messages,
+                "retention": synapse_retention, "registrations": synapse_registrations},
 }

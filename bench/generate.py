@@ -19,6 +19,7 @@ load, and PostgreSQL is vacuumed and analysed, as a live instance would be.
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import itertools
 import json
@@ -618,8 +619,33 @@ SYNAPSE_DDL = (
     "CREATE INDEX access_tokens_refresh_token_id_idx ON access_tokens (refresh_token_id)",
     "CREATE INDEX local_media_repository_sha256 ON local_media_repository (sha256) WHERE sha256 "
     "IS NOT NULL",
+    "CREATE TABLE rooms( room_id TEXT PRIMARY KEY NOT NULL, is_public BOOL, creator TEXT , "
+    "room_version TEXT, has_auth_chain_index BOOLEAN)",
+    "CREATE TABLE events( stream_ordering INTEGER PRIMARY KEY, topological_ordering BIGINT NOT "
+    "NULL, event_id TEXT NOT NULL, type TEXT NOT NULL, room_id TEXT NOT NULL, content TEXT, "
+    "unrecognized_keys TEXT, processed BOOL NOT NULL, outlier BOOL NOT NULL, depth BIGINT "
+    "DEFAULT 0 NOT NULL, origin_server_ts BIGINT, received_ts BIGINT, sender TEXT, contains_url "
+    "BOOLEAN, instance_name TEXT, state_key TEXT DEFAULT NULL, rejection_reason TEXT DEFAULT "
+    "NULL, UNIQUE (event_id) )",
+    "CREATE INDEX event_contains_url_index ON events (room_id, topological_ordering, "
+    "stream_ordering) WHERE contains_url = true AND outlier = false",
+    "CREATE INDEX events_jump_to_date_idx ON events (room_id, origin_server_ts) WHERE NOT outlier",
+    "CREATE INDEX events_order_room ON events ( room_id, topological_ordering, stream_ordering )",
+    "CREATE INDEX events_ts ON events(origin_server_ts, stream_ordering)",
+    "CREATE INDEX received_ts_idx ON events (received_ts) WHERE type = 'm.room.member'",
 )
 SERVER_NAME = "example.org"
+ROOMS_PER_USER = 0.1
+EVENTS_PER_USER = 20
+# The event stream covers a year, denser towards now (a growing server): an event's age is the
+# year times the square of its distance from the newest, so about a twentieth of it is from the
+# last day.
+EVENT_SPAN = 365 * DAY
+# (type, weight): most events are messages, about a third of them encrypted.
+EVENT_TYPES = (("m.room.message", 55), ("m.room.encrypted", 30), ("m.room.member", 8),
+               ("m.reaction", 4), ("m.room.name", 1), ("m.room.power_levels", 1),
+               ("m.room.create", 1))
+REMOTE_SENDERS = ("@alice:matrix.org", "@bob:mozilla.org", "@carol:kde.org", "@dan:gnome.org")
 MEDIA_PER_USER = 3.0
 MEDIA_TYPES = (("image/jpeg", 2.0e5, 1.0), ("image/png", 8.0e4, 1.2), ("video/mp4", 8.0e6, 1.2),
                ("application/pdf", 3.0e5, 1.2), ("text/plain", 2.0e3, 1.0))
@@ -665,6 +691,11 @@ class SynapseData:
             table("local_media_repository", "media_id media_type media_length created_ts "
                   "upload_name user_id quarantined_by url_cache last_access_ts "
                   "safe_from_quarantine authenticated sha256", self._media),
+            table("rooms", "room_id is_public creator room_version has_auth_chain_index",
+                  self._rooms),
+            table("events", "stream_ordering topological_ordering event_id type room_id "
+                  "processed outlier origin_server_ts received_ts sender contains_url",
+                  self._events),
         ))
 
     def _rng(self, table: str) -> random.Random:
@@ -735,6 +766,36 @@ class SynapseData:
             for day in range(last_day, today - 60 * DAY, -DAY):
                 if day == last_day or rng.random() < odds:
                     yield user, f"DEV{i:07d}0", day * 1000, MATRIX_CLIENTS[i % 5]
+
+    @property
+    def room_count(self) -> int:
+        return max(1, int(self.users * ROOMS_PER_USER))
+
+    def room_id(self, j: int) -> str:
+        return f"!{md5(f'room{j}')[:18]}:{SERVER_NAME}"
+
+    def _rooms(self) -> Iterator[Row]:
+        for j in range(self.room_count):
+            yield self.room_id(j), j % 7 == 0, self.mxid(j % self.users), "10", True
+
+    def _events(self) -> Iterator[Row]:
+        """The rooms' events in stream order, receive times rising with it; rooms and local
+        senders drawn by their Pareto weights, a quarter of the senders remote."""
+        rng = self._rng("events")
+        count = self.users * EVENTS_PER_USER
+        rooms = list(itertools.accumulate(pareto_weights(rng, self.room_count)))
+        senders = list(itertools.accumulate(self.weight))
+        kinds = [kind for kind, weight in EVENT_TYPES for _ in range(weight)]
+        now_ms = self.now * 1000
+        for n in range(count):
+            received = now_ms - int(EVENT_SPAN * 1000 * ((count - n) / count) ** 2)
+            room = bisect.bisect(rooms, rng.random() * rooms[-1])
+            sender = (REMOTE_SENDERS[n % len(REMOTE_SENDERS)] if rng.random() < 0.25 else
+                      self.mxid(min(bisect.bisect(senders, rng.random() * senders[-1]),
+                                    self.users - 1)))
+            yield (n + 1, n + 1, f"${md5(str(n))}", kinds[int(rng.random() * len(kinds))],
+                   self.room_id(min(room, self.room_count - 1)), True, False,
+                   received - int(rng.random() * 2000), received, sender, False)
 
     def _media(self) -> Iterator[Row]:
         rng = self._rng("media")

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,14 +148,18 @@ def timed(action: Callable[[], Any]) -> float:
 
 def same(floor_value: Any, ours: Any) -> bool:
     """Whether the floor's numbers are the exporter's (a subset of its keys suffices)."""
+    if isinstance(ours, list):  # samples with several labels, keyed as name=value,...
+        ours = {",".join(f"{k}={v}" for k, v in sample["labels"].items()): sample["value"]
+                for sample in ours}
     if isinstance(floor_value, dict):
         return isinstance(ours, dict) and all(
             same(v, ours.get(k, 0)) for k, v in floor_value.items())
     return abs(float(floor_value) - float(ours or 0)) <= 1e-9 * max(1.0, abs(float(ours or 0)))
 
 
-def measure_refresh(target: Target, platform_name: str, repeat: int,
-                    workdir: Path) -> dict[str, Any]:
+def measure_refresh(target: Target, platform_name: str, repeat: int, workdir: Path,
+                    collectors: Sequence[str] = ()) -> dict[str, Any]:
+    """Each applicable collector (those named in `collectors`, if any) against its floor."""
     raw = exporter_config(target.url, platform_name, workdir / "refresh-history.db")
     config = parse_config(raw, collector_options={n: c.options for n, c in available().items()})
     runner = Runner(config, clock=lambda: NOW, keep_history=False)
@@ -174,8 +178,9 @@ def measure_refresh(target: Target, platform_name: str, repeat: int,
 
     try:
         runner.preflight()
-        names = runner.applicable()
-        snapshot = runner.run_all()  # warm-up: caches, and dau's first-run backfill
+        names = [n for n in runner.applicable() if not collectors or n in collectors]
+        for name in names:  # warm-up: caches, and dau's first-run backfill
+            snapshot = runner.run(name)
         if snapshot.failures:
             raise RuntimeError(f"collectors failed: {snapshot.failures}")
         metrics = snapshot_json(snapshot)["metrics"]
@@ -207,7 +212,8 @@ def ratio_row(ours: list[float], floor: list[float]) -> dict[str, Any]:
     """Best of the repeats on each side (the least disturbed by other work on the machine)."""
     return {"exporter_s": min(ours), "floor_s": min(floor), "ratio": min(ours) / min(floor),
             "exporter_median_s": statistics.median(ours),
-            "floor_median_s": statistics.median(floor)}
+            "floor_median_s": statistics.median(floor),
+            "exporter_max_s": max(ours), "floor_max_s": max(floor)}
 
 
 # --- query plans ----------------------------------------------------------------------------
@@ -502,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"comma-separated parts: {', '.join(PARTS)}")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each refresh")
+    parser.add_argument("--collectors", default="",
+                        help="comma-separated collectors to refresh (default: every one)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0, help="per /metrics load round")
     parser.add_argument("--data-dir", type=Path,
@@ -531,8 +539,9 @@ def main(argv: list[str] | None = None) -> int:
                 result["backends"][target.backend] = parts_result
                 if "refresh" in parts:
                     log(f"{target.backend}: refresh")
-                    parts_result["refresh"] = measure_refresh(target, args.platform, args.repeat,
-                                                              workdir)
+                    parts_result["refresh"] = measure_refresh(
+                        target, args.platform, args.repeat, workdir,
+                        [name for name in args.collectors.split(",") if name])
                 if "plans" in parts:
                     log(f"{target.backend}: query plans")
                     plans = query_plans(target, args.platform, workdir)

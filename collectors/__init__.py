@@ -16,6 +16,10 @@ from collectors.base import Collector
 from collectors.dau import DauCollector
 from collectors.events import EventsCollector
 from collectors.media import MediaCollector
+from collectors.messages import MessagesCollector
+from collectors.registrations import RegistrationsCollector
+from collectors.retention import RetentionCollector
+from collectors.rooms import RoomsCollector
 from collectors.sessions import SessionsCollector
 from collectors.shares import SharesCollector
 from collectors.storage import StorageCollector
@@ -24,7 +28,9 @@ from collectors.users import UsersCollector
 ENTRY_POINT_GROUP = "usage_exporter.collectors"
 BUILT_IN: tuple[type[Collector], ...] = (UsersCollector, SessionsCollector, SharesCollector,
                                          StorageCollector, DauCollector, MediaCollector,
-                                         EventsCollector, AppsCollector)
+                                         RegistrationsCollector, RetentionCollector,
+                                         RoomsCollector, MessagesCollector, EventsCollector,
+                                         AppsCollector)
 
 
 def available() -> dict[str, type[Collector]]:

@@ -56,7 +56,21 @@ class Histogram:
         return self.buckets[-1][1]
 
 
-Metric = Gauge | Histogram
+@dataclass(frozen=True)
+class Family:
+    """A metric of any Prometheus type given as the samples it exposes (a histogram's buckets,
+    count and sum; a counter's _total): what custom SQL metrics produce. Families of one name
+    from several results are exposed as one (query-exporter lets queries share a metric)."""
+
+    name: str
+    type: str  # gauge, counter, histogram, summary, stateset
+    help: str
+    unit: str = ""
+    # (sample name, labels as sorted (name, value) pairs, value)
+    samples: tuple[tuple[str, tuple[tuple[str, str], ...], float], ...] = ()
+
+
+Metric = Gauge | Histogram | Family
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,9 @@ class StorageCollector(Collector):
     def collect(self, source: Source) -> CollectorResult:
         conn, rel = source.conn, source.relations
         home = rel["home_storage"]
+        listing = [home.c.listing_order] if "listing_order" in home.c else []
         per_user: dict[str, Mapping[str, Any]] = user_columns(conn.execute(
-            select(home.c.user_id, home.c.used_bytes, home.c.files)),
+            select(home.c.user_id, home.c.used_bytes, home.c.files).order_by(*listing)),
             ("used_bytes", "files")) | {"quota_bytes": {}}
         # The sums and histograms over users come from these rows: the home storage join is the
         # most expensive query here, and is run once.
@@ -43,8 +44,11 @@ class StorageCollector(Collector):
         metrics: list[Metric] = [
             Gauge.single("usage_files", "Files (not folders) in users' home storages. "
                          + REFRESH_NOTE, sum(filter(None, files))),
-            Gauge.single("usage_storage_used_bytes", "Bytes used by all storages (sum of their "
-                         "root folders). " + REFRESH_NOTE, used),
+            Gauge.single("usage_storage_used_bytes", "Bytes used by the storages users own (sum "
+                         "of their root folders). " + REFRESH_NOTE, used),
+            Gauge.single("usage_storage_files_bytes", "Bytes of users' files, what quotas "
+                         "count (the rest of the used bytes are versions, trash and previews). "
+                         + REFRESH_NOTE, sum(filter(None, used_bytes))),
             histogram_of("usage_user_storage_used_bytes", "Users by bytes used in their home "
                          "storage. " + REFRESH_NOTE, BYTE_BOUNDS, used_bytes),
         ]

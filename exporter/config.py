@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError
 from exporter.relations import RELATIONS
 
 if TYPE_CHECKING:
+    from exporter.custom_metrics import QuerySpec
     from exporter.webconfig import WebConfig
 
 PLATFORMS = ("owncloud", "nextcloud", "synapse", "custom")
@@ -140,6 +141,8 @@ class DatabaseConfig:
     table_prefix: str = "oc_"
     data_directory: str | None = None
     available_storage_bytes: int | None = None
+    # platform owncloud: the metrics app generation whose answer shape the drop-in routes serve
+    metrics_app_version: str = "1.4.0"
     connect_timeout: float = 10.0
     # platform custom: canonical relation name -> the SELECT that produces it
     relations: Mapping[str, str] = field(default_factory=dict)
@@ -171,6 +174,9 @@ class CollectorConfig:
     timeout: float
     jitter: float
     options: Mapping[str, Any]
+    # A cron expression (minute hour day month weekday): runs at its times instead of each
+    # interval; the interval is then the base of the backoff after failures.
+    schedule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,8 @@ class Config:
     per_user_metrics: PerUserMetricsConfig
     logging: LoggingConfig
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    # custom_metrics (or a query-exporter file): SQL queries whose columns become metrics.
+    custom_metrics: tuple[QuerySpec, ...] = ()
 
     def collector(self, name: str) -> CollectorConfig:
         return next(c for c in self.collectors if c.name == name)
@@ -304,10 +312,12 @@ def _substitute_env(node: Any, path: str, reader: _Reader) -> Any:
     return _ENV.sub(replace, node)
 
 
-def _relations(node: Any, platform: str | None, reader: _Reader) -> dict[str, str]:
-    """database.relations: the SQL of each canonical relation, for the custom platform only."""
+def _relations(node: Any, platform: str | None, reader: _Reader,
+               required: bool = True) -> dict[str, str]:
+    """database.relations: the SQL of each canonical relation, for the custom platform only
+    (which may instead give custom_metrics alone)."""
     if node is None:
-        if platform == "custom":
+        if platform == "custom" and required:
             reader.problem("database.relations", "is required for platform custom: give the "
                            "SELECT behind each relation (see README, Custom SQL)")
         return {}
@@ -334,12 +344,16 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
     """Validate a loaded YAML document. `collector_options` maps each known collector name to the
     options it accepts besides the common ones; `web_config_file` (--web.config.file) replaces
     server.web_config_file."""
+    from exporter import custom_metrics  # it builds on this module's parsers
+
     reader = _Reader(base_dir or Path.cwd())
+    if custom_metrics.is_query_exporter(raw):
+        return custom_metrics.query_exporter_config(raw, reader, collector_options)
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): expected a mapping with at least a database section"])
     raw = _substitute_env(raw, "", reader)
     sections = {"database", "server", "api", "collectors", "per_user_metrics", "logging",
-                "history"}
+                "history", "custom_metrics"}
     for key in raw:
         if key not in sections:
             reader.problem(str(key), f"unknown section (known: {', '.join(sorted(sections))})")
@@ -353,6 +367,7 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         "table_prefix": Option(str, "oc_"),
         "data_directory": Option(optional_text),
         "available_storage_bytes": Option(positive_int),
+        "metrics_app_version": Option(choice("1.4.0", "legacy"), "1.4.0"),
         "connect_timeout": Option(duration, 10.0),
     })
     if password_file and db["url"]:
@@ -363,7 +378,8 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
             reader.problem("database.password_file",
                            f"cannot read {password_file}: {error.strerror}")
 
-    db["relations"] = _relations(relations, db["platform"], reader)
+    db["relations"] = _relations(relations, db["platform"], reader,
+                                 required=not raw.get("custom_metrics"))
 
     server = reader.section(raw.get("server"), "server", {
         "listen": Option(listen_address, ("127.0.0.1", DEFAULT_PORT)),
@@ -437,6 +453,7 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         "level": Option(choice("debug", "info", "warning", "error"), "info"),
         "format": Option(choice("auto", "json", "console"), "auto"),
     })
+    queries = custom_metrics.parse_section(raw.get("custom_metrics"), reader)
     if reader.problems:
         raise ConfigError(reader.problems)
     host, port = server["listen"]
@@ -448,13 +465,17 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         per_user_metrics=PerUserMetricsConfig(**per_user),
         logging=LoggingConfig(**logging),
         history=HistoryConfig(**history),
+        custom_metrics=queries,
     )
 
 
 def read_yaml(path: Path) -> Any:
-    """The document in a YAML file, or ConfigError saying why it cannot be read."""
+    """The document in a YAML file, or ConfigError saying why it cannot be read. query-exporter's
+    tags (!env, !file, !include) are understood, so its files load unchanged."""
+    from exporter.custom_metrics import load_tagged_yaml
+
     try:
-        return yaml.safe_load(path.read_text())
+        return load_tagged_yaml(path)
     except OSError as error:
         raise ConfigError([f"{path}: cannot read: {error.strerror}"]) from None
     except yaml.YAMLError as error:

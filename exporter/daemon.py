@@ -76,9 +76,9 @@ def application(runner: Runner, attempts: FailedAttempts) -> App:
                       runner.history if "dau" in runner.applicable() else None, runner.clock,
                       read=runner.read,
                       audit=AuditLog(runner.history),
-                      attempts=attempts)
+                      attempts=attempts, profile=runner.profile)
     today_zone = config.collector("dau").options["timezones"][0]
-    return App(context, api.routes(context, today_zone))
+    return App(context, api.routes(context, today_zone, config.database.metrics_app_version))
 
 
 def serve(config: Config, clock: Callable[[], float] = time.time,

@@ -17,7 +17,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from collectors.base import Gauge, Histogram
+from collectors.base import Family, Gauge, Histogram
 from exporter import __version__
 from exporter.snapshot import Bodies, Snapshot
 
@@ -42,6 +42,16 @@ def _family(metric: Gauge | Histogram) -> Metric:
     return family
 
 
+def _merged(families: list[Family]) -> Metric:
+    """Families of one name (query-exporter queries may share a metric) as one."""
+    first = families[0]
+    merged = Metric(first.name, first.help, first.type, first.unit)
+    for family in families:
+        for name, labels, value in family.samples:
+            merged.add_sample(name, dict(labels), value)
+    return merged
+
+
 def _le(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(bound)
 
@@ -55,8 +65,14 @@ class SnapshotCollector:
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self.snapshot
+        custom: dict[str, list[Family]] = {}
         for result in snapshot.results():
-            yield from (_family(metric) for metric in result.metrics)
+            for metric in result.metrics:
+                if isinstance(metric, Family):
+                    custom.setdefault(metric.name, []).append(metric)
+                else:
+                    yield _family(metric)
+        yield from (_merged(families) for families in custom.values())
         if self.per_user_limit:
             yield from self._per_user()
         yield from self._self_metrics()
@@ -124,7 +140,10 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def _metric_json(metric: Gauge | Histogram) -> Any:
+def _metric_json(metric: Gauge | Histogram | Family) -> Any:
+    if isinstance(metric, Family):  # every sample, with its own name (a histogram's _sum ...)
+        return [{"sample": name, "labels": dict(labels), "value": _number(value)}
+                for name, labels, value in metric.samples]
     if isinstance(metric, Histogram):
         return {"buckets": {_le(b): c for b, c in metric.buckets}, "count": metric.count,
                 "sum": _number(metric.sum)}
@@ -134,6 +153,17 @@ def _metric_json(metric: Gauge | Histogram) -> Any:
         return {labels[0]: _number(value) for labels, value in metric.samples}
     return [{"labels": dict(zip(metric.labels, labels, strict=True)), "value": _number(value)}
             for labels, value in metric.samples]
+
+
+def _metrics_json(snapshot: Snapshot) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for result in snapshot.results():
+        for metric in result.metrics:
+            if isinstance(metric, Family) and metric.name in metrics:  # a shared metric
+                metrics[metric.name] = [*metrics[metric.name], *_metric_json(metric)]
+            else:
+                metrics[metric.name] = _metric_json(metric)
+    return metrics
 
 
 def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
@@ -147,7 +177,7 @@ def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
                      "last_success": s.last_success, "last_error": s.last_error,
                      "runs": s.runs, "failures": s.failures}
             for s in snapshot.collectors.values()},
-        "metrics": {m.name: _metric_json(m) for r in snapshot.results() for m in r.metrics},
+        "metrics": _metrics_json(snapshot),
     }
     if users:
         body["users"] = list(snapshot.user_rows())
@@ -164,7 +194,8 @@ def metric_rows(metrics: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
         elif isinstance(value, dict):
             yield from ((name, label, v) for label, v in value.items())
         elif isinstance(value, list):
-            yield from ((name, ",".join(f"{k}={v}" for k, v in sample["labels"].items()),
+            yield from ((sample.get("sample", name),
+                         ",".join(f"{k}={v}" for k, v in sample["labels"].items()),
                          sample["value"]) for sample in value)
         else:
             yield name, "", value

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Subquery
 
 from exporter.config import ApiKey
 from exporter.history import HistoryStore
+from exporter.platforms.base import Profile
 from exporter.snapshot import Snapshot
 
 StartResponse = Callable[..., Any]
@@ -199,8 +200,9 @@ class Context:
     """What API handlers may use: the current snapshot (never blocks), the keys, the history
     store (opened on demand), the clock the exporter measures time by, `read` for the few
     questions a snapshot cannot answer (it runs a function on a read-only connection with the
-    named relations, under a statement timeout), `audit`, told of every authorized use, and
-    `attempts`, which rate limits wrong keys per client address when given."""
+    named relations, under a statement timeout), `audit`, told of every authorized use,
+    `attempts`, which rate limits wrong keys per client address when given, and the `profile` of
+    the platform database read, for drop-in routes that answer as their platform does on it."""
 
     snapshot: Callable[[], Snapshot]
     api_keys: tuple[ApiKey, ...]
@@ -209,6 +211,7 @@ class Context:
     read: Reader | None = None
     audit: Callable[[ApiKey, Request, dict[str, Any]], None] | None = None
     attempts: FailedAttempts | None = None
+    profile: Profile | None = None
 
     def authorize(self, request: Request) -> ApiKey:
         """The caller's key, or HttpError: 429.1 while its address has too many wrong keys.

@@ -19,11 +19,14 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     # type: user, group, guest, link, email, federated, federated_group, team, room, deck.
     "shares": ("owner", "type", "password_protected"),
     "incoming_federated_shares": ("user_id",),
+    # used_bytes: the user's files (what quotas count). A profile may add listing_order: where
+    # the platform's own per-user listing puts the user (users are then kept in that order).
     "home_storage": ("user_id", "used_bytes", "files"),
     # quota_bytes NULL = unlimited.
     "quotas": ("user_id", "quota_bytes"),
     # kind: home, local, other; entries: file cache rows of the storage.
     "storages": ("kind", "entries"),
+    # The root folders of the storages counted as used (bytes of everything kept in them).
     "storage_roots": ("used_bytes",),
     # bytes NULL = upload pending; created_ms in milliseconds, as media APIs filter by it.
     "media": ("user_id", "display_name", "bytes", "created_ms"),
@@ -38,4 +41,17 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "apps": ("app_id", "version", "enabled"),
     # Counts the platform keeps or one query gives, by name (switches, VLANs, a counter's value).
     "totals": ("name", "value"),
+    # How each account was registered: type native, guest or bridged (by an application service,
+    # a bridge); created_at NULL = unknown.
+    "registrations": ("type", "created_at"),
+    # Every room the server knows of, one row each.
+    "rooms": ("room_id",),
+    # Every event of every room: position is its place in the order the server received events,
+    # received_ms when it did (milliseconds).
+    "event_stream": ("position", "received_ms"),
+    # The message events among them; encrypted 1/0; local 1 if an account of this server sent it.
+    "messages": ("position", "room_id", "encrypted", "local"),
+    # One row per user, device and UTC day seen (day_ms: 00:00 UTC, milliseconds); client: the
+    # device's app, android, ios, electron or web, NULL when unknown.
+    "daily_visits": ("user_id", "day_ms", "client"),
 }

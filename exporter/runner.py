@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from collectors import available
 from collectors.base import Collector, Source
+from collectors.sql import QueryCollector, QueryResultError
 from exporter.config import Config
 from exporter.db import Database, DatabaseUnavailable, describe_error
 from exporter.exposition import render
@@ -22,6 +23,7 @@ from exporter.history import HistoryError, HistoryRows, HistoryStore
 from exporter.log import debug_enabled
 from exporter.memory import cycle_collection_paused, release_free_memory
 from exporter.platforms import profile_for
+from exporter.platforms.custom import verbatim
 from exporter.relations import RELATIONS
 from exporter.snapshot import Snapshot, SnapshotStore
 
@@ -47,6 +49,8 @@ class Runner:
         classes = available()
         self.collectors: dict[str, Collector] = {
             c.name: classes[c.name](c) for c in config.enabled_collectors}
+        # Custom SQL metrics are collectors too, named sql:<query>.
+        self.collectors.update((q.collector, QueryCollector(q)) for q in config.custom_metrics)
         limit = config.per_user_metrics.limit if config.per_user_metrics.enabled else 0
         self.store = SnapshotStore(self.profile.name, list(self.collectors),
                                    partial(render, per_user_limit=limit))
@@ -75,6 +79,10 @@ class Runner:
             with self.database.connect(self.config.database.connect_timeout * 3) as conn:
                 for relation in sorted(needed):
                     self._check_relation(conn, relation, prefix)
+            for name in self.applicable():
+                collector = self.collectors[name]
+                if isinstance(collector, QueryCollector) and not collector.spec.query_exporter:
+                    self._check_query(collector)
         except DatabaseUnavailable as error:
             raise StartupError(f"cannot connect to the {self.profile.name} database: {error}") \
                 from None
@@ -89,6 +97,20 @@ class Runner:
         missing = [c for c in RELATIONS[relation] if c not in found]
         if missing:
             raise StartupError(f"relation {relation} has no column {', '.join(missing)}")
+
+    def _check_query(self, collector: QueryCollector) -> None:
+        """Read a custom query's columns (LIMIT 0, under its own timeout): a typo stops the daemon
+        at start-up with the YAML path, not at the first scheduled run."""
+        spec = collector.spec
+        try:
+            with self.database.connect(spec.timeout) as conn:
+                keys = list(conn.execute(verbatim(
+                    f"SELECT * FROM ({spec.sql}) AS custom_query LIMIT 0")).keys())
+            collector.check_columns(keys)
+        except DBAPIError as error:
+            raise StartupError(f"{spec.path}.sql: {describe_error(error)}") from None
+        except QueryResultError as error:
+            raise StartupError(str(error)) from None
 
     def run(self, name: str) -> Snapshot:
         """One run of one collector: record the result, or the failure with the old values kept."""
@@ -105,6 +127,10 @@ class Runner:
                         inclusive_windows=self.profile.activity_window_inclusive,
                         activity_is_last_login=self.profile.activity_is_last_login))
                 version = self.profile.version(conn)
+            if time.monotonic() - started >= timeout:
+                # The watchdog cancelled a statement, which may still have answered (MariaDB's
+                # SLEEP() and BENCHMARK() return a value when killed): nothing of it is used.
+                raise TimeoutError("the run outlived its timeout; its result is discarded")
             if result.history is not None and self.keep_history:
                 self._write_history(result.history, datetime.fromtimestamp(now, UTC).date())
         except DatabaseUnavailable as error:

@@ -31,6 +31,7 @@ from tests.servers import (  # noqa: F401
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 NEXTCLOUD = FIXTURES / "nextcloud"
+OWNCLOUD = FIXTURES / "owncloud"
 SYNAPSE = FIXTURES / "synapse"
 SYNAPSE_PG = FIXTURES / "synapse_pg"  # the same Synapse, run on PostgreSQL 15
 # SQLite creates side files (-shm) next to a WAL database even when reading it, so tests read
@@ -48,6 +49,7 @@ def fixture_copy(path: Path) -> Path:
 
 
 NEXTCLOUD_DB = fixture_copy(NEXTCLOUD / "nextcloud.db")
+OWNCLOUD_DB = fixture_copy(OWNCLOUD / "owncloud.db")
 API_KEY = "test-key-0123456789abcdef"
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 SERVER_FIXTURES = {"postgresql": "postgres_server", "mariadb": "mariadb_server"}
@@ -69,10 +71,25 @@ def sqlite_execute(path: Path, *statements: str) -> None:
         db.close()
 
 
+def changed_copy(database: Path, directory: Path, *statements: str) -> str:
+    """A private copy of a fixture database with `statements` applied; its SQLAlchemy URL."""
+    copy = directory / database.name
+    shutil.copyfile(database, copy)
+    sqlite_execute(copy, *statements)
+    return f"sqlite:///{copy}"
+
+
 @pytest.fixture(scope="session")
 def nextcloud_now() -> int:
     """The instant Nextcloud's answers were captured at: every time window is measured from it."""
     return int(read_json(NEXTCLOUD / "capture_time.json")["captured_at_before"])
+
+
+@pytest.fixture(scope="session")
+def owncloud_now() -> float:
+    """The instant ownCloud's metrics app was asked (before the call; its timeStamp is this,
+    truncated)."""
+    return float(read_json(OWNCLOUD / "capture_time.json")["metrics_api_before"])
 
 
 def make_config(url: str, platform: str, **sections: Any) -> Config:
@@ -110,8 +127,11 @@ def collect_json(url: str, platform: str, now: float, **collectors: Any) -> dict
 
 @pytest.fixture(scope="session")
 def server_database(request: pytest.FixtureRequest) -> Callable[[str, str, Path], str]:
-    """Load a SQLite database into a fresh database on the named server; returns its URL."""
+    """Load a SQLite database into a fresh database on the named server; returns its URL (on
+    backend "sqlite", the file's own)."""
     def load(backend: str, name: str, sqlite_path: Path) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{sqlite_path}"
         server = request.getfixturevalue(SERVER_FIXTURES[backend])
         url = server.create_database(name)
         copy_tables(f"sqlite:///{sqlite_path}", url)
@@ -123,9 +143,14 @@ def server_database(request: pytest.FixtureRequest) -> Callable[[str, str, Path]
 def nextcloud_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                   server_database: Callable[[str, str, Path], str]) -> str:
     """The real Nextcloud fixture database, on each database server we support."""
-    if request.param == "sqlite":
-        return f"sqlite:///{NEXTCLOUD_DB}"
     return server_database(request.param, "nextcloud", NEXTCLOUD_DB)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def owncloud_url(request: pytest.FixtureRequest,
+                 server_database: Callable[[str, str, Path], str]) -> str:
+    """The real ownCloud fixture database, on each database server we support."""
+    return server_database(request.param, "owncloud", OWNCLOUD_DB)
 
 
 @pytest.fixture(scope="session")

@@ -431,20 +431,23 @@ class PostgresServer(_DatabaseServer):
             connect_timeout=5,
         )
 
-    def create_database(self, name: str) -> str:
-        """(Re)create an empty UTF-8 database and return its superuser URL."""
+    def create_database(self, name: str, locale: str = "") -> str:
+        """(Re)create an empty UTF-8 database and return its superuser URL. ``locale``, the
+        test's own SQL, adds options to CREATE DATABASE (the cluster's C locale by default)."""
         from psycopg import sql
 
         ident = sql.Identifier(_check_name(name))
         with self._connect() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-            conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8'").format(ident))
+            conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' "
+                                 + locale).format(ident))
         return self.admin_url(name)
 
-    def restore_dump(self, name: str, dump: Path) -> str:
-        """(Re)create database ``name`` and restore a plain-SQL ``pg_dump`` into it with psql,
-        as a platform's administrator would; returns its superuser URL."""
-        url = self.create_database(name)
+    def restore_dump(self, name: str, dump: Path, locale: str = "") -> str:
+        """(Re)create database ``name`` (``locale`` as for create_database) and restore a
+        plain-SQL ``pg_dump`` into it with psql, as a platform's administrator would; returns
+        its superuser URL."""
+        url = self.create_database(name, locale)
         psql = _require(find_postgres_bindir(), "postgresql") / "psql"
         subprocess.run(
             [psql, "--quiet", "--no-psqlrc", "--set=ON_ERROR_STOP=1", f"--file={dump}",

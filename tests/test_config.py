@@ -137,3 +137,11 @@ def test_durations_parse_and_label_exactly(text, seconds, label):
 def test_bad_durations_are_refused(bad):
     with pytest.raises(ValueError):
         duration(bad)
+
+
+def test_the_owncloud_metrics_app_shape_is_1_4_0_unless_legacy_is_asked_for():
+    assert parse(MINIMAL).database.metrics_app_version == "1.4.0"
+    legacy = {"database": {**MINIMAL["database"], "metrics_app_version": "legacy"}}
+    assert parse(legacy).database.metrics_app_version == "legacy"
+    found = problems({"database": {**MINIMAL["database"], "metrics_app_version": 1.3}})
+    assert found == ["database.metrics_app_version: expected one of 1.4.0, legacy, got 1.3"]

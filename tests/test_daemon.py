@@ -44,8 +44,8 @@ BAD_CONFIGS = [
                  "api.keys[0].secret_file: cannot read missing.txt: No such file or directory",
                  id="a secret file"),
     pytest.param({"histroy": {"retention_days": 30}},
-                 "histroy: unknown section (known: api, collectors, database, history, logging, "
-                 "per_user_metrics, server)", id="a misspelt section"),
+                 "histroy: unknown section (known: api, collectors, custom_metrics, database, "
+                 "history, logging, per_user_metrics, server)", id="a misspelt section"),
     pytest.param(SYNTAX_ERROR, "not valid YAML at line 2, column 1: expected ',' or ']', but "
                  "got '<stream end>'", id="the YAML"),
 ]

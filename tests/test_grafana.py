@@ -38,13 +38,21 @@ ALERTS = GRAFANA / "alerts.yaml"
 ALERT_TESTS = GRAFANA / "alerts.test.yaml"
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 MEDIA_ROW = "Media (Synapse)"
+PHONE_HOME_ROW = "Rooms, messages and retention (Synapse)"
+# Rows of metrics only Synapse has: collapsed, so other platforms show no empty panels.
+SYNAPSE_ROWS = (MEDIA_ROW, PHONE_HOME_ROW)
+MEDIA_METRICS = ("usage_media_", "usage_user_media_")
+PHONE_HOME_METRICS = ("usage_rooms", "usage_rooms_active", "usage_messages",
+                      "usage_users_retained", "usage_users_retained_by_client",
+                      "usage_users_by_type", "usage_users_registered")
 # Series Prometheus makes itself for every target, not the exporter.
 SCRAPE_SERIES = {"up"}
 # Grafana's macros, as Grafana would expand them for a short range.
 MACROS = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
-# Synapse (and its media collector) may not exist on every branch: without them the media panels
-# are only checked to live in the media row.
-SYNAPSE_AVAILABLE = "synapse" in PROFILES and "media" in available()
+# Synapse (and its collectors) may not exist on every branch: without them the Synapse panels are
+# only checked to live in their rows.
+SYNAPSE_AVAILABLE = "synapse" in PROFILES and {
+    "media", "rooms", "messages", "retention", "registrations"} <= set(available())
 SYNAPSE_NOW = read_json(SYNAPSE / "phone_home_stats.json")["now_ms"] / 1000
 JOB, SYNAPSE_JOB = "usage-exporter", "usage-exporter-synapse"
 # Capacity for the fixture target just above what its storages use (~59.8 MB), so the storage
@@ -128,7 +136,7 @@ def test_the_dashboard_is_classic_json_that_imports_and_provisions():
     ids = [p["id"] for p in dashboard["panels"]]
     ids += [nested["id"] for p in dashboard["panels"] for nested in p.get("panels", [])]
     assert len(ids) == len(set(ids))
-    for panel in dashboard["panels"]:
+    for _, panel in [("", p) for p in dashboard["panels"]] + list(rows_and_panels(dashboard)):
         grid = panel["gridPos"]
         assert grid["x"] >= 0 and grid["w"] > 0 and grid["x"] + grid["w"] <= 24, panel["title"]
 
@@ -154,17 +162,38 @@ def test_every_panel_uses_the_datasource_variable_and_has_a_unit_and_a_descripti
 def test_the_rows_cover_what_users_look_for():
     dashboard = load_dashboard()
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Overview", "Activity", "Shares", "Storage", "Quotas", MEDIA_ROW,
+    assert rows == ["Overview", "Activity", "Shares", "Storage", "Quotas", *SYNAPSE_ROWS,
                     "Exporter health"]
     overview = {q.expr for q in DASHBOARD_QUERIES if q.row == "Overview"}
     for metric in ("sum(usage_users{", "usage_users_active{", "sum(usage_users_concurrent{",
                    "sum(usage_storage_used_bytes{", "sum(usage_storage_free_bytes{",
                    "sum(usage_files{", "sum(usage_shares{"):
         assert any(metric in expr for expr in overview), metric
-    # Media exists on Synapse only: its panels live in their own row.
+    # Media and the phone-home numbers exist on Synapse only: their panels live in their rows.
     for query in DASHBOARD_QUERIES:
-        assert ("usage_media_" in query.expr or "usage_user_media_" in query.expr) == (
-            query.row == MEDIA_ROW), query
+        assert any(name in query.expr for name in MEDIA_METRICS) == (query.row == MEDIA_ROW), \
+            query
+    phone_home = " ".join(q.expr for q in DASHBOARD_QUERIES if q.row == PHONE_HOME_ROW)
+    for name in PHONE_HOME_METRICS:
+        assert re.search(rf"\b{name}{{", phone_home), f"{PHONE_HOME_ROW}: no panel of {name}"
+
+
+def test_rows_of_synapse_metrics_are_collapsed_and_hold_their_panels():
+    """Grafana (classic JSON) cannot hide a row whose metrics are absent (a repeated row with no
+    values is still drawn once), so these rows are collapsed: on another platform the dashboard
+    shows their titles only, no empty panel. Every other row is open."""
+    dashboard = load_dashboard()
+    rows = [p for p in dashboard["panels"] if p["type"] == "row"]
+    for row in rows:
+        synapse = row["title"] in SYNAPSE_ROWS
+        assert row["collapsed"] is synapse, row["title"]
+        assert bool(row["panels"]) is synapse, row["title"]
+    top = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert not {p["title"] for p in top} & {p["title"] for row in rows for p in row["panels"]}
+    # Nested panels sit just below their row, as Grafana lays them out when it is opened.
+    for row in rows:
+        for panel in row["panels"]:
+            assert panel["gridPos"]["y"] > row["gridPos"]["y"], panel["title"]
 
 
 # --- PromQL: parsed, filtered, and naming only metrics the exporter serves ---------------------
@@ -344,12 +373,14 @@ def test_panels_and_alerts_name_only_metrics_the_exporter_serves(stack, promql):
     ingested = set(stack.prometheus.api("label/__name__/values"))
     for query in DASHBOARD_QUERIES:
         names = metric_names(promql, concrete(query.expr))
-        if query.row == MEDIA_ROW:
+        if query.row in SYNAPSE_ROWS:
             if not SYNAPSE_AVAILABLE:
-                continue  # nothing serves media yet: test_the_rows_cover_... places them
+                continue  # nothing serves them yet: test_the_rows_cover_... places them
             assert names <= stack.served("synapse"), query
+            # Nothing a Nextcloud target serves: why the row is collapsed.
+            assert not names & nextcloud, query
         else:
-            # Everything outside the media row is there on Nextcloud (storage capacity set).
+            # Everything outside the Synapse rows is there on Nextcloud (storage capacity set).
             assert names <= nextcloud | SCRAPE_SERIES, f"{query}: not served: {names - served}"
         assert names <= ingested, f"{query}: not in Prometheus: {names - ingested}"
     for rule in alert_rules():
@@ -368,14 +399,14 @@ def test_every_panel_expression_returns_data_from_prometheus(stack):
     if SYNAPSE_AVAILABLE:
         roles["synapse"] = SYNAPSE_JOB
     for query in DASHBOARD_QUERIES:
-        media = query.row == MEDIA_ROW
-        if media and not SYNAPSE_AVAILABLE:
-            continue  # no target serves media: test_the_rows_cover_... places them in their row
+        synapse_only = query.row in SYNAPSE_ROWS
+        if synapse_only and not SYNAPSE_AVAILABLE:
+            continue  # no target serves them: test_the_rows_cover_... places them in their row
         # All jobs and instances ("All" in both variables), then each target on its own: the
-        # Nextcloud ones for every panel outside the media row, Synapse for the media panels.
+        # Nextcloud ones for every panel outside the Synapse rows, Synapse for those rows.
         checks = [concrete(query.expr)]
         for role, job in roles.items():
-            if media == (role == "synapse"):
+            if synapse_only == (role == "synapse"):
                 checks.append(concrete(query.expr, job, stack.instance(role)))
         for expr in checks:
             results = prometheus.query(expr)  # a syntax error raises here

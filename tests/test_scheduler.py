@@ -62,3 +62,40 @@ def test_a_failing_collector_backs_off_while_others_keep_their_schedule(runner):
         assert runner.snapshot.collectors["shares"].failures == 1
     finally:
         scheduler.stop()
+
+
+@pytest.fixture
+def scheduled_query(tmp_path):
+    """A custom query `q` (SQL and timing given) on its own schedule, on a Nextcloud copy."""
+    started: list[tuple[Runner, Scheduler]] = []
+
+    def start(**query: str) -> tuple[Runner, Scheduler]:
+        copy = tmp_path / "nc.db"
+        shutil.copy(NEXTCLOUD_DB, copy)
+        runner = Runner(make_config(f"sqlite:///{copy}", "custom", custom_metrics=[{
+            "name": "q", **query, "metrics": [{"name": "n", "help": "n."}]}]))
+        scheduler = Scheduler(runner)
+        started.append((runner, scheduler))
+        scheduler.start()
+        return runner, scheduler
+
+    yield start
+    for runner, scheduler in started:
+        scheduler.stop()
+        runner.close()
+
+
+def test_a_cron_schedule_runs_at_its_times_and_once_at_start(scheduled_query):
+    runner, scheduler = scheduled_query(sql="SELECT 1 AS n", schedule="0 3 * * *")
+    wait_for(lambda: runner.snapshot.collectors["sql:q"].runs == 1)
+    next_run = scheduler.scheduler.get_job("sql:q").next_run_time
+    assert (next_run.hour, next_run.minute, next_run.second) == (3, 0, 0)
+    assert str(next_run.tzinfo) == "UTC"
+
+
+def test_a_failing_custom_query_backs_off_like_a_collector(scheduled_query):
+    runner, scheduler = scheduled_query(sql="SELECT COUNT(*) AS n FROM no_such_table",
+                                        interval="1s", timeout="1s", jitter="0.01s")
+    wait_for(lambda: runner.snapshot.collectors["sql:q"].failures == 1)
+    next_run = scheduler.scheduler.get_job("sql:q").next_run_time.timestamp()
+    assert next_run - time.time() > 1.5  # backed off to 2 x the 1 s interval

@@ -86,7 +86,7 @@ def call(base: str, path: str, headers: Mapping[str, str] | None = None,
 def serve(runner: Runner, attempts: FailedAttempts | None = None) -> tuple[HttpServer, str]:
     context = Context(lambda: runner.snapshot, KEYS, runner.history, runner.clock,
                       read=runner.read, audit=AuditLog(runner.history),
-                      attempts=attempts)
+                      attempts=attempts, profile=runner.profile)
     server = HttpServer(App(context, api.routes(context)), "127.0.0.1", 0).start()
     return server, f"http://127.0.0.1:{server.port}"
 

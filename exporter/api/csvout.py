@@ -5,8 +5,9 @@ by Excel, LibreOffice or Google Sheets (CSV injection); it gets a leading single
 Symfony's CsvEncoder does with `csv_escape_formulas`. Numbers are written as they are, so a
 negative number stays a number. Fields holding a comma, a double quote or a line break are
 enclosed in double quotes, quotes doubled (RFC 4180), so any text, newlines and all of Unicode
-included, reads back unchanged. UTF-8 without a BOM; lines end with `\\n`, as the ownCloud metrics
-app's CSVs do.
+included, reads back unchanged. A drop-in route may enclose more, as its original does
+(PHP_ENCLOSED: PHP's fputcsv also encloses fields with a space or a tab); the formula guard stays.
+UTF-8 without a BOM; lines end with `\\n`, as the ownCloud metrics app's CSVs do.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from exporter.usercolumns import TEXT, batched
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+# PHP's fputcsv without an escape character (Symfony's CsvEncoder): a space or a tab too.
+PHP_ENCLOSED = re.compile(r'[,"\r\n\t ]')
 CHUNK_CHARS = 64 * 1024
 # Written by csv.writer as they are: str() of them never needs quotes or a quote mark.
 PLAIN = (int, float, bool)
@@ -55,11 +58,11 @@ def _writer_cell(value: Any) -> Any:
     return text
 
 
-def _line(cells: Sequence[Any]) -> str:
+def _line(cells: Sequence[Any], enclose: re.Pattern[str] = NEEDS_QUOTES) -> str:
     fields = []
     for value in cells:
         text = safe_cell(value)
-        fields.append('"' + text.replace('"', '""') + '"' if NEEDS_QUOTES.search(text) else text)
+        fields.append('"' + text.replace('"', '""') + '"' if enclose.search(text) else text)
     return ",".join(fields) + "\n"
 
 
@@ -88,16 +91,20 @@ def _write_batch(writer: Any, buffer: io.StringIO, columns: Sequence[Sequence[An
         buffer.write("".join(map(_line, zip(*columns, strict=True))))
 
 
-def stream_csv_columns(header: Sequence[str],
-                       batches: Iterable[Sequence[Sequence[Any]]]) -> Iterator[bytes]:
+def stream_csv_columns(header: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]],
+                       enclose: re.Pattern[str] = NEEDS_QUOTES) -> Iterator[bytes]:
     """The header line and the rows of each batch (its cells column by column, one column per
     header field), as UTF-8 chunks of about 64 KiB; batches are read as the chunks are sent, so
-    memory stays constant however many rows there are."""
+    memory stays constant however many rows there are. Fields matching `enclose` are enclosed
+    in double quotes: csv.writer encloses NEEDS_QUOTES, other patterns are written by hand."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    buffer.write(_line(header))
+    buffer.write(_line(header, enclose))
     for columns in batches:
-        _write_batch(writer, buffer, columns)
+        if enclose is NEEDS_QUOTES:
+            _write_batch(writer, buffer, columns)
+        else:
+            buffer.write("".join(_line(row, enclose) for row in zip(*columns, strict=True)))
         if buffer.tell() >= CHUNK_CHARS:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -106,6 +113,8 @@ def stream_csv_columns(header: Sequence[str],
         yield buffer.getvalue().encode()
 
 
-def stream_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[bytes]:
+def stream_csv(header: Sequence[str], rows: Iterable[Sequence[Any]],
+               enclose: re.Pattern[str] = NEEDS_QUOTES) -> Iterator[bytes]:
     """stream_csv_columns for rows given row by row."""
-    return stream_csv_columns(header, (list(zip(*batch, strict=True)) for batch in batched(rows)))
+    return stream_csv_columns(header, (list(zip(*batch, strict=True)) for batch in batched(rows)),
+                              enclose)

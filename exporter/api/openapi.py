@@ -368,9 +368,10 @@ OPENAPI: dict[str, Any] = {
         "/ocs/v2.php/apps/metrics/api/v1/metrics": ocs_metrics(2),
         "/index.php/apps/metrics/download-api/users": metrics_download(
             "ownCloud metrics app, users CSV",
-            "One row per account with a home storage: userId, userDisplayName, lastLogin, "
-            "quotaUsed, quotaFree, quotaTotal, files, sessions, sharesUser, sharesGroup, "
-            "sharesLink, sharesGuest, sharesFederated."),
+            "One row per account with a home storage, in the home mounts' order: userId, "
+            "userDisplayName, lastLogin, quotaUsed, quotaFree, quotaTotal, files, sessions, "
+            "sharesUser, sharesGroup, sharesLink, sharesGuest, sharesFederated, userBackend; "
+            "fields quoted as PHP's fputcsv quotes them."),
         "/index.php/apps/metrics/download-api": metrics_download(
             "ownCloud metrics app, users CSV (deprecated route)",
             "The users CSV, as the app still routes its old download path."),
@@ -473,7 +474,9 @@ OPENAPI: dict[str, Any] = {
                             "runs": {"type": "integer"},
                             "failures": {"type": "integer"}}}},
                     "metrics": {"type": "object", "description": "By metric name: a number, "
-                                "an object by label value, or a histogram."},
+                                "an object by label value, a list of {labels, value}, or a "
+                                "histogram; a custom SQL metric is a list of {sample, labels, "
+                                "value}, one per exposed sample."},
                     "users": {"type": "array", "items": ref("UserRow")}}},
             "DauHistory": {
                 "type": "object", "required": ["timezone", "entries"],
@@ -562,24 +565,38 @@ OPENAPI: dict[str, Any] = {
                         name: {"type": "integer"} for name in (
                             "totalCount", "activeUsersCount", "concurrentUsersCount")}},
                     "files": {"type": "object", "properties": {
-                        "totalFilesCount": {"type": "integer"}, "storage": ref("OcsQuota")}},
+                        "totalFilesCount": {"type": "integer"}, "storage": ref("OcsStorage")}},
                     "shares": ref("OcsShares"),
                     "userData": {
                         "anyOf": [{"type": "array", "maxItems": 0}, {
-                            "type": "object", "description": "By user id.",
+                            "type": "object",
+                            "description": "By user id, in the home mounts' order. With "
+                                           "database.metrics_app_version: legacy, the older "
+                                           "shape: no backend or lastLogin, quota {limit, "
+                                           "usage}, activeSessions a list of {agentName}.",
                             "additionalProperties": {
-                                "type": "object", "required": ["displayName", "backend"],
+                                "type": "object", "required": ["displayName"],
                                 "properties": {
                                     "displayName": {"type": ["string", "null"]},
                                     "backend": {"type": "string"},
                                     "files": {"type": "object", "properties": {
                                         "totalFiles": {"type": "integer"}}},
                                     "shares": ref("OcsShares"),
-                                    "quota": ref("OcsQuota"),
-                                    "activeSessions": {"type": "integer"},
+                                    "quota": {"anyOf": [ref("OcsQuota"), {
+                                        "type": "object", "properties": {
+                                            "limit": {"type": "integer"},
+                                            "usage": {"type": "integer"}}}]},
+                                    "activeSessions": {"anyOf": [
+                                        {"type": "integer"},
+                                        {"type": "array", "items": {
+                                            "type": "object", "properties": {
+                                                "agentName": {"type": "string"}}}}]},
                                     "lastLogin": {"type": "integer"}}}}]}}},
             "OcsQuota": {"type": "object", "properties": {
                 name: {"type": "integer"} for name in ("free", "total", "used", "relative")}},
+            "OcsStorage": {"type": "object", "properties": {
+                name: {"type": "integer"} for name in (
+                    "used", "usedQuota", "usedOther", "total", "free", "relative")}},
             "OcsShares": {"type": "object", "properties": {
                 name: {"type": "integer"} for name in (
                     "userShareCount", "groupShareCount", "linkShareCount", "guestShareCount",

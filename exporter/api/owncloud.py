@@ -5,24 +5,35 @@ Parameters, shapes, headers and errors as the app and ownCloud 10 core serve the
 number comes from the snapshot, where the collectors compute it with the app's definitions, so a
 call costs no database work. Served on platform owncloud only.
 
+Checked against a real ownCloud 10.15.2 and its metrics app 1.4.0 (docs/platforms/owncloud.md):
+the JSON field by field, the XML and both CSVs byte for byte. 1.4.0's shape is the default;
+database.metrics_app_version: legacy serves the older one of the app's README.
+
 Where the app's output is broken we serve something well-formed instead: XML element names that
 are not XML names (most user ids with `@`) become `<element key="...">`, characters XML cannot
-carry become U+FFFD, and CSV cells follow exporter.api.csvout (formula-like text quoted out).
+carry become U+FFFD, and CSV cells follow exporter.api.csvout (PHP's quoting, formula-like text
+quoted out).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection, Subquery, select
+from sqlalchemy.exc import SQLAlchemyError
+
 from collectors.base import Gauge
-from exporter.api.csvout import stream_csv
+from exporter.api.csvout import PHP_ENCLOSED, stream_csv
+from exporter.db import DatabaseUnavailable
 from exporter.http import Context, Handler, HttpError, Request, Response, retry_after_header
+from exporter.platforms.owncloud import BACKEND_NAMES
 from exporter.snapshot import Snapshot
+from exporter.usercolumns import batched, user_rows
 
 OCS_PATH = "/ocs/v{}.php/apps/metrics/api/v1/metrics"
 DOWNLOAD = "/index.php/apps/metrics/download-api"
@@ -37,7 +48,10 @@ COUNTED = ("used_bytes", "quota_bytes", "last_login", "files", "sessions", "shar
            "shares_guest", "shares_group", "shares_link", "shares_email", "shares_federated")
 USERS_CSV_HEADER = ("userId", "userDisplayName", "lastLogin", "quotaUsed", "quotaFree",
                     "quotaTotal", "files", "sessions", "sharesUser", "sharesGroup", "sharesLink",
-                    "sharesGuest", "sharesFederated")
+                    "sharesGuest", "sharesFederated", "userBackend")
+# The app generations whose answer shape we serve: 1.4.0's, and the older one its README shows.
+APP_VERSIONS = ("1.4.0", "legacy")
+BACKEND_CLASSES = {name: backend_class for backend_class, name in BACKEND_NAMES.items()}
 SYSTEM_CSV_HEADER = ("freeStorage", "usedStorage", "totalFiles", "registeredUsers",
                      "activeUsers", "concurrentUsers", "userShares", "groupShares", "linkShares",
                      "guestShares", "federatedShares")
@@ -74,7 +88,7 @@ class Account:
 
     user_id: str
     display_name: str | None
-    backend: str
+    backend: str  # IUserBackend::getBackendName(), or the class where none is registered
     guest: bool
     last_login: int
     used: int
@@ -87,6 +101,11 @@ class Account:
     link_shares: int
     type4_shares: int  # the app's per-user "guest" shares: share_type 4, our email shares
     federated_shares: int
+
+    @property
+    def backend_class(self) -> str:
+        """oc_accounts.backend as stored, which the users CSV shows."""
+        return BACKEND_CLASSES.get(self.backend, self.backend)
 
 
 class Numbers:
@@ -106,11 +125,15 @@ class Numbers:
     def gauge(self, name: str, *labels: str) -> int:
         return int(self.gauges.get(name, {}).get(labels, 0))
 
-    def storage(self) -> dict[str, int]:
-        # Without data_directory or available_storage_bytes free space is unknown: the app
-        # clamps unknown free space to 0 too.
+    def storage(self, version: str = APP_VERSIONS[0]) -> dict[str, int]:
+        """QuotaMetrics::getTotalQuotaUsage. Without data_directory or available_storage_bytes
+        free space is unknown: the app clamps unknown free space to 0 too."""
         free, used = self.gauge("usage_storage_free_bytes"), self.gauge("usage_storage_used_bytes")
-        return {"free": free, "total": free + used, "used": used, "relative": 0}
+        if version == "legacy":
+            return {"used": used, "total": free + used, "free": free, "relative": 0}
+        used_quota = self.gauge("usage_storage_files_bytes")
+        return {"used": used, "usedQuota": used_quota, "usedOther": used - used_quota,
+                "total": free + used, "free": free, "relative": 0}
 
     def users(self) -> dict[str, int]:
         last_logins = self.snapshot.user_columns().get("last_login", {}).values()
@@ -128,9 +151,16 @@ class Numbers:
                 "guestShareCount": self.gauge("usage_shares", "guest"),
                 "federatedShareCount": self.gauge("usage_shares", "federated")}
 
+    def home_rows(self) -> Iterator[dict[str, Any]]:
+        """Per-user rows of the users with a home storage, in the home storages' order (the
+        order the app's query hands its rows back in on SQLite)."""
+        columns = self.snapshot.user_columns()
+        for ids in batched(columns.get("used_bytes", {})):
+            yield from user_rows(ids, columns)
+
     def accounts(self) -> Iterator[Account]:
         system_total = self.storage()["total"]
-        for row in self.snapshot.user_rows():
+        for row in self.home_rows():
             # The app's inner joins: an account with a home storage and its files folder.
             if row.get("used_bytes") is None or row.get("status") is None:
                 continue
@@ -148,12 +178,16 @@ class Numbers:
                 group_shares=counts["shares_group"], link_shares=counts["shares_link"],
                 type4_shares=counts["shares_email"], federated_shares=counts["shares_federated"])
 
-    def user_data(self, flags: dict[str, bool]) -> dict[str, Any]:
+    def user_data(self, flags: dict[str, bool], version: str = APP_VERSIONS[0],
+                  clients: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
+        """UserDataMetrics::getUserData; the legacy shape lists each session's client name
+        (`clients`), gives quota as {limit, usage}, and has no backend or last login."""
+        legacy = version == "legacy"
         data = {}
         for account in self.accounts():
-            entry: dict[str, Any] = {
-                "displayName": account.display_name,
-                "backend": account.backend + (" (Guest)" if account.guest else "")}
+            entry: dict[str, Any] = {"displayName": account.display_name}
+            if not legacy:
+                entry["backend"] = account.backend + (" (Guest)" if account.guest else "")
             if flags["files"]:
                 entry["files"] = {"totalFiles": account.files}
             if flags["shares"]:
@@ -165,16 +199,22 @@ class Numbers:
                     "guestShareCount": account.type4_shares,
                     "federatedShareCount": account.federated_shares}
             if flags["quota"]:
-                entry["quota"] = {"free": account.free, "total": account.quota,
-                                  "used": account.used, "relative": 0}
-            if flags["users"]:
+                entry["quota"] = ({"limit": account.quota, "usage": account.used} if legacy else
+                                  {"free": account.free, "total": account.quota,
+                                   "used": account.used, "relative": 0})
+            if flags["users"] and legacy:
+                entry["activeSessions"] = [{"agentName": name}
+                                           for name in (clients or {}).get(account.user_id, [])]
+            elif flags["users"]:
                 entry["activeSessions"] = account.sessions
                 entry["lastLogin"] = account.last_login
             data[account.user_id] = entry
         return data
 
 
-def metrics_data(snapshot: Snapshot, now: int, flags: dict[str, bool]) -> dict[str, Any]:
+def metrics_data(snapshot: Snapshot, now: int, flags: dict[str, bool],
+                 version: str = APP_VERSIONS[0],
+                 clients: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
     """The OCS `data` of UserMetricsController::getMetrics, keys in the app's order."""
     needs = ({"users", "sessions"} if flags["users"] else set()) \
         | ({"storage"} if flags["files"] or flags["userData"] else set()) \
@@ -186,12 +226,23 @@ def metrics_data(snapshot: Snapshot, now: int, flags: dict[str, bool]) -> dict[s
         data["users"] = numbers.users()
     if flags["files"]:
         data["files"] = {"totalFilesCount": numbers.gauge("usage_files"),
-                         "storage": numbers.storage()}
+                         "storage": numbers.storage(version)}
     if flags["shares"]:
         data["shares"] = numbers.shares()
     if flags["userData"]:
-        data["userData"] = numbers.user_data(flags)
+        data["userData"] = numbers.user_data(flags, version, clients)
     return data
+
+
+def session_clients(conn: Connection, relations: Mapping[str, Subquery]) -> dict[str, list[str]]:
+    """Each user's session client names (oc_authtoken.name), oldest activity first."""
+    sessions = relations["sessions"]
+    clients: dict[str, list[str]] = {}
+    for user_id, client in conn.execute(
+            select(sessions.c.user_id, sessions.c.client)
+            .order_by(sessions.c.user_id, sessions.c.last_activity, sessions.c.client)):
+        clients.setdefault(user_id, []).append(client)
+    return clients
 
 
 # --- OCS rendering ---
@@ -280,13 +331,14 @@ def response_format(request: Request) -> str:
 # --- routes ---
 
 
-def routes(context: Context) -> dict[str, Handler]:
+def routes(context: Context, version: str = APP_VERSIONS[0]) -> dict[str, Handler]:
+    """The app's routes, answering in the shape of app generation `version`."""
     def require_owncloud() -> None:
         if context.snapshot().platform != "owncloud":
             raise HttpError(404.1, "The ownCloud metrics app routes are served for platform "
                             "owncloud only.")
 
-    def metrics(version: int) -> Handler:
+    def metrics(ocs_version: int) -> Handler:
         def handler(request: Request) -> Response:
             require_owncloud()
             fmt = response_format(request)
@@ -301,15 +353,26 @@ def routes(context: Context) -> dict[str, Handler]:
                     # client to wait.
                     return replace(ocs_response(1, fmt, 429, error.message, {}), status=429,
                                    headers=retry_after_header(error))
-                return ocs_response(version, fmt, OCS_SERVER_ERROR, FORBIDDEN, {})
+                return ocs_response(ocs_version, fmt, OCS_SERVER_ERROR, FORBIDDEN, {})
             flags = {name: request.param(name) == "true" for name in FLAGS}
             now = int(context.clock())
             try:
-                data = metrics_data(context.snapshot(), now, flags)
+                clients = (legacy_clients() if version == "legacy"
+                           and flags["users"] and flags["userData"] else None)
+                data = metrics_data(context.snapshot(), now, flags, version, clients)
             except Unavailable as error:
-                return ocs_response(version, fmt, OCS_SERVER_ERROR, str(error), {})
-            return ocs_response(version, fmt, OCS_OK, "OK", data)
+                return ocs_response(ocs_version, fmt, OCS_SERVER_ERROR, str(error), {})
+            return ocs_response(ocs_version, fmt, OCS_OK, "OK", data)
         return handler
+
+    def legacy_clients() -> dict[str, list[str]]:
+        """The older shape names each session's client: not in a snapshot, so read now."""
+        if context.read is None:
+            raise Unavailable("The sessions cannot be read from this API.")
+        try:
+            return context.read(["sessions"], session_clients)
+        except (DatabaseUnavailable, SQLAlchemyError) as error:
+            raise Unavailable("The sessions could not be read.") from error
 
     def download(kind: str) -> Handler:
         def handler(request: Request) -> Response:
@@ -343,12 +406,14 @@ def routes(context: Context) -> dict[str, Handler]:
 
 def users_csv(snapshot: Snapshot, now: int) -> Iterator[bytes]:
     """WriteToCSV::getUsersCSVData: values straight from the query (sharesUser is every type-0
-    share, sharesGuest the type-4 ones)."""
+    share, sharesGuest the type-4 ones, userBackend the stored class), enclosed as PHP's
+    fputcsv encloses them."""
     numbers = Numbers(snapshot, now, {"users", "sessions", "shares", "storage"})
     return stream_csv(USERS_CSV_HEADER, (
         (a.user_id, a.display_name, a.last_login, a.used, a.free, a.quota, a.files, a.sessions,
-         a.type0_shares, a.group_shares, a.link_shares, a.type4_shares, a.federated_shares)
-        for a in numbers.accounts()))
+         a.type0_shares, a.group_shares, a.link_shares, a.type4_shares, a.federated_shares,
+         a.backend_class)
+        for a in numbers.accounts()), enclose=PHP_ENCLOSED)
 
 
 def system_csv(snapshot: Snapshot, now: int) -> Iterator[bytes]:

@@ -1,17 +1,18 @@
 """Synapse's admin API, drop-in: GET /_synapse/admin/v1/statistics/users/media.
 
-Answers as Synapse 1.163 does on SQLite (research/synapse.md §1; the tests replay every captured
-answer): the same checks in the same order, errors as {"errcode", "error"}, the same paging.
-Unfiltered calls are answered from the snapshot (media and users collectors); calls with from_ts
-or until_ts run one aggregate query like Synapse's. Both sort and search alike on every backend:
-text byte-wise, NULL as the smallest value, ties by user id, LIKE with `%` and `_` as wildcards
-and ASCII letters in either case, as SQLite does. Media rows without a user id are left out.
+Answers as Synapse 1.163 does on the database engine the homeserver runs on (research/synapse.md
+§1 and §6; the tests replay every answer captured on SQLite and on PostgreSQL): the same checks
+in the same order, errors as {"errcode", "error"}, the same paging. Unfiltered calls are answered
+from the snapshot (media and users collectors); calls with from_ts or until_ts run one aggregate
+query like Synapse's. Both sort and search as the engine does (exporter.platforms.synapse's
+SynapseEngine: LIKE's case and escape, where NULL sorts), text byte-wise. Rows with equal sort
+keys, which Synapse leaves in no fixed order, come by user id. Media rows without a user id are
+left out.
 """
 
 from __future__ import annotations
 
 import re
-import string
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from exporter.db import DatabaseUnavailable, describe_error
 from exporter.http import Context, Handler, HttpError, Request, Response, retry_after_header
+from exporter.platforms.synapse import SynapseEngine, SynapseProfile
 from exporter.snapshot import Snapshot
 
 MEDIA_STATISTICS = "/_synapse/admin/v1/statistics/users/media"
@@ -46,7 +48,6 @@ ORDER_BY = ("media_length", "media_count", "user_id", "displayname")  # as Synap
 DIRECTIONS = ("b", "f")
 # LIMIT and OFFSET are signed 64-bit in SQL; Python would page past that without complaint.
 SQL_INT_MAX = 2**63 - 1
-ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 # user_id, displayname, media_count, media_length
 Row = tuple[str, str | None, int, int | None]
@@ -147,60 +148,35 @@ def parse(request: Request) -> MediaQuery:
 # --- from the snapshot ----------------------------------------------------------------------
 
 
-def like(pattern: str) -> Callable[[str | None], bool]:
-    """SQLite's LIKE without ESCAPE: `%` any run, `_` any one character, ASCII letters in
-    either case; NULL never matches. Not a regex: a term such as `%%%_%%%%` makes a regex
-    backtrack exponentially, holding a worker thread for good."""
-    folded = re.sub("%+", "%", ascii_fold(pattern))
-    if "_" in folded:
-        return lambda value: value is not None and wildcard_match(folded, ascii_fold(value))
-    parts = folded.split("%")
-    return lambda value: value is not None and parts_match(parts, ascii_fold(value))
+def like(pattern: str, engine: SynapseEngine) -> Callable[[str | None], bool]:
+    """`value LIKE pattern` as the engine Synapse runs on evaluates it, without ESCAPE: `%` any
+    run of characters, `_` any one; on SQLite ASCII letters in either case, on PostgreSQL every
+    character in its own case and `\\` taking the next one as it is. NULL never matches.
 
-
-def ascii_fold(text: str) -> str:
-    """ASCII letters in lower case, every other character as it is (str.lower would fold more)."""
-    return text.lower() if text.isascii() else text.translate(ASCII_LOWER)
-
-
-def parts_match(parts: list[str], text: str) -> bool:
-    """Whether a pattern without `_`, split at its `%`s, matches all of `text`: it starts with
-    the first part, ends with the last and holds the others in order between them. The
-    leftmost place of each part is the one to take, so each is one search in C."""
-    if len(parts) == 1:
-        return text == parts[0]
-    first, last = parts[0], parts[-1]
-    end = len(text) - len(last)
-    if end < len(first) or not text.startswith(first) or not text.endswith(last):
-        return False
-    at = len(first)
-    for part in parts[1:-1]:
-        found = text.find(part, at, end)
-        if found < 0:
-            return False
-        at = found + len(part)
-    return True
-
-
-def wildcard_match(pattern: str, text: str) -> bool:
-    """Whether `pattern` (runs of `%` collapsed) matches all of `text`. On a mismatch it resumes
-    one character later after the last `%`: at most len(text) * (len(text) + 2) steps, whatever
-    the pattern."""
-    p = t = 0
-    star, resume = -1, 0
-    while t < len(text):
-        if p < len(pattern) and pattern[p] == "%":
-            star, resume = p, t
-            p += 1
-        elif p < len(pattern) and pattern[p] in ("_", text[t]):
-            p += 1
-            t += 1
-        elif star >= 0:
-            resume += 1
-            p, t = star + 1, resume
+    A regular expression whose pieces between `%`s are atomic groups, each taking the first place
+    it fits: the leftmost leaves the most text for the pieces after it, so none is tried again
+    and a term such as `%_%_%_%_x` costs about len(text) * len(pattern) steps, not exponentially
+    many (a worker thread is never held for good)."""
+    pieces = [""]  # the pattern between its `%`s, each as a regular expression
+    characters = iter(pattern)
+    for character in characters:
+        if character == engine.like_escape:
+            escaped = next(characters, None)
+            if escaped is None:  # refused, as PostgreSQL does; Synapse's patterns end in `%`
+                raise ValueError("LIKE pattern must not end with escape character")
+            pieces[-1] += re.escape(escaped)
+        elif character == "%":
+            pieces.append("")
         else:
-            return False
-    return set(pattern[p:]) <= {"%"}
+            pieces[-1] += "." if character == "_" else re.escape(character)
+    if len(pieces) == 1:
+        expression = pieces[0]
+    else:
+        first, *middle, last = pieces
+        expression = first + "".join(f"(?>.*?{piece})" for piece in middle if piece) + ".*" + last
+    flags = re.DOTALL | (re.IGNORECASE | re.ASCII if engine.like_folds_ascii_case else 0)
+    match = re.compile(expression, flags).fullmatch
+    return lambda value: value is not None and match(value) is not None
 
 
 def snapshot_rows(snapshot: Snapshot) -> list[Row] | None:
@@ -214,11 +190,16 @@ def snapshot_rows(snapshot: Snapshot) -> list[Row] | None:
             for user_id, count in columns["media_count"].items()]
 
 
-def in_order(rows: Iterable[Row], order_by: str, backwards: bool) -> list[Row]:
+def in_order(rows: Iterable[Row], order_by: str, backwards: bool,
+             engine: SynapseEngine) -> list[Row]:
     column = COLUMN[order_by]
 
     def key(row: Row) -> tuple[bool, Any]:
-        return (True, row[column]) if row[column] is not None else (False, 0)  # NULL first
+        # False before True: NULL before every value on SQLite, after them on PostgreSQL.
+        value = row[column]
+        if value is None:
+            return (not engine.null_sorts_first, 0)
+        return (engine.null_sorts_first, value)
 
     # Sorted by user id first: sort() is stable, also with reverse=True, so ties stay in user
     # id order in both directions.
@@ -233,24 +214,26 @@ class SnapshotOrders:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._rows: list[Row] | None = None
-        self._orders: dict[tuple[str, bool], list[Row]] = {}
+        self._orders: dict[tuple[str, bool, SynapseEngine], list[Row]] = {}
 
-    def ordered(self, snapshot: Snapshot, query: MediaQuery) -> list[Row] | None:
+    def ordered(self, snapshot: Snapshot, query: MediaQuery,
+                engine: SynapseEngine) -> list[Row] | None:
         with self._lock:
             if snapshot is not self._snapshot:
                 self._snapshot, self._rows, self._orders = snapshot, snapshot_rows(snapshot), {}
             if self._rows is None:
                 return None
-            key = (query.order_by, query.backwards)
+            key = (query.order_by, query.backwards, engine)
             if key not in self._orders:
                 self._orders[key] = in_order(self._rows, *key)
             return self._orders[key]
 
 
-def snapshot_page(ordered: list[Row], query: MediaQuery) -> tuple[list[Row], int]:
+def snapshot_page(ordered: list[Row], query: MediaQuery,
+                  engine: SynapseEngine) -> tuple[list[Row], int]:
     """The page of rows already in the query's order; a search keeps that order."""
     if query.search_term is not None:
-        user_id, display_name = (like(p) for p in query.patterns())
+        user_id, display_name = (like(p, engine) for p in query.patterns())
         ordered = [row for row in ordered if user_id(row[0]) or display_name(row[1])]
     return ordered[query.start:query.start + query.limit], len(ordered)
 
@@ -276,42 +259,57 @@ class DatabasePages:
     def __init__(self) -> None:
         self._built: dict[tuple[Any, ...], tuple[Subquery, Select[Any], Select[Any]]] = {}
 
-    def __call__(self, query: MediaQuery) -> Callable[[Connection, Mapping[str, Subquery]],
-                                                      tuple[list[Row], int]]:
+    def __call__(self, query: MediaQuery, engine: SynapseEngine,
+                 ) -> Callable[[Connection, Mapping[str, Subquery]], tuple[list[Row], int]]:
         def run(conn: Connection, relations: Mapping[str, Subquery]) -> tuple[list[Row], int]:
-            page, total = self._statements(relations["media"], conn.dialect.name, query)
+            page, total = self._statements(relations["media"], conn.dialect.name, engine, query)
             values: dict[str, Any] = {
                 "from_ts": query.from_ts, "until_ts": query.until_ts,
                 "limit": min(query.limit, SQL_INT_MAX), "offset": min(query.start, SQL_INT_MAX)}
             if query.search_term is not None:
-                # lower() folds only ASCII on SQLite and on the C locale Synapse requires of
-                # PostgreSQL; the backslash, an escape character there, stays a plain character.
                 values["user_pattern"], values["name_pattern"] = (
-                    p.lower().replace("\\", "\\\\") for p in query.patterns())
+                    like_pattern(p, engine) for p in query.patterns())
             rows = conn.execute(page, values).all()
             if rows:  # each row carries the number of rows before paging
                 return [row[:4] for row in rows], rows[0][4]
             return [], conn.execute(total, values).scalar_one()  # past the end, or limit=0
         return run
 
-    def _statements(self, media: Subquery, dialect: str,
+    def _statements(self, media: Subquery, dialect: str, engine: SynapseEngine,
                     query: MediaQuery) -> tuple[Select[Any], Select[Any]]:
-        shape = (dialect, query.search_term is not None, bool(query.from_ts),
+        shape = (dialect, engine, query.search_term is not None, bool(query.from_ts),
                  bool(query.until_ts), query.order_by, query.backwards)
         built = self._built.get(shape)
         if built is None or built[0] is not media:  # the relations are rebuilt on a refresh
-            built = self._built[shape] = (media, *_page_statements(media, dialect, *shape[1:]))
+            built = self._built[shape] = (media, *_page_statements(media, *shape))
         return built[1], built[2]
 
 
-def _page_statements(media: Subquery, dialect: str, searched: bool, since: bool, until: bool,
-                     order_by: str, backwards: bool) -> tuple[Select[Any], Select[Any]]:
+def like_pattern(pattern: str, engine: SynapseEngine) -> str:
+    """The pattern to bind to `matches`: on SQLite's rules in lower case, the backslash a plain
+    character there, doubled for the ESCAPE that other databases need; on PostgreSQL as it is."""
+    if engine.like_folds_ascii_case:
+        return pattern.lower().replace("\\", "\\\\")
+    return pattern
+
+
+def matches(text: ColumnElement[Any], pattern: str, engine: SynapseEngine) -> ColumnElement[bool]:
+    """Synapse's `text LIKE pattern`: on PostgreSQL that very SQL; on SQLite's rules, on SQLite
+    or on a copy of its database elsewhere, both sides in lower case (lower() folds only ASCII on
+    SQLite, and the pattern is ASCII) and the backslash escaped."""
+    if engine.like_folds_ascii_case:
+        return func.lower(text).like(bindparam(pattern), escape="\\")
+    return text.like(bindparam(pattern))
+
+
+def _page_statements(media: Subquery, dialect: str, engine: SynapseEngine, searched: bool,
+                     since: bool, until: bool, order_by: str,
+                     backwards: bool) -> tuple[Select[Any], Select[Any]]:
     """(the page with the count of all rows in each row, the count alone) for one shape."""
     filters = [media.c.user_id.is_not(None)]
     if searched:
-        filters.append(or_(
-            func.lower(media.c.user_id).like(bindparam("user_pattern"), escape="\\"),
-            func.lower(media.c.display_name).like(bindparam("name_pattern"), escape="\\")))
+        filters.append(or_(matches(media.c.user_id, "user_pattern", engine),
+                           matches(media.c.display_name, "name_pattern", engine)))
     if since:
         filters.append(media.c.created_ms >= bindparam("from_ts"))
     if until:
@@ -327,7 +325,8 @@ def _page_statements(media: Subquery, dialect: str, searched: bool, since: bool,
         key = bytewise(key, dialect)
     page = (select(users.c.user_id, users.c.displayname, users.c.media_count,
                    users.c.media_length, func.count().over().label("total"))
-            .order_by(order(case((users.c[order_by].is_(None), 0), else_=1)),
+            .order_by(order(case((users.c[order_by].is_(None), 0 if engine.null_sorts_first else 2),
+                                 else_=1)),
                       order(key), bytewise(users.c.user_id, dialect))
             .limit(bindparam("limit", type_=BigInteger))
             .offset(bindparam("offset", type_=BigInteger)))
@@ -351,18 +350,25 @@ def authorize(context: Context, request: Request) -> None:
                           if error.code == 403.1 else error.message) from None
 
 
+def homeserver_engine(context: Context) -> SynapseEngine:
+    if not isinstance(context.profile, SynapseProfile):
+        raise TypeError("the Synapse route needs the Synapse profile of the database it reads")
+    return context.profile.engine
+
+
 def routes(context: Context) -> dict[str, Handler]:
     orders = SnapshotOrders()
     pages = DatabasePages()
 
     def fetch(snapshot: Snapshot, query: MediaQuery) -> tuple[list[Row], int]:
-        rows = None if query.filtered_by_time else orders.ordered(snapshot, query)
+        engine = homeserver_engine(context)
+        rows = None if query.filtered_by_time else orders.ordered(snapshot, query, engine)
         if rows is not None:
-            return snapshot_page(rows, query)
+            return snapshot_page(rows, query, engine)
         if context.read is None:
             raise MatrixError(503, "M_UNKNOWN", "The database cannot be read from this API.")
         try:
-            return context.read(["media"], pages(query))
+            return context.read(["media"], pages(query, engine))
         except (DatabaseUnavailable, SQLAlchemyError) as error:
             log.warning("api_read_failed", route=MEDIA_STATISTICS, error=describe_error(error))
             raise MatrixError(503, "M_UNKNOWN",

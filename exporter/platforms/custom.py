@@ -8,7 +8,7 @@ names any canonical column a SELECT lacks.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, TextualSelect, column, text
+from sqlalchemy import Connection, TextClause, TextualSelect, column, text
 
 from exporter.platforms.base import Profile
 from exporter.relations import RELATIONS
@@ -23,7 +23,11 @@ class CustomProfile(Profile):
         return frozenset(self.database.relations)
 
     def relation(self, name: str, conn: Connection) -> TextualSelect:
-        # text() reads ':word' as a bind parameter, even inside a string literal; escaping
-        # every colon hands the SQL to the database exactly as written (casts like ::text too).
-        sql = self.database.relations[name].replace(":", "\\:")
-        return text(sql).columns(*(column(label) for label in RELATIONS[name]))
+        return verbatim(self.database.relations[name]).columns(
+            *(column(label) for label in RELATIONS[name]))
+
+
+def verbatim(sql: str) -> TextClause:
+    """SQL sent exactly as written: text() reads ':word' as a bind parameter, even inside a
+    string literal, so every colon is escaped (casts like ::text too)."""
+    return text(sql.replace(":", "\\:"))

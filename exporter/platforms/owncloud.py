@@ -29,6 +29,8 @@ from sqlalchemy import (
 from exporter.platforms.base import Profile, never_expires
 
 FOLDER_MIMETYPE = "httpd/unix-directory"
+# IUserBackend::getBackendName() of the backends ownCloud registers; other classes keep their name.
+BACKEND_NAMES = {"OC\\User\\Database": "Database", "OCA\\User_LDAP\\User_Proxy": "LDAP"}
 _SIZE_UNITS = {"b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3,
                "gb": 1024**3, "t": 1024**4, "tb": 1024**4, "p": 1024**5, "pb": 1024**5}
 
@@ -81,8 +83,8 @@ class OwnCloudProfile(Profile):
         admins = self.t("group_user", "gid", uid=String)
         status = case((accounts.c.state == 3, "deleted"), (accounts.c.state == 2, "disabled"),
                       (guests.c.userid.is_not(None), "guest"), else_="enabled")
-        backend = case((accounts.c.backend == "OC\\User\\Database", "Database"),
-                       (accounts.c.backend == "OCA\\User_LDAP\\User_Proxy", "LDAP"),
+        backend = case(*((accounts.c.backend == backend_class, name)
+                         for backend_class, name in BACKEND_NAMES.items()),
                        else_=accounts.c.backend)
         return (
             select(accounts.c.user_id.label("user_id"),
@@ -122,8 +124,10 @@ class OwnCloudProfile(Profile):
         ).where(share.c.share_type.in_(self.share_types))
 
     def home_storage(self, conn: Connection) -> Select:
-        """The app's CombinedUserMetrics join: each user's home storage and its 'files' folder."""
-        mounts = self.t("mounts", "storage_id", "mount_point", user_id=String)
+        """The app's CombinedUserMetrics join: each user's home storage and its 'files' folder.
+        listing_order is the home mount's id: the app has no ORDER BY, and SQLite hands its rows
+        back in that order."""
+        mounts = self.t("mounts", "id", "storage_id", "mount_point", user_id=String)
         storages = self.t("storages", "numeric_id", id=String)
         root = self._filecache().alias("files_root")
         counted = self._filecache().alias("counted")
@@ -135,14 +139,14 @@ class OwnCloudProfile(Profile):
                  .group_by(counted.c.storage).subquery("file_counts"))
         return (
             select(mounts.c.user_id.label("user_id"), root.c.size.label("used_bytes"),
-                   func.coalesce(files.c.files, 0).label("files"))
+                   func.coalesce(files.c.files, 0).label("files"),
+                   mounts.c.id.label("listing_order"))
             .select_from(mounts)
             .join(storages, storages.c.numeric_id == mounts.c.storage_id)
             .join(root, root.c.storage == storages.c.numeric_id)
             .outerjoin(files, files.c.storage == storages.c.numeric_id)
             .where(mounts.c.mount_point == literal("/") + mounts.c.user_id + literal("/"),
-                   storages.c.id.like(literal("%::") + mounts.c.user_id)
-                   | storages.c.id.like(literal("object::user:") + mounts.c.user_id),
+                   self._is_home_of(storages, mounts),
                    root.c.path == "files")
         )
 
@@ -168,10 +172,17 @@ class OwnCloudProfile(Profile):
                 .outerjoin(entries, entries.c.storage == storages.c.numeric_id))
 
     def storage_roots(self, conn: Connection) -> Select:
+        """The root folder of each user's home storage, once per mount of it by its owner (the
+        metrics app's QuotaMetrics join): files, versions, trash and thumbnails, but no
+        external, shared or federated storage."""
         cache = self._filecache()
-        return select(cache.c.size.label("used_bytes")).where(cache.c.parent == -1)
-
-    # --- shared pieces ---
+        storages = self.t("storages", "numeric_id", id=String)
+        mounts = self.t("mounts", "storage_id", user_id=String)
+        return (select(cache.c.size.label("used_bytes"))
+                .select_from(cache)
+                .join(storages, storages.c.numeric_id == cache.c.storage)
+                .join(mounts, mounts.c.storage_id == storages.c.numeric_id)
+                .where(cache.c.parent == -1, self._is_home_of(storages, mounts)))
 
     def apps(self, conn: Connection) -> Select:
         """Apps with an installed_version in oc_appconfig; enabled unless "enabled" is "no" or
@@ -188,6 +199,15 @@ class OwnCloudProfile(Profile):
                        case((func.coalesce(enabled.c.configvalue, "no") == "no", 0), else_=1)
                        .label("enabled"))
                 .outerjoin(enabled, enabled.c.appid == installed.c.appid))
+
+    # --- shared pieces ---
+
+    @staticmethod
+    def _is_home_of(storages: TableClause, mounts: TableClause) -> Any:
+        """The storage is the mount's user's home ('home::<uid>', 'object::user:<uid>'), matched
+        with LIKE as the app does: a '_' or '%' in a uid matches like a wildcard."""
+        return (storages.c.id.like(literal("%::") + mounts.c.user_id)
+                | storages.c.id.like(literal("object::user:") + mounts.c.user_id))
 
     def _filecache(self) -> TableClause:
         return self.t("filecache", "storage", "parent", "mimetype", path=String,

@@ -10,6 +10,7 @@ import http.client
 import io
 import json
 import socket
+import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -593,3 +594,30 @@ def test_hostile_headers_are_refused_without_a_traceback(base_url, head):
     assert b"Traceback" not in answer
     assert not any(line.startswith(b"X-Injected") for line in head_lines)
     assert request(base_url, "/api/v1/users?limit=1")[0] == 200  # still serving
+
+
+def test_custom_queries_are_in_the_snapshot_beside_the_collectors(nextcloud_now):
+    from exporter.daemon import application
+    from exporter.http import FailedAttempts
+
+    sql = "SELECT share_type, COUNT(*) AS nextcloud_shares FROM oc_share GROUP BY share_type"
+    config = make_config(f"sqlite:///{NEXTCLOUD_DB}", "nextcloud", custom_metrics=[{
+        "name": "shares", "sql": sql, "metrics": [{"name": "nextcloud_shares", "help": "Shares.",
+                                                   "labels": ["share_type"]}]}])
+    runner = Runner(config, clock=lambda: nextcloud_now)
+    runner.run_all()
+    server = HttpServer(application(runner, FailedAttempts()), "127.0.0.1", 0).start()
+    try:
+        body = get_json(f"http://127.0.0.1:{server.port}", "/api/v1/snapshot")
+        _, _, metrics = request(f"http://127.0.0.1:{server.port}", "/metrics")
+    finally:
+        server.stop()
+        runner.close()
+    assert body["collectors"]["sql:shares"]["state"] == "ok"
+    assert body["collectors"]["users"]["state"] == "ok"
+    with sqlite3.connect(f"file:{NEXTCLOUD_DB}?mode=ro", uri=True) as db:
+        expected = {str(t): n for t, n in db.execute(sql)}
+    shares = {s["labels"]["share_type"]: s["value"] for s in body["metrics"]["nextcloud_shares"]}
+    assert shares == expected
+    for share_type, count in shares.items():
+        assert f'nextcloud_shares{{share_type="{share_type}"}} {float(count)}' in metrics.decode()

@@ -15,11 +15,12 @@ import schemathesis
 
 from exporter import api
 from exporter.api.openapi import OPENAPI
+from exporter.daemon import application
 from exporter.http import App, Context, FailedAttempts
 from exporter.runner import Runner
 from exporter.server import HttpServer
 from tests.api.test_owncloud import hostile_db, owncloud_runner
-from tests.conftest import API_KEY, NEXTCLOUD_DB, make_config
+from tests.conftest import API_KEY, NEXTCLOUD_DB, OWNCLOUD_DB, make_config
 
 SCHEMA = schemathesis.openapi.from_dict(json.loads(json.dumps(OPENAPI)))
 OCS = "/ocs/v{}.php/apps/metrics/api/v1/metrics"
@@ -148,3 +149,22 @@ def test_the_owncloud_routes_elsewhere_answer_the_documented_404():
     finally:
         server.stop()
         nextcloud.close()
+
+
+@pytest.mark.parametrize("version", ["1.4.0", "legacy"])
+def test_both_app_shapes_on_the_real_fixture_are_documented(version, owncloud_now):
+    config = make_config(f"sqlite:///{OWNCLOUD_DB}", "owncloud",
+                         database={"metrics_app_version": version})
+    runner = Runner(config, clock=lambda: owncloud_now)
+    assert runner.run_all().failures == {}
+    server = HttpServer(application(runner, FailedAttempts()), "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        body = conforms(url, OCS.format(1), f"{ALL_FLAGS}&format=json",
+                        {"OC-MetricsApiKey": API_KEY}).json()
+        sessions = {type(entry["activeSessions"])
+                    for entry in body["ocs"]["data"]["userData"].values()}
+        assert sessions == ({list} if version == "legacy" else {int})
+    finally:
+        server.stop()
+        runner.close()

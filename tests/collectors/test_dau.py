@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from exporter.runner import Runner
-from tests.conftest import NEXTCLOUD, NEXTCLOUD_DB, SYNAPSE, fixture_copy, make_config, read_json
+from tests.conftest import NEXTCLOUD, NEXTCLOUD_DB, make_config, read_json
+from tests.synapse_fixtures import POSTGRESQL_HOMESERVER, SQLITE_HOMESERVER, Setup
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York"]
 
@@ -134,18 +135,21 @@ def test_two_exporters_sharing_a_postgresql_history_store_keep_identical_rows(
         runner.close()
 
 
-def test_synapse_daily_visits_give_exact_past_utc_days(tmp_path):
+@pytest.mark.parametrize("setup", [Setup(SQLITE_HOMESERVER, "sqlite"),
+                                   Setup(POSTGRESQL_HOMESERVER, "postgresql")],
+                         ids=lambda s: s.id)
+def test_synapse_daily_visits_give_exact_past_utc_days(request, tmp_path, setup):
     """Synapse keeps one user_daily_visits row per user, device and UTC day: every day within the
-    backfill is recorded exactly, not only the days the exporter ran."""
-    database = fixture_copy(SYNAPSE / "homeserver.db")
-    now = read_json(SYNAPSE / "phone_home_stats.json")["now_ms"] / 1000
-    config = make_config(f"sqlite:///{database}", "synapse",
+    backfill is recorded exactly, not only the days the exporter ran (on SQLite and on
+    PostgreSQL)."""
+    now = setup.homeserver.now_ms / 1000
+    config = make_config(setup.url(request, "synapse_dau"), "synapse",
                          history={"url": f"sqlite:///{tmp_path / 'h.db'}"},
                          collectors={"dau": {"backfill_days": 400}})
     runner = Runner(config, clock=lambda: now)
     assert runner.run("dau").collectors["dau"].state == "ok"
     expected: dict[str, set[str]] = {}
-    for row in read_json(SYNAPSE / "db_tables.json")["rows"]["user_daily_visits"]:
+    for row in setup.homeserver.rows["user_daily_visits"]:
         day = datetime.fromtimestamp(row["timestamp"] / 1000, UTC).date().isoformat()
         expected.setdefault(day, set()).add(row["user_id"])
     recorded = daily(runner, "UTC", date(2000, 1, 1))

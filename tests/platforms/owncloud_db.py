@@ -1,6 +1,6 @@
 """A deterministic ownCloud 10 database (SQLite) for testing the metrics-app definitions.
 
-Schema: /work/shared/research/owncloud_nextcloud.md section 2 (ownCloud 10 DDL, SQLite form).
+Schema: the real ownCloud 10.15.2 schema (tests/fixtures/owncloud/schema.sql).
 Data: 40 hand-designed user profiles per ``scale`` unit, built around ``OWNCLOUD_NOW`` so
 every edge case of section 1 (metrics app) is present.  No clock, no unseeded randomness:
 two builds with the same arguments are byte-for-byte identical in content.
@@ -36,6 +36,7 @@ import random
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 OWNCLOUD_NOW = 1795424683  # the "as of" instant all timestamps are built around
@@ -54,146 +55,10 @@ LDAP = "OCA\\User_LDAP\\User_Proxy"
 
 LONG_UID = "maximilian.von-habsburg-lothringen@research.institute.example"
 
-# --------------------------------------------------------------------------- schema (section 2)
+# --------------------------------------------------------------------------- schema
 
-_DDL = """
-CREATE TABLE {p}accounts (
-  id            INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-  email         VARCHAR(255) DEFAULT NULL,
-  user_id       VARCHAR(255) NOT NULL,
-  lower_user_id VARCHAR(255) NOT NULL,
-  display_name  VARCHAR(255) DEFAULT NULL,
-  quota         VARCHAR(32)  DEFAULT NULL,
-  last_login    INTEGER DEFAULT 0 NOT NULL,
-  backend       VARCHAR(64)  NOT NULL,
-  home          VARCHAR(1024) NOT NULL,
-  state         SMALLINT DEFAULT 0 NOT NULL,
-  creation_time INTEGER DEFAULT 0 NOT NULL
-);
-CREATE UNIQUE INDEX UNIQ_accounts_user_id ON {p}accounts (user_id);
-CREATE UNIQUE INDEX lower_user_id_index ON {p}accounts (lower_user_id);
-CREATE INDEX display_name_index ON {p}accounts (display_name);
-CREATE INDEX email_index ON {p}accounts (email);
-
-CREATE TABLE {p}account_terms (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-  account_id BIGINT NOT NULL, term VARCHAR(191) NOT NULL);
-CREATE INDEX account_id_index ON {p}account_terms (account_id);
-CREATE INDEX term_index ON {p}account_terms (term);
-
-CREATE TABLE {p}users (
-  uid         VARCHAR(64)  DEFAULT '' NOT NULL PRIMARY KEY,
-  displayname VARCHAR(64)  DEFAULT '',
-  password    VARCHAR(255) DEFAULT '' NOT NULL
-);
-
-CREATE TABLE {p}preferences (
-  userid      VARCHAR(64) DEFAULT '' NOT NULL,
-  appid       VARCHAR(32) DEFAULT '' NOT NULL,
-  configkey   VARCHAR(64) DEFAULT '' NOT NULL,
-  configvalue CLOB DEFAULT NULL,
-  PRIMARY KEY (userid, appid, configkey)
-);
-
-CREATE TABLE {p}appconfig (appid VARCHAR(32) DEFAULT '' NOT NULL,
-  configkey VARCHAR(64) DEFAULT '' NOT NULL,
-  configvalue CLOB DEFAULT NULL, PRIMARY KEY (appid, configkey));
-
-CREATE TABLE {p}authtoken (
-  id            INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-  uid           VARCHAR(64)  DEFAULT '' NOT NULL,
-  login_name    VARCHAR(255) DEFAULT '' NOT NULL,
-  password      CLOB DEFAULT NULL,
-  name          CLOB DEFAULT '' NOT NULL,
-  token         VARCHAR(200) DEFAULT '' NOT NULL,
-  type          SMALLINT DEFAULT 0 NOT NULL,
-  last_activity INTEGER DEFAULT 0 NOT NULL,
-  last_check    INTEGER DEFAULT 0 NOT NULL
-);
-CREATE UNIQUE INDEX authtoken_token_index ON {p}authtoken (token);
-CREATE INDEX authtoken_last_activity_index ON {p}authtoken (last_activity);
-
-CREATE TABLE {p}share (
-  id            INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-  share_type    SMALLINT DEFAULT 0 NOT NULL,
-  share_with    VARCHAR(255) DEFAULT NULL,
-  uid_owner     VARCHAR(64) DEFAULT '' NOT NULL,
-  uid_initiator VARCHAR(64) DEFAULT NULL,
-  parent        INTEGER DEFAULT NULL,
-  item_type     VARCHAR(64) DEFAULT '' NOT NULL,
-  item_source   VARCHAR(255) DEFAULT NULL,
-  item_target   VARCHAR(255) DEFAULT NULL,
-  file_source   BIGINT DEFAULT NULL,
-  file_target   VARCHAR(512) DEFAULT NULL,
-  permissions   SMALLINT DEFAULT 0 NOT NULL,
-  stime         BIGINT DEFAULT 0 NOT NULL,
-  accepted      SMALLINT DEFAULT 0 NOT NULL,
-  expiration    DATETIME DEFAULT NULL,
-  token         VARCHAR(32) DEFAULT NULL,
-  mail_send     SMALLINT DEFAULT 0 NOT NULL,
-  share_name    VARCHAR(64) DEFAULT NULL,
-  attributes    CLOB DEFAULT NULL
-);
-CREATE INDEX item_share_type_index ON {p}share (item_type, share_type);
-CREATE INDEX file_source_index ON {p}share (file_source);
-CREATE INDEX token_index ON {p}share (token);
-CREATE INDEX share_with_index ON {p}share (share_with);
-CREATE INDEX item_source_index ON {p}share (item_source);
-CREATE INDEX item_source_type_index ON {p}share (item_source, share_type, item_type);
-
-CREATE TABLE {p}storages (
-  id           VARCHAR(64) DEFAULT NULL,
-  numeric_id   INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-  available    INTEGER DEFAULT 1 NOT NULL,
-  last_checked INTEGER DEFAULT NULL
-);
-CREATE UNIQUE INDEX storages_id_index ON {p}storages (id);
-
-CREATE TABLE {p}mounts (
-  id          INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-  storage_id  INTEGER NOT NULL,
-  root_id     BIGINT NOT NULL,
-  user_id     VARCHAR(64) NOT NULL,
-  mount_point VARCHAR(4000) NOT NULL
-);
-CREATE INDEX mounts_user_index ON {p}mounts (user_id);
-CREATE INDEX mounts_storage_index ON {p}mounts (storage_id);
-CREATE INDEX mounts_root_index ON {p}mounts (root_id);
-CREATE UNIQUE INDEX mounts_user_root_index ON {p}mounts (user_id, root_id);
-
-CREATE TABLE {p}mimetypes (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-  mimetype VARCHAR(255) DEFAULT '' NOT NULL);
-CREATE UNIQUE INDEX mimetype_id_index ON {p}mimetypes (mimetype);
-
-CREATE TABLE {p}filecache (
-  fileid           INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-  storage          INTEGER NOT NULL,
-  path             VARCHAR(4000) DEFAULT NULL,
-  path_hash        VARCHAR(32) NOT NULL,
-  parent           BIGINT NOT NULL,
-  name             VARCHAR(250) DEFAULT NULL,
-  mimetype         INTEGER NOT NULL,
-  mimepart         INTEGER NOT NULL,
-  size             BIGINT NOT NULL,
-  mtime            BIGINT NOT NULL,
-  storage_mtime    BIGINT NOT NULL,
-  encrypted        INTEGER DEFAULT 0 NOT NULL,
-  unencrypted_size BIGINT DEFAULT 0 NOT NULL,
-  etag             VARCHAR(40) DEFAULT NULL,
-  permissions      INTEGER DEFAULT 0,
-  checksum         VARCHAR(255) DEFAULT NULL
-);
-CREATE UNIQUE INDEX fs_storage_path_hash ON {p}filecache (storage, path_hash);
-CREATE INDEX fs_parent_name_hash ON {p}filecache (parent, name);
-CREATE INDEX fs_storage_mimetype ON {p}filecache (storage, mimetype);
-CREATE INDEX fs_storage_mimepart ON {p}filecache (storage, mimepart);
-CREATE INDEX fs_storage_size ON {p}filecache (storage, size, fileid);
-CREATE INDEX fs_parent_storage_size ON {p}filecache (parent, storage, size);
-
-CREATE TABLE {p}groups (gid VARCHAR(64) DEFAULT '' NOT NULL PRIMARY KEY);
-CREATE TABLE {p}group_user (gid VARCHAR(64) DEFAULT '' NOT NULL,
-  uid VARCHAR(64) DEFAULT '' NOT NULL, PRIMARY KEY (gid, uid));
-CREATE INDEX gu_uid_index ON {p}group_user (uid);
-"""
+# The real ownCloud 10.15.2 schema, as that server created it.
+SCHEMA = Path(__file__).resolve().parent.parent / "fixtures" / "owncloud" / "schema.sql"
 
 TABLES = (
     "accounts",
@@ -212,10 +77,10 @@ TABLES = (
 )
 
 
-def owncloud_ddl(prefix: str = "oc_") -> list[str]:
-    """The CREATE statements of section 2 with the given table prefix (index names unchanged,
-    so only one prefix per SQLite file)."""
-    return [s.strip() for s in _DDL.format(p=prefix).split(";") if s.strip()]
+def owncloud_ddl() -> str:
+    """The real schema as one script (SQLite makes sqlite_sequence itself)."""
+    return "\n".join(line for line in SCHEMA.read_text().splitlines()
+                     if not line.startswith("CREATE TABLE sqlite_sequence"))
 
 
 # --------------------------------------------------------------------------- mimetypes
@@ -258,12 +123,10 @@ _EXT_MIME = {
 }
 
 
-def mimetype_ids(directory_mimetype_id: int = 2) -> dict[str, int]:
-    """mimetype -> id; 'httpd/unix-directory' gets ``directory_mimetype_id``."""
-    if not 1 <= directory_mimetype_id <= len(_FILE_MIMETYPES) + 1:
-        raise ValueError(f"directory_mimetype_id must be in 1..{len(_FILE_MIMETYPES) + 1}")
+def mimetype_ids() -> dict[str, int]:
+    """mimetype -> id, 'httpd/unix-directory' = 2 as on a default install."""
     order = list(_FILE_MIMETYPES)
-    order.insert(directory_mimetype_id - 1, DIR_MIMETYPE)
+    order.insert(1, DIR_MIMETYPE)
     return {m: i for i, m in enumerate(order, start=1)}
 
 
@@ -866,12 +729,12 @@ class _State:
 
 
 def owncloud_rows(
-    *, scale: int = 1, directory_mimetype_id: int = 2
+    *, scale: int = 1
 ) -> dict[str, list[dict[str, Any]]]:
     """All rows of the test database, table name (without prefix) -> rows in insert order."""
     if scale < 1:
         raise ValueError("scale must be >= 1")
-    st = _State(mime=mimetype_ids(directory_mimetype_id))
+    st = _State(mime=mimetype_ids())
     for mimetype, mid in sorted(st.mime.items(), key=lambda kv: kv[1]):
         st.add("mimetypes", id=mid, mimetype=mimetype)
     st.add("appconfig", appid="files", configkey="default_quota", configvalue=APP_DEFAULT_QUOTA)
@@ -1107,27 +970,21 @@ def _shares(st: _State, scale: int) -> None:
                     )
 
 
-def build_owncloud_db(
-    path: str, *, prefix: str = "oc_", scale: int = 1, directory_mimetype_id: int = 2
-) -> None:
-    """Create the ownCloud 10 schema (section 2) at ``path`` and fill it deterministically.
-
-    ``directory_mimetype_id`` moves 'httpd/unix-directory' away from the default id 2, so a
-    test can check that an exporter resolves the folder mimetype by name.
-    """
-    rows = owncloud_rows(scale=scale, directory_mimetype_id=directory_mimetype_id)
+def build_owncloud_db(path: str, *, scale: int = 1) -> None:
+    """Create the real ownCloud 10 schema at ``path`` and fill it deterministically;
+    ``scale`` copies of the user profiles (the real fixture has 26 users)."""
+    rows = owncloud_rows(scale=scale)
     con = sqlite3.connect(path)
     try:
+        con.executescript(owncloud_ddl())
         with con:
-            for stmt in owncloud_ddl(prefix):
-                con.execute(stmt)
             for table in TABLES:
                 data = rows.get(table, [])
                 if not data:
                     continue
                 cols = list(data[0])
                 con.executemany(
-                    f"INSERT INTO {prefix}{table} ({', '.join(cols)}) "
+                    f"INSERT INTO oc_{table} ({', '.join(cols)}) "
                     f"VALUES ({', '.join(':' + c for c in cols)})",
                     data,
                 )

@@ -2,9 +2,10 @@
 
 An independent transcription of /work/shared/research/owncloud_nextcloud.md section 1 (§1.4
 system numbers, §1.5 CombinedUserMetrics + UserDataMetrics post-processing, §1.6 CSV, §1.7),
-cross-checked against the app sources where the research quotes them.  The exporter is
-compared with these functions, so quirks are reproduced on purpose; each quirk carries a
-comment naming its section.
+cross-checked against the app sources where the research quotes them, and against the real
+app 1.4.0 on its own database (tests/platforms/test_owncloud_reference.py).  The exporter is
+compared with these functions where only the hand-built database has the case, so quirks are
+reproduced on purpose; each quirk carries a comment naming its section.
 
 ``conn`` may be a ``sqlite3.Connection`` or a SQLAlchemy ``Connection``.  The app's SQL is
 written with ``||`` (SQLite/PostgreSQL); on a MySQL/MariaDB SQLAlchemy connection ``CONCAT()``
@@ -52,9 +53,8 @@ USERS_CSV_HEADER: tuple[str, ...] = (
     "sharesLink",
     "sharesGuest",
     "sharesFederated",
+    "userBackend",  # 1.4.0: getUserBackend(), the last getter
 )
-# §1.6: newest serializer also has getUserBackend(); position unverified, assumed last
-USERS_CSV_BACKEND_COLUMN = "userBackend"
 # §1.6 system CSV header
 SYSTEM_CSV_HEADER: tuple[str, ...] = (
     "freeStorage",
@@ -168,24 +168,43 @@ def total_files_count(
     return int(_scalar(conn, sql))
 
 
-def used_space(conn: Any, *, prefix: str = "oc_") -> int:
-    """QuotaMetrics::getUsedSpace (§1.4): root entries of ALL storages, size > 0 only."""
+def _home_storage_sum(conn: Any, prefix: str, where: str) -> int:
+    """QuotaMetrics (1.4.0): SUM(f.size) over the file cache rows of users' home storages, each
+    joined with the mounts of its user (st.id LIKE '%::'||uid or 'object::user:'||uid)."""
+    p = prefix
+    fs_pattern = _concat(conn, "'%::'", "mt.user_id")
+    obj_pattern = _concat(conn, "'object::user:'", "mt.user_id")
     total = _scalar(
         conn,
-        f"SELECT SUM(size) AS total_size FROM {prefix}filecache WHERE parent = -1 AND size > 0",
+        f"SELECT SUM(f.size) AS totalSize FROM {p}filecache f "
+        f"INNER JOIN {p}storages st ON f.storage = st.numeric_id "
+        f"INNER JOIN {p}mounts mt ON mt.storage_id = st.numeric_id "
+        f"WHERE {where} AND (st.id LIKE {fs_pattern} OR st.id LIKE {obj_pattern})",
     )
     return int(total or 0)  # (int) of NULL is 0
+
+
+def used_space(conn: Any, *, prefix: str = "oc_") -> int:
+    """QuotaMetrics::getUsedTotalSpace: the root entries (size > 0) of users' home storages."""
+    return _home_storage_sum(conn, prefix, "f.parent = -1 AND f.size > 0")
+
+
+def used_quota_space(conn: Any, *, prefix: str = "oc_") -> int:
+    """QuotaMetrics::getUsedQuotaSpace: the files (literal mimetype <> 2) under files/."""
+    return _home_storage_sum(conn, prefix, "f.path LIKE 'files/%' AND f.mimetype <> 2")
 
 
 def storage_totals(
     conn: Any, free_bytes: int, *, prefix: str = "oc_", available_storage: int | None = None
 ) -> dict[str, int]:
-    """files.storage {free,total,used,relative} (§1.4)."""
+    """files.storage in 1.4.0's key order (§1.4)."""
     used = used_space(conn, prefix=prefix)
+    used_quota = used_quota_space(conn, prefix=prefix)
     # §1.4: objectstore availableStorage overrides statvfs; free = availableStorage - used
     free = free_bytes if available_storage is None else available_storage - used
     free = max(free, 0)  # §1.4: negative (SPACE_UNKNOWN etc.) clamped to 0
-    return {"free": free, "total": free + used, "used": used, "relative": 0}  # §1.4 relative 0
+    return {"used": used, "usedQuota": used_quota, "usedOther": used - used_quota,
+            "total": free + used, "free": free, "relative": 0}  # §1.4 relative 0
 
 
 def share_counts(conn: Any, *, prefix: str = "oc_") -> dict[str, int]:
@@ -440,15 +459,14 @@ def users_csv_rows(
     free_bytes: int,
     *,
     prefix: str = "oc_",
-    with_backend_column: bool = False,
     available_storage: int | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of the users CSV (§1.6), sorted by userId (the app's order is unspecified).
 
     Values straight from SQL: sharesUser is the raw type-0 count and sharesGuest the type-4
-    count (§1.6).  ``with_backend_column`` appends the raw backend class as 'userBackend'.
+    count (§1.6), and 1.4.0's last column userBackend the raw backend class.
     """
-    header = USERS_CSV_HEADER + ((USERS_CSV_BACKEND_COLUMN,) if with_backend_column else ())
+    header = USERS_CSV_HEADER
     rows = combined_user_metrics(
         conn, free_bytes, prefix=prefix, available_storage=available_storage
     )
@@ -492,8 +510,8 @@ def system_csv_row(
 
 def _fputcsv_field(value: Any) -> str:
     s = "" if value is None else str(value)
-    # PHP fputcsv encloses fields containing , " \ \n \r \t or a space
-    if any(c in s for c in ',"\\\n\r\t '):
+    # PHP fputcsv without an escape character encloses fields with , " \n \r \t or a space
+    if any(c in s for c in ',"\n\r\t '):
         return '"' + s.replace('"', '""') + '"'
     return s
 

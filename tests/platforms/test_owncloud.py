@@ -1,132 +1,126 @@
-"""On an ownCloud 10 database (its real DDL, realistic data with every edge case), the exporter's
-numbers equal the ownCloud metrics app's, field by field, on SQLite, PostgreSQL and MariaDB.
-The expected values come from tests/platforms/owncloud_reference.py, which runs the app's own
-SQL and PHP post-processing."""
+"""On the real ownCloud 10.15.2 database (tests/fixtures/owncloud), what /metrics serves equals
+the numbers of ownCloud's own metrics app 1.4.0 and occ, as of the metrics call, on SQLite,
+PostgreSQL and MariaDB: users by status (guests included), active in 14 days, concurrent,
+shares by type, files and storage. The drop-in routes' per-user answer is checked in
+tests/api/test_owncloud.py."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
+from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition import snapshot_json
+from exporter.http import App, Context
 from exporter.runner import Runner
-from tests.conftest import BACKENDS, make_config
-from tests.platforms.owncloud_db import OWNCLOUD_NOW, build_owncloud_db
-from tests.platforms.owncloud_reference import system_metrics, user_data, users_csv_rows
+from exporter.server import HttpServer
+from tests.api.test_owncloud import fetch
+from tests.conftest import OWNCLOUD, OWNCLOUD_DB, make_config, read_json
 
-CAPACITY = 2 * 1024**4  # object storage capacity: free = capacity - used, as the app computes it
+APP = read_json(OWNCLOUD / "metrics_api.json")["ocs"]["data"]
+STORAGE = APP["files"]["storage"]
+OCC_USERS = read_json(OWNCLOUD / "occ_user_list.json")
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def owncloud_url(request, tmp_path_factory, server_database) -> str:
-    path = tmp_path_factory.mktemp("owncloud") / "owncloud.db"
-    build_owncloud_db(str(path))
-    if request.param == "sqlite":
-        return f"sqlite:///{path}"
-    return server_database(request.param, "owncloud", path)
+def scrape(url: str, now: float, **database: Any) -> dict[str, dict[tuple[str, ...], float]]:
+    """/metrics over a real socket after one refresh as of `now`: each sample by name and
+    label values."""
+    runner = Runner(make_config(url, "owncloud", database=database), clock=lambda: now)
+    try:
+        assert runner.run_all().failures == {}
+        context = Context(lambda: runner.snapshot, runner.config.api_keys)
+        server = HttpServer(App(context, {}), "127.0.0.1", 0).start()
+        try:
+            status, _, body = fetch(f"http://127.0.0.1:{server.port}/metrics")
+        finally:
+            server.stop()
+    finally:
+        runner.close()
+    assert status == 200
+    samples: dict[str, dict[tuple[str, ...], float]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sample.labels.values())] = sample.value
+    return samples
 
 
 @pytest.fixture(scope="module")
-def reference(owncloud_url) -> dict[str, Any]:
-    engine = create_engine(owncloud_url)
-    with engine.connect() as conn:
-        answers = {
-            "system": system_metrics(conn, OWNCLOUD_NOW, 0, available_storage=CAPACITY),
-            "users": user_data(conn, 0, available_storage=CAPACITY),
-            "csv": {row["userId"]: row for row in users_csv_rows(conn, 0,
-                                                                 available_storage=CAPACITY)},
-        }
-    engine.dispose()
-    return answers
+def metrics(owncloud_url: str, owncloud_now: float) -> dict[str, dict[tuple[str, ...], float]]:
+    # Told the disk's total as the app saw it (free = capacity - used, as the app computes it).
+    return scrape(owncloud_url, owncloud_now, available_storage_bytes=STORAGE["total"])
 
 
-@pytest.fixture(scope="module")
-def ours(owncloud_url) -> dict[str, Any]:
-    config = make_config(owncloud_url, "owncloud",
-                         database={"available_storage_bytes": CAPACITY})
-    runner = Runner(config, clock=lambda: OWNCLOUD_NOW)
-    snapshot = runner.run_all()
-    runner.close()
-    assert snapshot.failures == {}
-    body = snapshot_json(snapshot, users=True)
-    return {"metrics": body["metrics"], "users": {row["user_id"]: row for row in body["users"]}}
+def one(metrics: dict[str, dict[tuple[str, ...], float]], name: str, *labels: str) -> float:
+    return metrics[name][labels]
 
 
-def test_user_counts_equal_the_metrics_app(ours, reference):
-    users, metrics = reference["system"]["users"], ours["metrics"]
-    assert sum(metrics["usage_users"].values()) == users["totalCount"]
-    assert metrics["usage_users_active"]["14d"] == users["activeUsersCount"]
-    assert metrics["usage_users_concurrent"] == users["concurrentUsersCount"]
+def test_users_by_status_sum_to_the_apps_total_and_match_occ(metrics):
+    by_status = {labels[0]: value for labels, value in metrics["usage_users"].items()}
+    assert sum(by_status.values()) == APP["users"]["totalCount"]
+    report = (OWNCLOUD / "occ_user_report.txt").read_text()
+    guests = int(re.search(r"\| guest users\s*\| (\d+)", report).group(1))
+    disabled = sum(not user["enabled"] for user in OCC_USERS.values())
+    assert (by_status["guest"], by_status["disabled"]) == (guests, disabled)
+    assert by_status["enabled"] == len(OCC_USERS) - guests - disabled
 
 
-def test_file_and_storage_numbers_equal_the_metrics_app(ours, reference):
-    files, metrics = reference["system"]["files"], ours["metrics"]
-    assert metrics["usage_files"] == files["totalFilesCount"]
-    assert metrics["usage_storage_used_bytes"] == files["storage"]["used"]
-    assert metrics["usage_storage_free_bytes"] == files["storage"]["free"]
-    assert metrics["usage_storage_total_bytes"] == files["storage"]["total"]
+def test_active_and_concurrent_users_equal_the_app(metrics):
+    assert one(metrics, "usage_users_active", "14d") == APP["users"]["activeUsersCount"]
+    assert one(metrics, "usage_users_concurrent") == APP["users"]["concurrentUsersCount"]
 
 
-def test_share_counts_equal_the_metrics_app(ours, reference):
-    shares, ours_by_type = reference["system"]["shares"], ours["metrics"]["usage_shares"]
-    assert ours_by_type["user"] == shares["userShareCount"]
-    assert ours_by_type["group"] == shares["groupShareCount"]
-    assert ours_by_type["link"] == shares["linkShareCount"]
-    assert ours_by_type["guest"] == shares["guestShareCount"]
-    assert ours_by_type["federated"] == shares["federatedShareCount"]
+def test_shares_by_type_equal_the_app(metrics):
+    for kind in ("user", "group", "link", "guest", "federated"):
+        assert one(metrics, "usage_shares", kind) == APP["shares"][f"{kind}ShareCount"], kind
 
 
-def test_per_user_values_equal_user_data_field_by_field(ours, reference):
-    system_total = reference["system"]["files"]["storage"]["total"]
-    for uid, expected in reference["users"].items():
-        row = ours["users"][uid]
-        suffix = " (Guest)" if row["status"] == "guest" else ""
-        assert row["backend"] + suffix == expected["backend"], uid
-        assert row["display_name"] == expected["displayName"], uid
-        assert row["files"] == expected["files"]["totalFiles"], uid
-        assert row["used_bytes"] == expected["quota"]["used"], uid
-        # 'none' is unlimited for us; the app shows the system total instead.
-        quota = system_total if row["quota_bytes"] is None else row["quota_bytes"]
-        assert quota == expected["quota"]["total"], uid
-        assert (row["sessions"] or 0) == expected["activeSessions"], uid
-        assert (row["last_login"] or 0) == expected["lastLogin"], uid
-        shares = expected["shares"]
-        assert (row["shares_group"] or 0) == shares["groupShareCount"], uid
-        assert (row["shares_link"] or 0) == shares["linkShareCount"], uid
-        assert (row["shares_federated"] or 0) == shares["federatedShareCount"], uid
-        # The users CSV's sharesUser is every type-0 share, to guests or not.
-        assert (row["shares_user"] or 0) + (row["shares_guest"] or 0) == \
-            reference["csv"][uid]["sharesUser"], uid
+def test_files_and_storage_equal_the_app(metrics):
+    assert one(metrics, "usage_files") == APP["files"]["totalFilesCount"]
+    # The users' home storages only: a federated share's storage (150,000 bytes) is left out.
+    assert one(metrics, "usage_storage_used_bytes") == STORAGE["used"]
+    assert one(metrics, "usage_storage_files_bytes") == STORAGE["usedQuota"]
+    assert STORAGE["used"] - STORAGE["usedQuota"] == STORAGE["usedOther"]
+    assert one(metrics, "usage_storage_free_bytes") == STORAGE["free"]
+    assert one(metrics, "usage_storage_total_bytes") == STORAGE["total"]
 
 
-def test_users_missing_from_user_data_have_no_home_storage_row(ours, reference):
-    """The app leaves out users without a matched home storage; so does our home_storage."""
-    missing = set(ours["users"]) - set(reference["users"])
-    assert missing
-    assert all(ours["users"][uid]["used_bytes"] is None for uid in missing)
+def test_free_space_is_left_out_when_the_disk_is_unknown(owncloud_now):
+    metrics = scrape(f"sqlite:///{OWNCLOUD_DB}", owncloud_now)
+    assert "usage_storage_free_bytes" not in metrics
+    assert one(metrics, "usage_storage_used_bytes") == STORAGE["used"]
 
 
-def test_the_folder_mimetype_is_found_by_name_not_assumed_to_be_2(tmp_path):
-    path = tmp_path / "moved.db"
-    build_owncloud_db(str(path), directory_mimetype_id=7)
-    runner = Runner(make_config(f"sqlite:///{path}", "owncloud"), clock=lambda: OWNCLOUD_NOW)
-    metrics = snapshot_json(runner.run_all())["metrics"]
-    runner.close()
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.connect() as conn:
-        expected = system_metrics(conn, OWNCLOUD_NOW, 0)["files"]["totalFilesCount"]
-    assert metrics["usage_files"] == expected
+@pytest.fixture
+def db_copy(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "owncloud.db"
+    shutil.copyfile(OWNCLOUD_DB, path)
+    yield path
 
 
-def test_a_custom_table_prefix(tmp_path):
-    path = Path(tmp_path / "prefixed.db")
-    build_owncloud_db(str(path), prefix="owncloud_")
-    config = make_config(f"sqlite:///{path}", "owncloud", database={"table_prefix": "owncloud_"})
-    runner = Runner(config, clock=lambda: OWNCLOUD_NOW)
-    runner.preflight()
-    snapshot = runner.run_all()
-    runner.close()
-    assert snapshot.ready and snapshot.failures == {}
+def test_the_folder_mimetype_is_found_by_name_not_assumed_to_be_2(db_copy, owncloud_now):
+    db = sqlite3.connect(db_copy)
+    with db:
+        moved = db.execute("SELECT MAX(id) + 1 FROM oc_mimetypes").fetchone()[0]
+        db.execute("UPDATE oc_mimetypes SET id = ? WHERE mimetype = 'httpd/unix-directory'",
+                   (moved,))
+        db.execute("UPDATE oc_filecache SET mimetype = ? WHERE mimetype = 2", (moved,))
+    db.close()
+    metrics = scrape(f"sqlite:///{db_copy}", owncloud_now)
+    assert one(metrics, "usage_files") == APP["files"]["totalFilesCount"]
+
+
+def test_a_custom_table_prefix(db_copy, owncloud_now):
+    db = sqlite3.connect(db_copy)
+    with db:
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                  "AND name LIKE 'oc\\_%' ESCAPE '\\'").fetchall():
+            db.execute(f'ALTER TABLE "{name}" RENAME TO "owncloud_{name[3:]}"')
+    db.close()
+    metrics = scrape(f"sqlite:///{db_copy}", owncloud_now, table_prefix="owncloud_")
+    assert sum(metrics["usage_users"].values()) == APP["users"]["totalCount"]
+    assert one(metrics, "usage_storage_used_bytes") == STORAGE["used"]

@@ -1,8 +1,11 @@
-"""The ownCloud test database is consistent and the reference answers hold up when
+"""The reference (our transcription of the metrics app's SQL) reproduces the real app's answers
+on the real ownCloud fixture, which makes it the oracle for the edge cases only the hand-built
+test database has; that database is consistent, and the reference answers hold up when
 recomputed a second way (plain Python over the rows)."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -12,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
+from tests.conftest import OWNCLOUD, OWNCLOUD_DB, read_json
 from tests.platforms import owncloud_reference as ref
 from tests.platforms.owncloud_db import (
     APP_DEFAULT_QUOTA,
@@ -57,16 +61,40 @@ def dir_id(conn: sqlite3.Connection) -> int:
     return q(conn, "SELECT id FROM oc_mimetypes WHERE mimetype='httpd/unix-directory'")[0][0]
 
 
+# --------------------------------------------------------------------------- the real app
+
+
+def test_the_reference_reproduces_the_real_app_on_its_own_database(owncloud_now) -> None:
+    app = read_json(OWNCLOUD / "metrics_api.json")["ocs"]["data"]
+    storage = app["files"]["storage"]
+    engine = create_engine(f"sqlite:///{OWNCLOUD_DB}")
+    try:
+        with engine.connect() as c:
+            capacity = {"available_storage": storage["total"]}
+            system = ref.system_metrics(c, int(owncloud_now), 0, **capacity)
+            users = ref.user_data(c, 0, **capacity)
+            rows = ref.users_csv_rows(c, 0, **capacity)
+    finally:
+        engine.dispose()
+    assert {**system, "userData": users} == app
+    downloaded = ref.parse_csv((OWNCLOUD / "metrics_download_users.csv").read_text())
+    by_user = {row["userId"]: row for row in downloaded}
+    unlimited = {uid for uid, entry in users.items() if entry["quota"]["total"] == storage["total"]}
+    assert len(rows) == len(downloaded)
+    for row in rows:  # the CSV's own disk total differs from the JSON's; the rest is equal
+        disk = ("quotaFree", "quotaTotal") if row["userId"] in unlimited else ()
+        assert {k: str(v) for k, v in row.items() if k not in disk} == \
+            {k: v for k, v in by_user[row["userId"]].items() if k not in disk}
+
+
 # --------------------------------------------------------------------------- builder
 
 
-def test_schema_and_prefix(tmp_path: Path) -> None:
-    path = _build(tmp_path, "x.db", prefix="owncloud_")
-    con = sqlite3.connect(path)
+def test_schema(db_path: Path) -> None:
+    con = sqlite3.connect(db_path)
     names = {r[0] for r in q(con, "SELECT name FROM sqlite_master WHERE type='table'")}
     con.close()
-    assert {f"owncloud_{t}" for t in TABLES} <= names
-    assert not any(n.startswith("oc_") for n in names)
+    assert {f"oc_{t}" for t in TABLES} <= names
 
 
 def test_deterministic(tmp_path: Path, db_path: Path) -> None:
@@ -257,33 +285,43 @@ def test_active_users_second_way(conn: sqlite3.Connection) -> None:
     assert ORPHAN_TOKEN_UID in tokens and ORPHAN_TOKEN_UID not in logins
 
 
+def _home_mounts(conn: sqlite3.Connection) -> list[int]:
+    """The storages mounted by the user they are the home of, once per such mount."""
+    sids = dict(q(conn, "SELECT numeric_id, id FROM oc_storages"))
+    return [storage for storage, uid in q(conn, "SELECT storage_id, user_id FROM oc_mounts")
+            if sids[storage].endswith(f"::{uid}") or sids[storage] == f"object::user:{uid}"]
+
+
 def _python_file_counts(conn: sqlite3.Connection, directory: int) -> tuple[int, Counter[int]]:
     """Files under 'files/' of home storages, with the app's join multiplicity."""
-    sids = dict(q(conn, "SELECT numeric_id, id FROM oc_storages"))
-    mounts = q(conn, "SELECT storage_id, user_id FROM oc_mounts")
     per_storage: Counter[int] = Counter()
     for storage, path, mimetype in q(conn, "SELECT storage, path, mimetype FROM oc_filecache"):
         if path.startswith("files/") and mimetype != directory:
             per_storage[storage] += 1
-    total = 0
-    for storage, uid in mounts:
-        sid = sids[storage]
-        if sid.endswith(f"::{uid}") or sid == f"object::user:{uid}":
-            total += per_storage[storage]
-    return total, per_storage
+    return sum(per_storage[storage] for storage in _home_mounts(conn)), per_storage
 
 
 def test_files_and_storage_second_way(conn: sqlite3.Connection) -> None:
     m = ref.system_metrics(conn, OWNCLOUD_NOW, FREE)
     total, _ = _python_file_counts(conn, dir_id(conn))
     assert m["files"]["totalFilesCount"] == total > 0
-    roots = [r[0] for r in q(conn, "SELECT size FROM oc_filecache WHERE parent = -1")]
-    used = sum(s for s in roots if s > 0)
-    assert -1 in roots and 0 in roots
+    roots = dict(q(conn, "SELECT storage, size FROM oc_filecache WHERE parent = -1"))
+    homes = _home_mounts(conn)
+    used = sum(roots[storage] for storage in homes if roots.get(storage, 0) > 0)
+    files = Counter()
+    for storage, path, mimetype, size in q(conn, "SELECT storage, path, mimetype, size "
+                                                 "FROM oc_filecache"):
+        if path.startswith("files/") and mimetype != 2:
+            files[storage] += size
+    used_quota = sum(files[storage] for storage in homes)
+    assert -1 in roots.values() and 0 in roots.values()
+    assert 0 < used < sum(size for size in roots.values() if size > 0)  # other storages left out
     assert m["files"]["storage"] == {
-        "free": FREE,
-        "total": FREE + used,
         "used": used,
+        "usedQuota": used_quota,
+        "usedOther": used - used_quota,
+        "total": FREE + used,
+        "free": FREE,
         "relative": 0,
     }
     # objectstore override and the negative clamp
@@ -315,22 +353,30 @@ def test_shares_second_way(conn: sqlite3.Connection) -> None:
     assert guest > 0 and by_type[2] > 0 and by_type[4] > 0 and by_type[7] > 0
 
 
-def test_directory_mimetype_resolved_by_name(tmp_path: Path, conn: sqlite3.Connection) -> None:
-    variant = sqlite3.connect(_build(tmp_path, "mime7.db", directory_mimetype_id=7))
-    assert dir_id(variant) == 7
-    default = ref.system_metrics(conn, OWNCLOUD_NOW, FREE)
-    moved = ref.system_metrics(variant, OWNCLOUD_NOW, FREE)
-    assert moved == default
-    assert ref.user_data(variant, FREE) == ref.user_data(conn, FREE)
-    # the app's literal 'mimetype <> 2' is right only on the default layout
+def test_directory_mimetype_resolved_by_name(tmp_path: Path, owncloud_now: float) -> None:
+    """On a copy of the real database with the folder mimetype moved off id 2, the reference
+    finds it by name; the app's own literal 2 (FilesMetrics, QuotaMetrics) miscounts."""
+    path = tmp_path / "moved.db"
+    shutil.copyfile(OWNCLOUD_DB, path)
+    variant = sqlite3.connect(path)
+    with variant:
+        moved = q(variant, "SELECT MAX(id) + 1 FROM oc_mimetypes")[0][0]
+        variant.execute("UPDATE oc_mimetypes SET id = ? WHERE id = 2", (moved,))
+        variant.execute("UPDATE oc_filecache SET mimetype = ? WHERE mimetype = 2", (moved,))
+    app = read_json(OWNCLOUD / "metrics_api.json")["ocs"]["data"]
+    now, total = int(owncloud_now), app["files"]["storage"]["total"]
+    metrics = ref.system_metrics(variant, now, 0, available_storage=total)
+    storage = metrics["files"].pop("storage")
+    assert metrics["files"]["totalFilesCount"] == app["files"]["totalFilesCount"]
+    quota_keys = ("usedQuota", "usedOther")
+    assert {k: v for k, v in storage.items() if k not in quota_keys} == \
+        {k: v for k, v in app["files"]["storage"].items() if k not in quota_keys}
+    assert ref.user_data(variant, 0, available_storage=total) == app["userData"]
+    # With the literal 2 folders count as files, and their sizes as used quota.
     literal = ref.total_files_count(variant, literal_directory_mimetype=True)
-    assert literal > default["files"]["totalFilesCount"]
-    assert (
-        ref.total_files_count(conn, literal_directory_mimetype=True)
-        == default["files"]["totalFilesCount"]
-    )
+    assert literal > app["files"]["totalFilesCount"]
+    assert storage["usedQuota"] > app["files"]["storage"]["usedQuota"]
     variant.close()
-
 
 def test_user_data_membership(conn: sqlite3.Connection) -> None:
     data = ref.user_data(conn, FREE)
@@ -429,7 +475,7 @@ def test_csv(conn: sqlite3.Connection) -> None:
     assert '"Anna Meyer"' in text  # fputcsv encloses fields with a space
     back = ref.parse_csv(text)
     assert [b["userDisplayName"] for b in back] == [r["userDisplayName"] for r in rows]
-    wide = ref.users_csv_rows(conn, FREE, with_backend_column=True)
+    wide = ref.users_csv_rows(conn, FREE)
     assert list(wide[0])[-1] == "userBackend" and wide[0]["userBackend"] in (DB, LDAP)
     sysrow = ref.system_csv_row(conn, OWNCLOUD_NOW, FREE)
     m = ref.system_metrics(conn, OWNCLOUD_NOW, FREE)
