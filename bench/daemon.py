@@ -19,7 +19,7 @@ from exporter.demo_data import build_demo_database
 from tests.servers import free_port, ready_daemon
 
 API_KEY = "bench-key-0123456789abcdef"
-COLLECTORS = ("users", "sessions", "shares", "storage", "dau")
+COLLECTORS = ("users", "sessions", "shares", "storage", "dau", "apps")
 
 
 def demo_database(directory: Path, users: int) -> Path:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
+from collectors.apps import AppsCollector
 from collectors.base import Collector
 from collectors.dau import DauCollector
+from collectors.events import EventsCollector
 from collectors.media import MediaCollector
 from collectors.messages import MessagesCollector
 from collectors.registrations import RegistrationsCollector
@@ -27,7 +29,8 @@ ENTRY_POINT_GROUP = "usage_exporter.collectors"
 BUILT_IN: tuple[type[Collector], ...] = (UsersCollector, SessionsCollector, SharesCollector,
                                          StorageCollector, DauCollector, MediaCollector,
                                          RegistrationsCollector, RetentionCollector,
-                                         RoomsCollector, MessagesCollector)
+                                         RoomsCollector, MessagesCollector, EventsCollector,
+                                         AppsCollector)
 
 
 def available() -> dict[str, type[Collector]]:

@@ -33,6 +33,14 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     # Exact past statuses: each change of a user's status and when it happened. A deletion is
     # status "deleted", and it outranks a change recorded at the same instant.
     "status_changes": ("user_id", "status", "changed_at"),
+    # Things that happened, of a platform-named kind (change, command, api_call, submission...),
+    # by a user (NULL = none) about a subject (a device, a form; NULL = none). at NULL = undated:
+    # counted in the total only, so a row per admin or form makes the total count them all.
+    "events": ("kind", "user_id", "subject", "at"),
+    # Installed apps (plug-ins) and their versions; enabled 1 or 0.
+    "apps": ("app_id", "version", "enabled"),
+    # Counts the platform keeps or one query gives, by name (switches, VLANs, a counter's value).
+    "totals": ("name", "value"),
     # How each account was registered: type native, guest or bridged (by an application service,
     # a bridge); created_at NULL = unknown.
     "registrations": ("type", "created_at"),

@@ -32,7 +32,7 @@ def runner(tmp_path):
         "users": {"interval": "1s", "timeout": "1s", "jitter": "0.01s"},
         "shares": {"interval": "1s", "timeout": "1s", "jitter": "0.01s"},
         "sessions": {"enabled": False}, "storage": {"enabled": False},
-        "dau": {"enabled": False}}))
+        "dau": {"enabled": False}, "apps": {"enabled": False}}))
     yield runner, copy
     runner.close()
 

@@ -100,6 +100,7 @@ def api_routes() -> list[str]:
 
 
 API_ROUTES = api_routes()
+OPENL2M = "/api/stats/"
 
 
 def with_names(source: Path, directory: Path, select_ids: str, update: str) -> Path:
@@ -150,10 +151,32 @@ def owncloud(tmp_path_factory) -> Iterator[Runner]:
 
 
 @pytest.fixture(scope="module")
-def urls(nextcloud, synapse, owncloud) -> Iterator[dict[str, str]]:
+def events(tmp_path_factory) -> Iterator[Runner]:
+    """A custom platform with events and totals, HOSTILE_NAMES as their kinds, users and names
+    (what /api/stats/ reads)."""
+    db = tmp_path_factory.mktemp("events") / "events.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE log (kind TEXT, who TEXT, happened REAL)")
+        conn.executemany("INSERT INTO log VALUES (?, ?, ?)",
+                         [(kind, name, SYNAPSE_NOW - 60 * n)
+                          for n, name in enumerate(HOSTILE_NAMES)
+                          for kind in ("change", "login", name)])
+    relations = {"events": "SELECT kind, who AS user_id, NULL AS subject, happened AS at "
+                           "FROM log",
+                 "totals": "SELECT who AS name, count(*) AS value FROM log GROUP BY who"}
+    runner = Runner(make_config(f"sqlite:///{db}", "custom", database={"relations": relations}),
+                    clock=lambda: SYNAPSE_NOW)
+    assert runner.run_all().failures == {}
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="module")
+def urls(nextcloud, synapse, owncloud, events) -> Iterator[dict[str, str]]:
     """A server per platform, without a rate limit."""
     servers = {name: serve(runner) for name, runner in
-               (("nextcloud", nextcloud), ("synapse", synapse), ("owncloud", owncloud))}
+               (("nextcloud", nextcloud), ("synapse", synapse), ("owncloud", owncloud),
+                ("events", events))}
     yield {name: url for name, (_, url) in servers.items()}
     for server, _ in servers.values():
         server.stop()
@@ -194,6 +217,10 @@ def assert_refused(path: str, platform: str, status: int, headers: dict[str, str
         error = json.loads(body)
         assert status == 401 and set(error) == {"message", "detail"}
         assert error["message"] == SIGNED_OUT
+    elif path == OPENL2M:
+        assert status == 401 and headers["WWW-Authenticate"] == "Token"
+        assert json.loads(body) in ({"detail": "Authentication credentials were not provided."},
+                                    {"detail": "Invalid token."}), body
     elif platform != "owncloud":
         assert (status, json.loads(body)["code"]) == (404, 404.1), path
     elif path.startswith("/ocs/"):
@@ -208,11 +235,13 @@ def assert_refused(path: str, platform: str, status: int, headers: dict[str, str
 def identities(runner: Runner) -> set[str]:
     """Strings only data would contain: user ids and display names of 6 characters or more."""
     rows = snapshot_json(runner.snapshot, users=True)["users"]
+    if not rows:  # a platform of events only: its names are the secrets
+        return {name for name in HOSTILE_NAMES if len(name) >= 6}
     return {value for row in rows for value in (row["user_id"], row.get("display_name"))
             if isinstance(value, str) and len(value) >= 6}
 
 
-@pytest.mark.parametrize("platform", ["nextcloud", "synapse", "owncloud"])
+@pytest.mark.parametrize("platform", ["nextcloud", "synapse", "owncloud", "events"])
 def test_no_api_route_answers_data_without_a_valid_key(urls, platform, request):
     runner = request.getfixturevalue(platform)
     secret_strings = identities(runner)
@@ -232,7 +261,8 @@ def test_the_right_key_in_any_header_opens_every_route(urls):
     header_forms = [{"Authorization": f"Bearer {API_KEY}"}, {"Authorization": f"token {API_KEY}"},
                     {"OC-MetricsApiKey": API_KEY}, {"Coder-Session-Token": API_KEY}]
     for path in API_ROUTES:
-        platform = "synapse" if path.startswith("/_synapse/") else "owncloud"
+        platform = ("synapse" if path.startswith("/_synapse/") else
+                    "events" if path == OPENL2M else "owncloud")
         query = "?format=json" if path.startswith("/ocs/") else ""
         for headers in header_forms:
             status, _, body = call(urls[platform], path + query, headers)
@@ -313,6 +343,8 @@ def test_every_route_answers_the_limit_in_its_own_shape(limited):
                                         "error": "Too Many Requests", "retry_after_ms": 60000}
         elif path.startswith("/api/v2/"):
             assert set(json.loads(body)) == {"message"}
+        elif path == OPENL2M:
+            assert set(json.loads(body)) == {"detail"}
         elif path.startswith("/ocs/"):
             meta = json.loads(body)["ocs"]["meta"]
             assert (meta["status"], meta["statuscode"]) == ("failure", 429)
@@ -415,6 +447,9 @@ def assert_answered_in_route_shape(path: str, query: str, status: int,
         assert status < 500, (path, query, body[:300])
         answer = json.loads(body)
         assert status == 200 or "message" in answer
+    elif path == OPENL2M:
+        answer = json.loads(body)
+        assert (status, set(answer)) in ((200, {"database", "usage"}), (404, {"detail"})), query
     elif path.startswith("/ocs/"):
         fmt = urllib.parse.parse_qs(query, keep_blank_values=True).get("format", ["xml"])[-1]
         if fmt not in ("json", "xml"):
@@ -433,8 +468,9 @@ def assert_answered_in_route_shape(path: str, query: str, status: int,
 @pytest.mark.parametrize("query", COMPAT_QUERIES)
 def test_hostile_parameters_get_the_routes_own_answers_never_a_traceback(urls, query):
     for path in COMPAT_ROUTES:
-        for platform in ("owncloud", "synapse"):
-            if (path.startswith("/_synapse/")) != (platform == "synapse"):
+        for platform in ("owncloud", "synapse", "events"):
+            if (path.startswith("/_synapse/")) != (platform == "synapse") or (
+                    platform == "events") != (path == OPENL2M):
                 continue
             status, headers, body = call(urls[platform], f"{path}?{query}", KEY_HEADERS)
             assert_answered_in_route_shape(path, query, status, headers, body)

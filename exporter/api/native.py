@@ -3,15 +3,16 @@ the integer part of the code. exporter.api.openapi describes every route."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, Subquery, and_, case, distinct, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from collectors.events import ALL_TIME, EventCounts, Window, count_events
 from exporter.api.audit import AuditLog, bound
 from exporter.api.csvout import stream_csv, stream_csv_columns
 from exporter.api.openapi import OPENAPI
@@ -24,6 +25,7 @@ from exporter.http import Context, Handler, HttpError, Request, Response, encode
 from exporter.snapshot import Snapshot
 from exporter.usercolumns import batched, cells, user_ids, user_rows
 
+T = TypeVar("T")
 ACTIVITY_READERS = ("users", "dau")  # the collectors that need the activity relation
 # Seconds a history route asks a client to wait while the first history write is pending.
 HISTORY_RETRY_AFTER = 5
@@ -76,20 +78,25 @@ def history_zone(request: Request) -> str:
 
 
 def openl2m_windows(now: float, zone: ZoneInfo) -> dict[str, tuple[float, float | None]]:
-    """OpenL2M's user windows at `now` (switches/stats.py, TIME_ZONE = `zone`), each [start,
-    end), None = open: the last hour; today, the local calendar day; the last 7 and 31 days,
-    from local midnight of the UTC date N days back (Django reads that naive date in
-    TIME_ZONE), so N whole days plus today."""
+    """OpenL2M's windows at `now` (switches/stats.py, TIME_ZONE = `zone`), each [start, end),
+    None = open, by the suffix of its keys: the last hour; today, the local calendar day; the
+    last 7 and 31 days, from local midnight of the UTC date N days back (Django reads that naive
+    date in TIME_ZONE), so N whole days plus today."""
     today = datetime.fromtimestamp(now, zone).date()
     utc_today = datetime.fromtimestamp(now, UTC).date()
 
     def midnight(day: date) -> float:
         return datetime.combine(day, time(), zone).timestamp()
 
-    return {"users_last_hour": (now - 3600, None),
-            "users_today": (midnight(today), midnight(today + timedelta(days=1))),
-            "users_last_7_days": (midnight(utc_today - timedelta(days=7)), None),
-            "users_last_31_days": (midnight(utc_today - timedelta(days=31)), None)}
+    return {"last_hour": (now - 3600, None),
+            "today": (midnight(today), midnight(today + timedelta(days=1))),
+            "last_7_days": (midnight(utc_today - timedelta(days=7)), None),
+            "last_31_days": (midnight(utc_today - timedelta(days=31)), None)}
+
+
+WINDOW_LABELS = {"last_hour": "in the last hour", "today": "today",
+                 "last_7_days": "in the last 7 days", "last_31_days": "in the last 31 days",
+                 "total": "in total"}
 
 
 def count_active(conn: Connection, relations: Mapping[str, Subquery],
@@ -105,6 +112,32 @@ def count_active(conn: Connection, relations: Mapping[str, Subquery],
     return list(conn.execute(select(*(
         func.count(distinct(case((within(start, end), activity.c.user_id))))
         for start, end in windows.values()))).one())
+
+
+def applies(context: Context, collectors: Iterable[str]) -> bool:
+    """Whether the platform has what any of these collectors read, and the route may read it."""
+    states = context.snapshot().collectors
+    return context.read is not None and any(
+        name in states and states[name].state != "not_applicable" for name in collectors)
+
+
+def read_now(context: Context, relations: list[str], query: Callable[..., T]) -> T:
+    """context.read, a database that cannot be read answered as 503.4."""
+    assert context.read is not None
+    try:
+        return context.read(relations, query)
+    except (DatabaseUnavailable, SQLAlchemyError) as error:
+        raise HttpError(503.4, f"The database cannot be read: {describe_error(error)}") from None
+
+
+def events_in_windows(context: Context, windows: Mapping[str, Window]) -> dict[
+        str, dict[str, EventCounts]]:
+    """Each kind's events in each window, read now from the events relation; none where the
+    platform has no events."""
+    if not applies(context, ("events",)):
+        return {}
+    return read_now(context, ["events"], lambda conn, relations: count_events(
+        conn, relations["events"], windows))
 
 
 def history_pending(context: Context) -> bool:
@@ -193,21 +226,12 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
                                        metric_rows(context.snapshot())),
                             "system.csv")
 
-    def users_in_windows() -> dict[str, int | None]:
-        """Distinct users active in each of OpenL2M's windows, read now from the activity
-        relation; None for every window where the platform has no activity."""
-        collectors = context.snapshot().collectors
-        windows = openl2m_windows(context.clock(), ZoneInfo(today_zone))
-        # The collectors reading activity apply exactly where the platform has it.
-        has_activity = any(name in collectors and collectors[name].state != "not_applicable"
-                           for name in ACTIVITY_READERS)
-        if context.read is None or not has_activity:
+    def users_in_windows(windows: Mapping[str, Window]) -> dict[str, int | None]:
+        """Distinct users active in each window, read now from the activity relation; None for
+        every window where the platform has no activity."""
+        if not applies(context, ACTIVITY_READERS):
             return dict.fromkeys(windows)
-        try:
-            counts = context.read(["activity"], partial(count_active, windows=windows))
-        except (DatabaseUnavailable, SQLAlchemyError) as error:
-            raise HttpError(503.4, f"The database cannot be read: {describe_error(error)}") \
-                from None
+        counts = read_now(context, ["activity"], partial(count_active, windows=windows))
         return dict(zip(windows, counts, strict=True))
 
     def stats(request: Request) -> Response:
@@ -218,16 +242,18 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
             values = metrics.get(name)
             return None if values is None else sum(values.values())
 
-        users = users_in_windows()
-        usage = {key: {"label": label, "value": value} for key, label, value in (
-            ("users_last_hour", "Users active in the last hour", users["users_last_hour"]),
-            ("users_today", "Users active today", users["users_today"]),
-            ("users_last_7_days", "Users active in the last 7 days", users["users_last_7_days"]),
-            ("users_last_31_days", "Users active in the last 31 days",
-             users["users_last_31_days"]),
+        windows = openl2m_windows(context.clock(), ZoneInfo(today_zone))
+        users = users_in_windows(windows)
+        usage = {f"users_{window}": {"label": f"Users active {WINDOW_LABELS[window]}",
+                                     "value": value} for window, value in users.items()}
+        usage |= {key: {"label": label, "value": value} for key, label, value in (
             ("sessions_now", "Live sessions", total("usage_sessions")),
             ("shares_now", "Shares", total("usage_shares")),
         )}
+        for kind, counts in events_in_windows(context, windows | {"total": ALL_TIME}).items():
+            usage |= {f"{kind}_events_{window}": {
+                "label": f"Events of kind {kind} {WINDOW_LABELS[window]}",
+                "value": value.events} for window, value in counts.items()}
         return Response.json({"usage": usage, "timezone": today_zone})
 
     def audits(request: Request) -> Response:

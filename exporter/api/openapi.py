@@ -70,7 +70,10 @@ Where each value comes from:
 - `sessions_now`: live sessions now (the sum of `usage_sessions`); `shares_now`: shares now (the
   sum of `usage_shares`). These are current totals only: the platforms keep no history of ended
   sessions or of when shares were created, so there are no sessions or shares windows. null
-  where the collector does not apply."""
+  where the collector does not apply.
+- `<kind>_events_last_hour`, `_today`, `_last_7_days`, `_last_31_days`, `_total`: for each kind
+  of the platform's `events` relation, its events in the same windows and in all time, read when
+  asked; absent where the platform has no events."""
 AUDITS_DESCRIPTION = """Who used the API: one entry per authorized request, newest first, in the
 shape of ODK Central's `GET /v1/audits`. Mapping: `actorId` is the API key's name (ODK: an
 integer actor id), `action` the route path (ODK: a verb such as `user.create`), `acteeId` is
@@ -117,6 +120,11 @@ midnight), 0 on days nobody was active. Days are UTC days, as Coder's are whatev
 says (Go's Truncate ignores the zone): `tz_offset` only changes the date printed on each, a
 negative one printing the date before. Read from the UTC days of the history (exact where the
 platform keeps daily activity, as Coder's template_usage_stats)."""
+OPENL2M_DESCRIPTION = """As OpenL2M's `GET /api/stats/` (APIStatsView): `database` and `usage`,
+each item `{label, value}` under OpenL2M's keys (switches/stats.py), from the platform's `events`
+and `totals` relations (docs/custom-sql.md#openl2m). Key in `Authorization: Token <key>` (or
+Bearer). Errors are Django REST framework's `{"detail": "..."}`: 401 with `WWW-Authenticate:
+Token` for a missing or wrong key, 404 where the platform has no events."""
 STATUS_COUNTS_DESCRIPTION = """As coderd's `GET /api/v2/insights/user-status-counts`: for each
 status, the users holding it at each local midnight of the zone, from 60 days before the next
 full hour's day to that day; deleted accounts are left out from their deletion on. `date` is the
@@ -242,6 +250,7 @@ OPENAPI: dict[str, Any] = {
         {"name": "synapse", "description": "Drop-in for Synapse's admin API."},
         {"name": "owncloud", "description": "Drop-in for the ownCloud metrics app's API."},
         {"name": "coder", "description": "Drop-in for Coder's insights API."},
+        {"name": "openl2m", "description": "Drop-in for OpenL2M's stats API."},
     ],
     "paths": {
         "/": {"get": {
@@ -377,6 +386,19 @@ OPENAPI: dict[str, Any] = {
              query("tz_offset", "Deprecated by Coder: whole hours east of UTC, as the zone "
                    "Etc/GMT∓N; not with a timezone unless 0.", INT64),
              query("interval", "Accepted and ignored, as by Coder.", INT64))),
+        "/api/stats/": {"get": {
+            "summary": "OpenL2M usage statistics", "tags": ["openl2m"],
+            "description": OPENL2M_DESCRIPTION, "security": NATIVE_SECURITY,
+            "responses": {
+                "200": json_body("The statistics.", ref("OpenL2MStats")),
+                "401": {**json_body("No key, or not a valid one.", ref("DrfError")),
+                        "headers": {"WWW-Authenticate": {
+                            "description": "Token", "schema": {"type": "string"}}}},
+                "404": json_body("The platform has no events.", ref("DrfError")),
+                "429": {**json_body("Too many wrong keys from this address.", ref("DrfError")),
+                        "headers": RETRY_AFTER},
+                "503": json_body("The database cannot be read, or the request cannot be "
+                                 "recorded in the audit log.", ref("DrfError"))}}},
     },
     "components": {
         "securitySchemes": {
@@ -485,6 +507,14 @@ OPENAPI: dict[str, Any] = {
                         "required": ["users_last_hour", "users_today", "users_last_7_days",
                                      "users_last_31_days", "sessions_now", "shares_now"],
                         "additionalProperties": ref("StatsValue")}}},
+            "OpenL2MStats": {
+                "type": "object", "required": ["database", "usage"],
+                "properties": {
+                    "database": {"type": "object", "additionalProperties": ref("StatsValue")},
+                    "usage": {"type": "object", "additionalProperties": ref("StatsValue")}}},
+            "DrfError": {
+                "type": "object", "required": ["detail"],
+                "properties": {"detail": {"type": "string"}}},
             "Audit": {
                 "type": "object",
                 "required": ["actorId", "action", "acteeId", "details", "loggedAt"],

@@ -184,6 +184,22 @@ class OwnCloudProfile(Profile):
                 .join(mounts, mounts.c.storage_id == storages.c.numeric_id)
                 .where(cache.c.parent == -1, self._is_home_of(storages, mounts)))
 
+    def apps(self, conn: Connection) -> Select:
+        """Apps with an installed_version in oc_appconfig; enabled unless "enabled" is "no" or
+        missing ("yes", or the groups it is enabled for), as AppManager reads it."""
+        config = self.t("appconfig", "appid", "configkey", "configvalue")
+
+        def key(name: str) -> Any:
+            return (select(config.c.appid, config.c.configvalue)
+                    .where(config.c.configkey == name).subquery(name))
+
+        installed, enabled = key("installed_version"), key("enabled")
+        return (select(installed.c.appid.label("app_id"),
+                       installed.c.configvalue.label("version"),
+                       case((func.coalesce(enabled.c.configvalue, "no") == "no", 0), else_=1)
+                       .label("enabled"))
+                .outerjoin(enabled, enabled.c.appid == installed.c.appid))
+
     # --- shared pieces ---
 
     @staticmethod

@@ -28,6 +28,7 @@ DOWNLOADS = ["/index.php/apps/metrics/download-api",
              "/index.php/apps/metrics/download-api/users",
              "/index.php/apps/metrics/download-api/system"]
 DAUS, STATUS_COUNTS = "/api/v2/insights/daus", "/api/v2/insights/user-status-counts"
+OPENL2M = "/api/stats/"
 WRONG = "wrong-key-0123456789abcdef"
 ALL_FLAGS = "users=true&files=true&shares=true&quota=true&userData=true"
 
@@ -114,7 +115,17 @@ def test_coder_answers_are_documented(base_url, path, query, headers, status):
     assert conforms(base_url, path, query, headers).status_code == status
 
 
-@pytest.mark.parametrize("path", [OCS.format(1), OCS.format(2), *DOWNLOADS, DAUS, STATUS_COUNTS])
+@pytest.mark.parametrize(("headers", "status"), [
+    ({"Authorization": f"Token {API_KEY}"}, 404), ({"Authorization": f"Token {WRONG}"}, 401),
+    ({}, 401)])
+def test_openl2m_answers_on_a_platform_without_events_are_documented(base_url, headers, status):
+    """The 200 is checked against the document by tests/platforms/test_custom.py."""
+    response = conforms(base_url, OPENL2M, headers=headers)
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize("path", [OCS.format(1), OCS.format(2), *DOWNLOADS, DAUS, STATUS_COUNTS,
+                                  OPENL2M])
 def test_too_many_wrong_keys_are_documented(runner, path):
     attempts = FailedAttempts(limit=1, window=3600)
     context = Context(lambda: runner.snapshot, runner.config.api_keys, runner.history,

@@ -341,6 +341,54 @@ CREATE TABLE audits (
     failures integer DEFAULT 0
 );
 CREATE INDEX audits_actorid_action_loggedat_index ON audits ("actorId", action, "loggedAt");
+
+CREATE TABLE projects (
+    id serial PRIMARY KEY,
+    name text NOT NULL,
+    "acteeId" varchar(36) NOT NULL,
+    "createdAt" timestamp(3) with time zone,
+    "updatedAt" timestamp(3) with time zone,
+    "deletedAt" timestamp(3) with time zone,
+    archived boolean,
+    "keyId" integer,
+    description text
+);
+
+CREATE TABLE field_keys (
+    "actorId" integer PRIMARY KEY REFERENCES actors (id),
+    "createdBy" integer NOT NULL REFERENCES actors (id),
+    "projectId" integer REFERENCES projects (id)
+);
+
+CREATE TABLE forms (
+    id serial PRIMARY KEY,
+    "xmlFormId" varchar(64) NOT NULL,
+    "createdAt" timestamp(3) with time zone,
+    "updatedAt" timestamp(3) with time zone,
+    "deletedAt" timestamp(3) with time zone,
+    "acteeId" varchar(36) NOT NULL,
+    state text DEFAULT 'open',
+    "projectId" integer NOT NULL REFERENCES projects (id),
+    "currentDefId" integer,
+    "draftDefId" integer,
+    "enketoId" varchar(255),
+    "enketoOnceId" text,
+    "webformsEnabled" boolean NOT NULL DEFAULT false
+);
+
+CREATE TABLE submissions (
+    id serial PRIMARY KEY,
+    "formId" integer NOT NULL REFERENCES forms (id),
+    "instanceId" varchar(64) NOT NULL,
+    "submitterId" integer REFERENCES actors (id),
+    "createdAt" timestamp(3) with time zone,
+    "updatedAt" timestamp(3) with time zone,
+    "deletedAt" timestamp(3) with time zone,
+    "deviceId" varchar(255),
+    draft boolean NOT NULL,
+    "reviewState" text,
+    "userAgent" varchar(255)
+);
 """
 
 ODK_ROLES = ((1, "Administrator", "admin"), (2, "App User", "app_user"),
@@ -410,6 +458,26 @@ def build_odk_central(url: str, now: datetime) -> None:
         for until in rng.sample((-40, -3, 1, 5, 18, 23), rng.randint(1, 2)):
             sessions.append({"actor": actor, "token": rng.randbytes(32).hex(), "until": until})
 
+    # Viewers of project 1 (also data collectors there); 19 and 29 never logged in, so they are
+    # role holders without recent activity (19 an admin and manager too).
+    assignments += [{"actor": actor, "role": 4, "actee": project} for actor in (20, 21, 22, 29)]
+    assignments += [{"actor": 19, "role": 1, "actee": "*"},
+                    {"actor": 19, "role": 3, "actee": project}]
+    # Forms on project 1 (one deleted, one never submitted to) and on the archived project 2.
+    forms = [{"id": n, "project": 1 if n <= 7 else 2, "deleted": now - 9 * DAY if n == 6 else None,
+              "created": now - timedelta(days=300 - 10 * n)} for n in range(1, 9)]
+    # Submissions by app users (38 never submits) and web users over 120 days, and exactly on
+    # Central's cutoff (midnight UTC of the date 45 days back) and a millisecond before it.
+    cutoff = datetime.combine((now - 45 * DAY).date(), time(), UTC)
+    submissions = [{"form": rng.choice((1, 1, 2, 3, 4, 5, 6)), "submitter": rng.choice(
+        (*range(31, 38), 5, 9, 13)), "created": now - timedelta(days=rng.uniform(0, 120))}
+        for _ in range(300)]
+    submissions += [{"form": 5, "submitter": 33, "created": cutoff},
+                    {"form": 6, "submitter": 34, "created": cutoff - timedelta(
+                        milliseconds=1)}]
+    audit(4, "form.update", cutoff)
+    audit(5, "form.update", cutoff - timedelta(milliseconds=1))
+
     _load(url, ODK_DDL, [
         ("INSERT INTO roles (id, name, system, \"createdAt\", verbs) VALUES "
          "(:id, :name, :system, :created, '[]')",
@@ -434,6 +502,24 @@ def build_odk_central(url: str, now: datetime) -> None:
          "(:actor, :token, :token, :expires, :created)",
          [{**s, "expires": now + timedelta(hours=s["until"]),
            "created": now + timedelta(hours=s["until"] - 24)} for s in sessions]),
+        ("INSERT INTO projects (id, name, \"acteeId\", \"createdAt\", archived) VALUES "
+         "(:id, :name, :actee, :created, :archived)",
+         [{"id": 1, "name": "Household survey", "actee": project, "archived": None,
+           "created": now - 800 * DAY},
+          {"id": 2, "name": "Pilot 2024", "actee": str(uuid.uuid5(NAMESPACE, "odk-project-2")),
+           "archived": True, "created": now - 700 * DAY}]),
+        ("INSERT INTO field_keys (\"actorId\", \"createdBy\", \"projectId\") VALUES "
+         "(:actor, 1, 1)", [{"actor": actor} for actor in range(31, 39)]),
+        ("INSERT INTO forms (id, \"xmlFormId\", \"createdAt\", \"deletedAt\", \"acteeId\", "
+         "\"projectId\") VALUES (:id, :xml, :created, :deleted, :actee, :project)",
+         [{**f, "xml": f"form_{f['id']}", "actee": str(uuid.uuid5(NAMESPACE, f"form-{f['id']}"))}
+          for f in forms]),
+        ("INSERT INTO submissions (\"formId\", \"instanceId\", \"submitterId\", "
+         "\"createdAt\", \"deviceId\", draft, \"reviewState\") VALUES (:form, :instance, "
+         ":submitter, :created, :device, false, NULL)",
+         [{**sub, "instance": f"uuid:{uuid.uuid5(NAMESPACE, f'sub-{n}')}",
+           "device": f"collect:{sub['submitter']}" if sub["submitter"] > 30 else None}
+          for n, sub in enumerate(submissions)]),
     ])
 
 
@@ -471,6 +557,54 @@ CREATE TABLE switches_log (
 );
 CREATE INDEX switches_log_user_id ON switches_log (user_id);
 """
+# The other tables get_database_info counts (their keys and the columns naming them), and
+# counters.models.Counter, where OpenL2M keeps its all-time changes and commands.
+OPENL2M_NAMED = ("switches_switch", "switches_switchgroup", "switches_snmpprofile",
+                 "switches_netmikoprofile", "switches_command", "switches_commandlist")
+OPENL2M_INVENTORY_DDL = "".join(f"""
+CREATE TABLE {name} (
+    id integer NOT NULL PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY,
+    name varchar(64) NOT NULL UNIQUE
+);""" for name in OPENL2M_NAMED) + """
+CREATE TABLE switches_switchgroupmembership (
+    id integer NOT NULL PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY,
+    "order" integer NOT NULL CHECK ("order" >= 0),
+    switch_id integer NOT NULL REFERENCES switches_switch (id),
+    switchgroup_id integer NOT NULL REFERENCES switches_switchgroup (id)
+);
+CREATE TABLE switches_vlan (
+    id integer NOT NULL PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY,
+    name varchar(32) NOT NULL,
+    vid smallint NOT NULL UNIQUE,
+    description varchar(100) NOT NULL,
+    contact varchar(100) NOT NULL
+);
+CREATE TABLE switches_vlangroup (
+    id integer NOT NULL PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY,
+    name varchar(64) NOT NULL UNIQUE,
+    description varchar(100) NOT NULL
+);
+CREATE TABLE users_token (
+    id integer NOT NULL PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY,
+    user_id integer NOT NULL REFERENCES auth_user (id),
+    created timestamp with time zone NOT NULL,
+    expires timestamp with time zone NULL,
+    last_used timestamp with time zone NULL,
+    key varchar(40) NOT NULL UNIQUE,
+    write_enabled boolean NOT NULL,
+    description varchar(200) NOT NULL,
+    allowed_ips varchar(1000) NOT NULL
+);
+CREATE TABLE counters_counter (
+    id integer NOT NULL PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY,
+    name varchar(64) NOT NULL UNIQUE,
+    description varchar(100) NOT NULL,
+    value bigint NOT NULL CHECK (value >= 0)
+);
+"""
+SWITCHES, SWITCH_GROUPS = 50, 6
+# Log types that name a device without viewing or changing it (switches/constants.py).
+WARNING, ERROR = 2, 3
 
 # switches/constants.py: log types and the login/logout actions.
 VIEW, CHANGE, COMMAND, LOGIN_OUT = 0, 1, 4, 5
@@ -521,11 +655,21 @@ def build_openl2m(url: str, now: datetime) -> None:
     for user, when in ((4, now - timedelta(hours=1)), (5, midnight - 7 * DAY),
                        (6, midnight - 31 * DAY), (7, midnight - 7 * DAY - timedelta(seconds=1))):
         entry(when, user, LOGIN_OUT, LOGIN)
+    # Warnings and errors about devices nobody viewed (polling, say), from 2 to 35 days ago.
+    other = random.Random(8)
+    for switch in range(SWITCHES + 1, SWITCHES + 9):
+        entry(now - timedelta(days=other.uniform(2, 35)), None, other.choice((WARNING, ERROR)),
+              1, switch)
+    # Devices touched exactly on the hour's edge; an undated entry.
+    entry(now - timedelta(hours=1), 3, CHANGE, 1, 7)
+    entry(now - timedelta(hours=1), 3, VIEW, 1, 8)
     log = [row for row in log if row["when"] <= now]
+    log.append({"when": None, "user": 3, "type": CHANGE, "action": 1, "switch": 9,
+                "ip": "10.1.0.2"})
 
     last_login = {}
     for row in log:
-        if row["user"] and row["action"] in (LOGIN, LOGIN_LDAP):
+        if row["user"] and row["when"] and row["action"] in (LOGIN, LOGIN_LDAP):
             last_login[row["user"]] = max(last_login.get(row["user"], row["when"]), row["when"])
     _load(url, OPENL2M_DDL, [
         ("INSERT INTO auth_user (id, password, last_login, is_superuser, username, first_name, "
@@ -536,5 +680,30 @@ def build_openl2m(url: str, now: datetime) -> None:
           for p in people]),
         ("INSERT INTO switches_log (\"timestamp\", if_index, if_name, ip_address, type, action, "
          "description, switch_id, user_id) VALUES (:when, 0, '', :ip, :type, :action, '', "
-         ":switch, :user)", sorted(log, key=lambda r: r["when"])),
+         ":switch, :user)", sorted(log, key=lambda r: r["when"] or now)),
+    ])
+    _load(url, OPENL2M_INVENTORY_DDL, [
+        *((f"INSERT INTO {table} (name) VALUES (:name)",
+           [{"name": f"{table}-{n}"} for n in range(count)])
+          for table, count in (("switches_switch", SWITCHES),
+                               ("switches_switchgroup", SWITCH_GROUPS),
+                               ("switches_snmpprofile", 3), ("switches_netmikoprofile", 2),
+                               ("switches_command", 17), ("switches_commandlist", 4))),
+        # Groups 1-4 hold switches; 5 and 6 none, which OpenL2M does not count.
+        ("INSERT INTO switches_switchgroupmembership (\"order\", switch_id, switchgroup_id) "
+         "VALUES (:order, :switch, :group)",
+         [{"order": n, "switch": n + 1, "group": n % 4 + 1} for n in range(SWITCHES)]),
+        ("INSERT INTO switches_vlan (name, vid, description, contact) "
+         "VALUES (:name, :vid, '', '')",
+         [{"name": f"vlan{vid}", "vid": vid} for vid in range(100, 131)]),
+        ("INSERT INTO switches_vlangroup (name, description) VALUES (:name, '')",
+         [{"name": f"campus-{n}"} for n in range(5)]),
+        ("INSERT INTO users_token (user_id, created, key, write_enabled, description, "
+         "allowed_ips) VALUES (:user, :created, :key, false, '', '')",
+         [{"user": user, "created": now - 30 * DAY, "key": f"{user:040d}"}
+          for user in (3, 8, 14)]),
+        # Since install, more than the log still holds (OpenL2M purges old log entries).
+        ("INSERT INTO counters_counter (name, description, value) VALUES (:name, '', :value)",
+         [{"name": "changes", "value": 5 * sum(r["type"] == CHANGE for r in log)},
+          {"name": "commands", "value": 5 * sum(r["type"] == COMMAND for r in log)}]),
     ])

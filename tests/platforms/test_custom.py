@@ -9,15 +9,18 @@ the platform's SQL (research/coder_odk_openl2m_grafana.md §1-3) at a fixed inst
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from sqlalchemy import Row, create_engine, select, text
 
@@ -32,6 +35,7 @@ from exporter.platforms.custom import CustomProfile
 from exporter.relations import RELATIONS
 from exporter.runner import Runner, StartupError
 from exporter.server import HttpServer
+from tests.api.test_openapi_dropins import SCHEMA
 from tests.conftest import API_KEY, ROOT, make_config, sqlite_execute
 from tests.platforms.custom_platforms import (
     build_coder,
@@ -98,6 +102,25 @@ def export(config: Config, now: datetime) -> dict[str, Any]:
         runner.close()
     assert runner.snapshot.failures == {}
     return snapshot_json(runner.snapshot, users=True)
+
+
+def events_metrics(config: Config, now: datetime) -> dict[tuple[str, ...], Any]:
+    """The start-up check and a run of the events collector as of `now`: each sample by
+    (metric, kind, window), or (metric, name) for usage_total."""
+    runner = Runner(config, clock=now.timestamp)
+    try:
+        runner.preflight()
+        runner.run("events")
+    finally:
+        runner.close()
+    assert runner.snapshot.failures == {}
+    metrics = snapshot_json(runner.snapshot)["metrics"]
+    samples: dict[tuple[str, ...], Any] = {
+        ("usage_total", name): value for name, value in metrics.get("usage_total", {}).items()}
+    for name in ("usage_events", "usage_event_users", "usage_event_subjects"):
+        samples |= {(name, s["labels"]["kind"], s["labels"]["window"]): s["value"]
+                    for s in metrics[name]}
+    return samples
 
 
 def relation_rows(config: Config, name: str) -> list[Row[Any]]:
@@ -316,6 +339,84 @@ def test_odk_status_changes_replay_centrals_user_list(odk):
         assert statuses_at(changes, instant.timestamp()) == {"enabled": expected}, days_ago
 
 
+# Central's usage report queries (lib/model/query/analytics.js), verbatim but for current_date:
+# the date of the test's instant in UTC (the session's TimeZone), not the server's clock.
+CUTOFF = "((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')::date - 45)"
+RECENT_USERS = f"""(select au."actorId" from audits as au where au."loggedAt" >= {CUTOFF}
+                   group by au."actorId") as activeUsers"""
+RECENT_SUBMITTERS = f"""(select "submitterId" as "activeActorId" from submissions
+                        where "createdAt" >= {CUTOFF} group by "submitterId") as recentsubs"""
+CENTRAL_USAGE = {
+    "admin": f"""select count(u."actorId") as total, count(activeUsers."actorId") as recent
+        from users as u join assignments as a on a."actorId" = u."actorId"
+        left join {RECENT_USERS} on activeUsers."actorId" = u."actorId"
+        where a."roleId" = 1""",
+    "audit": f"""SELECT count(*) AS total, count(CASE WHEN "loggedAt" >= {CUTOFF} THEN 1
+        ELSE null END) AS recent FROM audits""",
+    # countUsersPerRole, summed over projects (here one project holds every assignment).
+    **{kind: f"""select sum(total), sum(recent) from (
+        select count(activeUsers."actorId") as recent, count(u."actorId") as total
+        from users as u join assignments as a on a."actorId" = u."actorId"
+        join roles as r on r."id" = a."roleId"
+        join projects as p on a."acteeId" = p."acteeId"
+        left join {RECENT_USERS} on activeUsers."actorId" = u."actorId"
+        where r."system" = '{system}'
+        group by (p."id", r."id", r."name")) s"""
+       for kind, system in (("manager", "manager"), ("viewer", "viewer"),
+                            ("data_collector", "formfill"))},
+    # countForms, countSubmissions and countAppUsers, summed over projects.
+    "form": f"""select sum(total), sum(recent) from (
+        select f."projectId", count(f."id") as total, count(recentSubs."activeForm") as recent
+        from forms as f left join (select "formId" as "activeForm" from submissions
+          where "createdAt" >= {CUTOFF} group by "formId") as recentSubs
+          on recentSubs."activeForm" = f."id"
+        group by f."projectId") s""",
+    "submission": f"""select sum(total), sum(recent) from (
+        select f."projectId", count(s.id) as total,
+          sum(CASE WHEN s."createdAt" >= {CUTOFF} THEN 1 ELSE 0 END) as recent
+        from submissions as s join forms as f on s."formId" = f."id"
+        group by f."projectId") s""",
+    "app_user": f"""select sum(total), sum(recent) from (
+        select fk."projectId", count(fk."actorId") as total,
+          count(recentsubs."activeActorId") as recent
+        from field_keys as fk left join {RECENT_SUBMITTERS}
+          on recentsubs."activeActorId" = fk."actorId"
+        group by fk."projectId") s""",
+}
+# Which count of a kind is Central's: its events, or its distinct users or subjects.
+CENTRAL_MEASURE = {"admin": "usage_event_users", "audit": "usage_events",
+                   "manager": "usage_event_users", "viewer": "usage_event_users",
+                   "data_collector": "usage_event_users", "form": "usage_event_subjects",
+                   "submission": "usage_events", "app_user": "usage_event_users"}
+
+
+@pytest.mark.parametrize("later", [timedelta(0), timedelta(hours=15)])
+def test_odk_usage_report_total_and_recent_are_centrals(odk, later):
+    """Each {total, recent} pair of the system-level usage report, and num_archived_projects,
+    equal Central's queries on the same database, at the instant and later the same UTC day
+    (Central's cutoff is a date)."""
+    now = ODK_NOW + later
+    samples = events_metrics(example("odk-central.yaml", odk.url), now)
+    for kind, sql in CENTRAL_USAGE.items():
+        total, recent = odk.query(sql, now=now)[0]
+        measure = CENTRAL_MEASURE[kind]
+        assert (samples[measure, kind, "total"], samples[measure, kind, "recent"]) == (
+            total, recent), kind
+        assert 0 < recent < total, kind
+    assert samples["usage_total", "archived_projects"] == odk.scalar(
+        "select count(*) as num_archived_projects from projects where archived is true") == 1
+
+
+def test_odk_unique_role_holders_are_centrals(odk):
+    """num_unique_managers, _viewers, _collectors: the role holders' distinct users in total."""
+    samples = events_metrics(example("odk-central.yaml", odk.url), ODK_NOW)
+    for kind, system in (("manager", "manager"), ("viewer", "viewer"),
+                         ("data_collector", "formfill")):
+        assert samples["usage_event_users", kind, "total"] == odk.scalar(
+            'select count(distinct a."actorId") from assignments as a join roles as r '
+            'on r."id" = a."roleId" where r."system" = :system', system=system), kind
+
+
 # --- OpenL2M --------------------------------------------------------------------------------
 
 OPENL2M_NOWS = {"midnight": datetime(2026, 11, 1, tzinfo=UTC),
@@ -330,19 +431,23 @@ def openl2m(request: pytest.FixtureRequest, postgres_server: Any) -> Iterator[tu
     yield Platform(admin, postgres_server.readonly_url(name)), OPENL2M_NOWS[request.param]
 
 
+# OpenL2M's windows as switches/stats.py filters them (TIME_ZONE = :tz), by key suffix.
+OPENL2M_WINDOWS = {
+    "last_hour": "\"timestamp\" >= CAST(:now AS timestamptz) - interval '1 hour'",
+    "today": "(\"timestamp\" AT TIME ZONE :tz)::date = "
+             "(CAST(:now AS timestamptz) AT TIME ZONE :tz)::date",
+    "last_7_days": "\"timestamp\" >= (((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')"
+                   "::date - 7)::timestamp AT TIME ZONE :tz)",
+    "last_31_days": "\"timestamp\" >= (((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')"
+                    "::date - 31)::timestamp AT TIME ZONE :tz)",
+}
+
+
 def openl2m_usage(openl2m: Platform, now: datetime, key: str, tz: str = "UTC") -> tuple[int, bool]:
     """A users_* value of OpenL2M's /api/stats/ (switches/stats.py, TIME_ZONE = tz), and whether
     a failed login (no user) in its window made it one larger: Django counts the rows of
     SELECT DISTINCT user_id, NULL included."""
-    window = {
-        "users_last_hour": "\"timestamp\" >= CAST(:now AS timestamptz) - interval '1 hour'",
-        "users_today": "(\"timestamp\" AT TIME ZONE :tz)::date = "
-                       "(CAST(:now AS timestamptz) AT TIME ZONE :tz)::date",
-        "users_last_7_days": "\"timestamp\" >= (((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')"
-                             "::date - 7)::timestamp AT TIME ZONE :tz)",
-        "users_last_31_days": "\"timestamp\" >= (((CAST(:now AS timestamptz) AT TIME ZONE 'UTC')"
-                              "::date - 31)::timestamp AT TIME ZONE :tz)",
-    }[key]
+    window = OPENL2M_WINDOWS[key.removeprefix("users_")]
     value = openl2m.scalar("SELECT count(*) FROM (SELECT DISTINCT user_id FROM switches_log "
                            f"WHERE type = 5 AND {window}) s", now=now, tz=tz)
     failed = openl2m.scalar("SELECT count(*) > 0 FROM switches_log "
@@ -387,38 +492,61 @@ def test_openl2m_example_windows_are_api_stats_at_utc_midnight(openl2m):
         assert active[label] == value - failed, label
 
 
+@contextmanager
+def serving(config: Config, now: datetime, zone: str) -> Iterator[str]:
+    """The daemon's API over a real socket after one run of every collector as of `now`, with
+    `zone` as the first dau zone; yields its base URL."""
+    runner = Runner(config, clock=now.timestamp)
+    try:
+        runner.preflight()
+        runner.run_all()
+        assert runner.snapshot.failures == {}
+        context = Context(lambda: runner.snapshot, config.api_keys, runner.history,
+                          runner.clock, read=runner.read)
+        server = HttpServer(App(context, api.routes(context, zone)), "127.0.0.1", 0).start()
+        try:
+            yield f"http://127.0.0.1:{server.port}"
+        finally:
+            server.stop()
+    finally:
+        runner.close()
+
+
+def get(url: str, authorization: str | None) -> tuple[int, Any, Any]:
+    """Status, headers and JSON body of a GET, errors included."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=30) as response:
+            return response.status, response.headers, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, json.loads(error.read())
+
+
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
 def test_openl2m_api_stats_windows_with_the_default_config(openl2m, zone, tmp_path):
     """/api/v1/stats with the users collector's default windows (no 31d among them) answers all
     four of OpenL2M's user windows, with OpenL2M's TIME_ZONE the first dau zone: each its users_*
     value less the failed-login row, at midnight (a daemon started at 00:00 included) and in the
-    afternoon."""
+    afternoon; and each event kind's count in the same windows (changes as OpenL2M's)."""
     platform, now = openl2m
     config = example("openl2m.yaml", platform.url, default_windows=True, dau_zones=[zone],
                      history=tmp_path / "history.db")
     assert "31d" not in map(duration_label, config.collector("users").options["windows"])
-    runner = Runner(config, clock=now.timestamp)
-    try:
-        runner.preflight()
-        runner.run_all()
-        context = Context(lambda: runner.snapshot, config.api_keys, runner.history,
-                          runner.clock, read=runner.read)
-        server = HttpServer(App(context, api.routes(context, zone)), "127.0.0.1", 0).start()
-        try:
-            with urllib.request.urlopen(urllib.request.Request(
-                    f"http://127.0.0.1:{server.port}/api/v1/stats",
-                    headers={"Authorization": f"Bearer {API_KEY}"}), timeout=30) as response:
-                body = json.loads(response.read())
-        finally:
-            server.stop()
-    finally:
-        runner.close()
+    with serving(config, now, zone) as url:
+        body = get(url + "/api/v1/stats", f"Bearer {API_KEY}")[2]
     assert body["timezone"] == zone
     for key in ("users_last_hour", "users_today", "users_last_7_days", "users_last_31_days"):
         value, failed = openl2m_usage(platform, now, key, tz=zone)
         assert body["usage"][key]["value"] == value - failed, key
     assert body["usage"]["users_last_31_days"]["value"] > body["usage"]["users_last_7_days"][
         "value"] > 0
+    for window in OPENL2M_WINDOWS:
+        assert body["usage"][f"change_events_{window}"]["value"] == platform.scalar(
+            f"SELECT count(*) FROM switches_log WHERE type = 1 AND {OPENL2M_WINDOWS[window]}",
+            now=now, tz=zone), window
+    assert body["usage"]["change_events_total"]["value"] == platform.scalar(
+        "SELECT count(*) FROM switches_log WHERE type = 1")
 
 
 def test_openl2m_users_and_no_sessions(openl2m):
@@ -431,6 +559,102 @@ def test_openl2m_users_and_no_sessions(openl2m):
         "SELECT count(*) FROM auth_user WHERE is_superuser")
     # Django's sessions are opaque to SQL, so the recipe has none and sessions does not apply.
     assert body["collectors"]["sessions"]["state"] == "not_applicable"
+
+
+def openl2m_api_stats(openl2m: Platform, now: datetime, tz: str) -> dict[str, Any]:
+    """OpenL2M's APIStatsView answer, values only: get_database_info and get_usage_info
+    (switches/stats.py) transcribed to SQL on its tables, in its key order. users_* less the
+    failed-login row, which OpenL2M counts as a user and the exporter does not."""
+    def count(sql: str, window: str | None = None) -> int:
+        where = f" AND {OPENL2M_WINDOWS[window]}" if window else ""
+        return openl2m.scalar(sql + where, now=now, tz=tz)
+
+    distinct_devices = "SELECT count(DISTINCT switch_id) FROM switches_log WHERE "
+    groups = openl2m.scalar("SELECT count(*) FROM switches_switchgroup g WHERE (SELECT count(*) "
+                            "FROM switches_switchgroupmembership m "
+                            "WHERE m.switchgroup_id = g.id) > 0")
+    database = {"switches": count("SELECT count(*) FROM switches_switch"),
+                **({"switchgroups": groups} if groups else {}),
+                **{key: count(f"SELECT count(*) FROM {table}") for key, table in (
+                    ("vlans", "switches_vlan"), ("vlan_groups", "switches_vlangroup"),
+                    ("snmp_profiles", "switches_snmpprofile"),
+                    ("credentials_profiles", "switches_netmikoprofile"),
+                    ("commands", "switches_command"), ("command_lists", "switches_commandlist"),
+                    ("api_tokens", "users_token"), ("log_entries", "switches_log"))}}
+
+    def counter(name: str) -> int:
+        return openl2m.scalar("SELECT value FROM counters_counter WHERE name = :name", name=name)
+
+    log = "SELECT count(*) FROM switches_log WHERE "
+    usage = {
+        **{f"devices_{w}": count(distinct_devices + "type IN (0, 1) AND switch_id IS NOT NULL", w)
+           for w in ("last_hour", "today")},
+        **{f"devices_{w}": count(distinct_devices + "switch_id IS NOT NULL", w)
+           for w in ("last_7_days", "last_31_days")},
+        **{f"changes_{w}": count(log + "type = 1", w) for w in OPENL2M_WINDOWS},
+        "changes_total": counter("changes"),
+        **{f"users_{w}": int.__sub__(*openl2m_usage(openl2m, now, f"users_{w}", tz))
+           for w in OPENL2M_WINDOWS},
+        **{f"api_calls_{w}": count(log + "type = 5 AND action = 95", w)
+           for w in ("today", "last_7_days", "last_31_days")},
+        **{f"commands_{w}": count(log + "type = 4", w)
+           for w in ("today", "last_7_days", "last_31_days")},
+        "commands_total": counter("commands"),
+    }
+    return {"database": database, "usage": usage}
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_openl2m_drop_in_api_stats_is_openl2ms_answer(openl2m, zone, tmp_path):
+    """GET /api/stats/ with a Token key: OpenL2M's keys in its order, every value its own
+    definition's on the same database, at midnight and in the afternoon, in two TIME_ZONEs."""
+    platform, now = openl2m
+    config = example("openl2m.yaml", platform.url, dau_zones=[zone],
+                     history=tmp_path / "history.db")
+    with serving(config, now, zone) as url:
+        response = requests.get(url + "/api/stats/", timeout=30,
+                                headers={"Authorization": f"Token {API_KEY}"})
+    SCHEMA["/api/stats/"]["GET"].validate_response(response)
+    body = response.json()
+    expected = openl2m_api_stats(platform, now, zone)
+    assert {part: {key: item["value"] for key, item in body[part].items()}
+            for part in body} == expected
+    assert list(body["usage"]) == list(expected["usage"])
+    assert list(body["database"]) == list(expected["database"])
+    assert all(isinstance(item["label"], str) and item["label"]
+               for part in body.values() for item in part.values())
+    usage = expected["usage"]
+    assert usage["devices_last_31_days"] > usage["devices_last_7_days"] > 0
+    assert usage["changes_total"] > usage["changes_last_31_days"] > usage["changes_today"]
+
+
+@pytest.mark.parametrize("openl2m", ["afternoon"], indirect=True)
+def test_openl2m_drop_in_refuses_as_openl2m_does(openl2m, tmp_path):
+    """DRF's 401s for no token and a wrong one, with WWW-Authenticate: Token; Bearer works too."""
+    platform, now = openl2m
+    config = example("openl2m.yaml", platform.url, history=tmp_path / "history.db")
+    with serving(config, now, "UTC") as url:
+        missing = get(url + "/api/stats/", None)
+        wrong = get(url + "/api/stats/", "Token " + "x" * 40)
+        bearer = get(url + "/api/stats/", f"Bearer {API_KEY}")
+    assert missing[0] == wrong[0] == 401
+    assert missing[2] == {"detail": "Authentication credentials were not provided."}
+    assert wrong[2] == {"detail": "Invalid token."}
+    assert missing[1]["WWW-Authenticate"] == wrong[1]["WWW-Authenticate"] == "Token"
+    assert bearer[0] == 200
+
+
+def test_openl2m_events_reach_metrics(openl2m):
+    """The events collector on the recipe: usage_events of change in all time is every change
+    entry, undated ones included; usage_total holds the database counts."""
+    platform, now = openl2m
+    samples = events_metrics(example("openl2m.yaml", platform.url), now)
+    assert samples["usage_events", "change", "total"] == platform.scalar(
+        "SELECT count(*) FROM switches_log WHERE type = 1")
+    assert samples["usage_events", "change", "total"] > platform.scalar(
+        "SELECT count(*) FROM switches_log WHERE type = 1 AND \"timestamp\" IS NOT NULL")
+    assert samples["usage_total", "log_entries"] == platform.scalar(
+        "SELECT count(*) FROM switches_log")
 
 
 def test_openl2m_daily_activity_is_users_today_of_each_day(openl2m):
