@@ -115,7 +115,7 @@ def strings(request: Request, name: str, allowed: tuple[str, ...] | None = None)
     return values[0]
 
 
-def integer(request: Request, name: str) -> int | None:
+def optional_integer(request: Request, name: str) -> int | None:
     """Synapse's parse_integer: int() of the first value's bytes, so ASCII digits only."""
     values = request.query.get(name)
     if values is None:
@@ -131,10 +131,10 @@ def integer(request: Request, name: str) -> int | None:
 
 def parse(request: Request) -> MediaQuery:
     order_by = strings(request, "order_by", ORDER_BY) or "user_id"
-    start = integer(request, "from") or 0
-    limit = integer(request, "limit")
-    from_ts = integer(request, "from_ts") or 0
-    until_ts = integer(request, "until_ts")
+    start = optional_integer(request, "from") or 0
+    limit = optional_integer(request, "limit")
+    from_ts = optional_integer(request, "from_ts") or 0
+    until_ts = optional_integer(request, "until_ts")
     if until_ts is not None and until_ts <= from_ts:
         raise invalid("Query parameter until_ts must be greater than from_ts.")
     search_term = strings(request, "search_term")
