@@ -1,7 +1,8 @@
 """Synapse's admin API, drop-in: GET /_synapse/admin/v1/statistics/users/media.
 
-Answers as Synapse 1.163 does on the database engine the homeserver runs on (research/synapse.md
-§1 and §6; the tests replay every answer captured on SQLite and on PostgreSQL): the same checks
+Answers as Synapse 1.163 does on the database engine the homeserver runs on
+(docs/platforms/synapse.md, "Media statistics API" and "On PostgreSQL"; the tests replay every
+answer captured on SQLite and on PostgreSQL): the same checks
 in the same order, errors as {"errcode", "error"}, the same paging. Unfiltered calls are answered
 from the snapshot (media and users collectors); calls with from_ts or until_ts run one aggregate
 query like Synapse's. Both sort and search as the engine does (exporter.platforms.synapse's
