@@ -35,8 +35,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.daemon import API_KEY, write_config
 from bench.run import SCRAPE_HEADERS, load
+from tests.demo_daemon import API_KEY, write_config
 from tests.servers import free_port, terminate, wait_daemon_ready
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,14 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.daemon import (
-    API_KEY,
-    collector_runs,
-    demo_database,
-    running_daemon,
-    sample,
-    write_json,
-)
+from tests.demo_daemon import API_KEY, collector_runs, demo_database, running_daemon, sample
+
+
+def write_json(path: Path, value: object) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n")
+
 
 # (path, extra headers): what each client calls in turn
 MIX: tuple[tuple[str, dict[str, str]], ...] = (

@@ -256,8 +256,8 @@ def query_plans(target: Target, platform_name: str, workdir: Path) -> list[dict[
 # --- the daemon -----------------------------------------------------------------------------
 
 
-class Daemon:
-    """`usage-exporter run` as a subprocess on 127.0.0.1, stopped by PID."""
+class TargetDaemon:
+    """`usage-exporter run` on a bench target, as a subprocess on 127.0.0.1, stopped by PID."""
 
     def __init__(self, target: Target, platform_name: str, workdir: Path) -> None:
         self.port = free_port()
@@ -363,7 +363,7 @@ def python_load(port: int, connections: int, seconds: float) -> dict[str, Any]:
             "rps": len(latencies) / seconds, "tool": "python"}
 
 
-def measure_metrics(daemon: Daemon, workdir: Path, connections: int, seconds: float,
+def measure_metrics(daemon: TargetDaemon, workdir: Path, connections: int, seconds: float,
                     rounds: int = 3) -> dict[str, Any]:
     status, headers, body = get(daemon.port, "/metrics", SCRAPE_HEADERS)
     if status != 200:
@@ -414,7 +414,7 @@ def wait_static(port: int, process: subprocess.Popen, timeout: float = 30) -> No
 # --- 3. users API and users.csv -------------------------------------------------------------
 
 
-def measure_users_api(daemon: Daemon, repeat: int) -> dict[str, Any]:
+def measure_users_api(daemon: TargetDaemon, repeat: int) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {API_KEY}"}
     page_times = []
     for _ in range(repeat):
@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not {"metrics", "users-csv", "rss"} & set(parts):
                     continue
                 log(f"{target.backend}: starting the daemon")
-                daemon = Daemon(target, args.platform, workdir)
+                daemon = TargetDaemon(target, args.platform, workdir)
                 try:
                     memory = memory_kib(daemon.pid)
                     parts_result["rss"] = {"ready_s": daemon.ready_seconds,

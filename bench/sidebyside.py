@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.servers import terminate
+from tests.servers import free_port, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/usage-exporter-bench")
@@ -50,12 +49,6 @@ def virtualenv(name: str, requirements: Sequence[str]) -> Path:
                         "--disable-pip-version-check", *requirements], check=True)
         marker.write_text(wanted)
     return env / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.daemon import (
-    Daemon,
-    collector_runs,
-    demo_database,
-    get,
-    running_daemon,
-    sample,
-    write_json,
-)
+from bench.load import write_json
+from tests.demo_daemon import collector_runs, demo_database, get, running_daemon, sample
+from tests.servers import StartedDaemon
 
 API_CALLS = ("/api/v1/snapshot?users=true", "/api/v1/users?limit=100&order_by=used_bytes&dir=b",
              "/api/v1/users.csv", "/api/v1/system.csv", "/api/v1/stats", "/api/v1/history/dau")
@@ -81,7 +75,7 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
     return 3600 * sum((t - mean_t) * (v - mean_v) for t, v in points) / spread if spread else 0.0
 
 
-def soak(daemon: Daemon, args: argparse.Namespace, curve_path: Path) -> dict[str, Any]:
+def soak(daemon: StartedDaemon, args: argparse.Namespace, curve_path: Path) -> dict[str, Any]:
     pid = daemon.process.pid
     runs_before = collector_runs(daemon.url)
     started = time.monotonic()

@@ -85,14 +85,14 @@ def positive_int(value: Any) -> int:
     return value
 
 
-def text(value: Any) -> str:
+def string(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a non-empty string, got {value!r}")
     return value
 
 
-def optional_text(value: Any) -> str | None:
-    return None if value is None else text(value)
+def optional_string(value: Any) -> str | None:
+    return None if value is None else string(value)
 
 
 def choice(*allowed: str) -> Callable[[Any], str]:
@@ -106,7 +106,7 @@ def choice(*allowed: str) -> Callable[[Any], str]:
 
 def timezone(value: Any) -> str:
     try:
-        ZoneInfo(text(value))
+        ZoneInfo(string(value))
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ValueError(f"unknown IANA time zone {value!r}") from error
     return value
@@ -114,7 +114,7 @@ def timezone(value: Any) -> str:
 
 def database_url(value: Any) -> str:
     try:
-        url = make_url(text(value))
+        url = make_url(string(value))
     except ArgumentError as error:
         raise ValueError(f"not a database URL: {error}") from error
     if url.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb"):
@@ -154,7 +154,7 @@ def same_database(first: str, second: str) -> bool:
 
 def listen_address(value: Any) -> tuple[str, int]:
     """'host:port', ':port' (all interfaces) or '[v6]:port'; port 0 picks a free port."""
-    match = re.fullmatch(r"\[?([^\]]*?)\]?:(\d{1,5})", text(value).strip())
+    match = re.fullmatch(r"\[?([^\]]*?)\]?:(\d{1,5})", string(value).strip())
     if not match or not 0 <= int(match.group(2)) < 65536:
         raise ValueError(f"expected host:port such as 127.0.0.1:{DEFAULT_PORT}, got {value!r}")
     return match.group(1) or "0.0.0.0", int(match.group(2))
@@ -405,7 +405,7 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
         "url": Option(database_url, required=True),
         "platform": Option(choice(*PLATFORMS), required=True),
         "table_prefix": Option(str, "oc_"),
-        "data_directory": Option(optional_text),
+        "data_directory": Option(optional_string),
         "available_storage_bytes": Option(positive_int),
         "metrics_app_version": Option(choice("1.4.0", "legacy"), "1.4.0"),
         "connect_timeout": Option(duration, 10.0),
@@ -424,7 +424,7 @@ def parse_config(raw: Any, *, collector_options: Mapping[str, Mapping[str, Optio
     server = reader.section(raw.get("server"), "server", {
         "listen": Option(listen_address, ("127.0.0.1", DEFAULT_PORT)),
         "threads": Option(positive_int, 8),
-        "web_config_file": Option(text),
+        "web_config_file": Option(string),
     })
     web = None
     web_path, web_key = web_config_file, "--web.config.file"

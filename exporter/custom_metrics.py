@@ -41,7 +41,7 @@ from exporter.config import (
     database_url,
     duration,
     positive_int,
-    text,
+    string,
 )
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def _buckets(reader: _Reader, path: str, node: Any) -> tuple[float, ...]:
 
 def _cron(value: Any) -> str:
     try:
-        CronTrigger.from_crontab(text(value))
+        CronTrigger.from_crontab(string(value))
     except ValueError as error:
         raise ValueError(f"not a cron expression (minute hour day month weekday): {error}") \
             from None
@@ -217,16 +217,16 @@ def _as_given(value: Any) -> Any:
 
 
 _METRIC_OPTIONS: Mapping[str, Option] = {
-    "name": Option(text, required=True),
+    "name": Option(string, required=True),
     "type": Option(choice("gauge", "counter"), "gauge"),
-    "help": Option(text, required=True),
+    "help": Option(string, required=True),
     "unit": Option(_as_given),
-    "value": Option(text),
+    "value": Option(string),
     "labels": Option(_as_given),
 }
 _QUERY_OPTIONS: Mapping[str, Option] = {
-    "name": Option(text, required=True),
-    "sql": Option(text, required=True),
+    "name": Option(string, required=True),
+    "sql": Option(string, required=True),
     "metrics": Option(_as_given, required=True),
     "schedule": Option(_cron),
     "max_series": Option(positive_int, DEFAULT_MAX_SERIES),

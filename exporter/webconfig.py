@@ -25,7 +25,7 @@ from typing import Any
 import bcrypt
 import structlog
 
-from exporter.config import ConfigError, Option, _Reader, boolean, read_yaml, text
+from exporter.config import ConfigError, Option, _Reader, boolean, read_yaml, string
 from exporter.http import FailedAttempts, HttpError
 
 log = structlog.get_logger()
@@ -247,10 +247,10 @@ def _tls(node: Any, reader: _Reader) -> TlsSettings | None:
         return None
     problems_before = len(reader.problems)
     values = reader.section(node, "tls_server_config", {
-        "cert_file": Option(text, required=True),
-        "key_file": Option(text, required=True),
+        "cert_file": Option(string, required=True),
+        "key_file": Option(string, required=True),
         "client_auth_type": Option(client_auth_type, ssl.CERT_NONE),
-        "client_ca_file": Option(text),
+        "client_ca_file": Option(string),
         "min_version": Option(tls_version, ssl.TLSVersion.TLSv1_2),
         "max_version": Option(tls_version, ssl.TLSVersion.TLSv1_3),
         "prefer_server_cipher_suites": Option(boolean, True),

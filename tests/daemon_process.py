@@ -72,7 +72,7 @@ def collectors(interval: str = "1s", timeout: str = "1s", only: tuple[str, ...] 
     return settings
 
 
-class Daemon:
+class DaemonProcess:
     """`usage-exporter run` on a config file; its log (JSON lines) goes to a file so that the
     test can read it while it runs, across restarts."""
 
@@ -90,7 +90,7 @@ class Daemon:
     def write_config(self, config: dict[str, Any]) -> None:
         self.config_path.write_text(yaml.safe_dump(config))
 
-    def start(self, ready: bool = True) -> Daemon:
+    def start(self, ready: bool = True) -> DaemonProcess:
         self.process = start_daemon(self.config_path, self.log_path, self.as_of)
         if ready:
             try:
@@ -100,7 +100,7 @@ class Daemon:
                 raise
         return self
 
-    def __enter__(self) -> Daemon:
+    def __enter__(self) -> DaemonProcess:
         """`with daemon.start():` or `with daemon:`; either way it is stopped at the end."""
         return self
 

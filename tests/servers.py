@@ -790,6 +790,21 @@ def wait_daemon_ready(url: str, process: subprocess.Popen[bytes], log_path: Path
         time.sleep(0.1)
 
 
+@dataclass(frozen=True)
+class StartedDaemon:
+    """A daemon that ready_daemon started: where it answers, its process and its log."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def port(self) -> int:
+        port = urllib.parse.urlsplit(self.url).port
+        assert port is not None, self.url
+        return port
+
+
 @contextlib.contextmanager
 def ready_daemon(config: Path, log_path: Path, url: str, *, as_of: float | None = None,
                    seconds: float = 60.0, error: type[Exception] = AssertionError,

@@ -67,9 +67,10 @@ class Homeserver:
 
     def comparable(self, body: dict[str, Any], order_by: str) -> str:
         """A media statistics answer as JSON text, which tells 1 from 1.0. On PostgreSQL, rows
-        with equal sort keys come in no fixed order (research/synapse.md §6), so there the rows
-        are compared as the sequence of their runs of equal `order_by`, each run in user id
-        order; on SQLite that order is Synapse's own and the rows are compared as they come."""
+        with equal sort keys come in no fixed order (docs/platforms/synapse.md, "On
+        PostgreSQL"), so there the rows are compared as the sequence of their runs of equal
+        `order_by`, each run in user id order; on SQLite that order is Synapse's own and the
+        rows are compared as they come."""
         if self.engine is SYNAPSE_ON_SQLITE or "users" not in body:
             return canonical(body)
         return canonical({**body, "users": tie_runs(body["users"], order_by)})

@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from exporter.api.native import HISTORY_PENDING, HISTORY_RETRY_AFTER
 from tests.conftest import API_KEY, NEXTCLOUD_DB, ROOT
-from tests.daemon_process import Daemon, collectors, config_yaml, wait_until
+from tests.daemon_process import DaemonProcess, collectors, config_yaml, wait_until
 from tests.servers import free_port, wait_daemon_ready
 
 ROTATED_KEY = "rotated-key-0123456789abcdef"
@@ -112,7 +112,7 @@ def test_a_history_store_in_the_platform_database_stops_start_up_and_check_confi
 def test_per_user_metrics_are_announced_with_a_warning_at_start_up(
         tmp_path, nextcloud, nextcloud_now):
     nextcloud["per_user_metrics"] = {"enabled": True}
-    with Daemon(tmp_path, nextcloud, as_of=nextcloud_now).start() as daemon:
+    with DaemonProcess(tmp_path, nextcloud, as_of=nextcloud_now).start() as daemon:
         warning = daemon.wait_for_event("per_user_metrics_expose_user_ids")
     assert warning["level"] == "warning"
     assert (warning["route"], warning["basic_auth"]) == ("/metrics", False)
@@ -120,7 +120,7 @@ def test_per_user_metrics_are_announced_with_a_warning_at_start_up(
 
 
 @contextmanager
-def scraping(daemon: Daemon) -> Iterator[list[tuple[int, int, bool]]]:
+def scraping(daemon: DaemonProcess) -> Iterator[list[tuple[int, int, bool]]]:
     """Scrape /metrics and /-/ready in the background for the length of the block: each answer's
     statuses, and whether the metrics had the users' values."""
     answers: list[tuple[int, int, bool]] = []
@@ -143,7 +143,7 @@ def scraping(daemon: Daemon) -> Iterator[list[tuple[int, int, bool]]]:
 
 def test_sighup_applies_a_new_interval_and_new_keys_while_the_server_keeps_serving(
         tmp_path, nextcloud, nextcloud_now):
-    with Daemon(tmp_path, nextcloud, as_of=nextcloud_now).start() as daemon:
+    with DaemonProcess(tmp_path, nextcloud, as_of=nextcloud_now).start() as daemon:
         wait_until(lambda: daemon.all_succeeded(("users", "shares")))
         runs = daemon.collector_metric("runs_total", "users")
         values = daemon.values()
@@ -180,7 +180,7 @@ def test_sighup_with_a_bad_config_logs_one_line_and_keeps_the_running_config(
         tmp_path, nextcloud, nextcloud_now, change, message):
     if isinstance(change, dict) and "database" in change:
         change = {"database": {**nextcloud["database"], **change["database"]}}
-    with Daemon(tmp_path, nextcloud, as_of=nextcloud_now).start() as daemon:
+    with DaemonProcess(tmp_path, nextcloud, as_of=nextcloud_now).start() as daemon:
         wait_until(lambda: daemon.all_succeeded(("users", "shares")))
         values = daemon.values()
         daemon.config_path.write_text(document(nextcloud, change))
@@ -200,7 +200,7 @@ def test_sighup_with_a_bad_config_logs_one_line_and_keeps_the_running_config(
 
 def test_sighup_with_a_new_listen_address_says_it_needs_a_restart(
         tmp_path, nextcloud, nextcloud_now):
-    with Daemon(tmp_path, nextcloud, as_of=nextcloud_now).start() as daemon:
+    with DaemonProcess(tmp_path, nextcloud, as_of=nextcloud_now).start() as daemon:
         moved = copy.deepcopy(nextcloud)
         moved["server"]["listen"] = f"127.0.0.1:{free_port()}"
         daemon.write_config(moved)
@@ -232,7 +232,7 @@ def test_sigterm_stops_the_daemon_at_once_while_a_query_runs(
                     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
                     "AND application_name = 'usage-exporter'")).scalar_one())
 
-        with Daemon(tmp_path, config).start(ready=False) as daemon:
+        with DaemonProcess(tmp_path, config).start(ready=False) as daemon:
             # Listening first: the start-up check also runs the relation (with LIMIT 0), and a
             # SIGTERM before the daemon listens meets Python's default handler.
             daemon.wait_for_event("listening")
@@ -264,7 +264,7 @@ def scrape_until_stopped(url: str, stop: threading.Event) -> None:
 def test_sigterm_while_clients_are_being_answered_stops_cleanly(tmp_path, nextcloud):
     """The signal lands while the server's event loop is busy with requests: the daemon still
     ends at once, with exit code 0 and no traceback, round after round."""
-    daemon = Daemon(tmp_path, nextcloud)
+    daemon = DaemonProcess(tmp_path, nextcloud)
     for _ in range(5):
         daemon.start()
         stop = threading.Event()
@@ -312,7 +312,7 @@ def test_history_routes_answer_503_until_the_first_history_write(tmp_path, postg
                     "AS last_active FROM pg_sleep(3)",
         "status_changes": "SELECT 'ann' AS user_id, 'active' AS status, 0::float8 AS changed_at",
     }}, tmp_path, collectors=collectors("1h", "30s", only=("dau",)))
-    with Daemon(tmp_path, config).start(ready=False) as daemon:
+    with DaemonProcess(tmp_path, config).start(ready=False) as daemon:
         daemon.wait_for_event("listening")
         for path, error in HISTORY_ROUTES.items():
             status, headers, body = answer(daemon.url, path)

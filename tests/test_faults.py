@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import API_KEY, NEXTCLOUD_DB, sqlite_execute
 from tests.copy_db import copy_tables
-from tests.daemon_process import Daemon, collectors, config_yaml, wait_until
+from tests.daemon_process import DaemonProcess, collectors, config_yaml, wait_until
 from tests.servers import start_mariadb, start_postgres
 
 # --- PostgreSQL and MariaDB ------------------------------------------------------------------
@@ -44,14 +44,15 @@ def nextcloud_on(url: str, directory: Path, **collector_settings: Any) -> dict[s
                        collectors=collectors(**collector_settings))
 
 
-def applicable(daemon: Daemon) -> tuple[str, ...]:
+def applicable(daemon: DaemonProcess) -> tuple[str, ...]:
     return tuple(daemon.events("listening")[0]["collectors"])
 
 
 def test_a_stopped_database_server_leaves_the_last_values_and_is_used_again_once_back(
         own_server, tmp_path, nextcloud_now):
     server, url = own_server
-    with Daemon(tmp_path, nextcloud_on(url, tmp_path), as_of=nextcloud_now).start() as daemon:
+    daemon = DaemonProcess(tmp_path, nextcloud_on(url, tmp_path), as_of=nextcloud_now)
+    with daemon.start():
         names = applicable(daemon)
         wait_until(lambda: daemon.all_succeeded(names), what="a first good run of each")
         before = daemon.values()
@@ -122,7 +123,7 @@ def test_a_query_stuck_past_its_timeout_is_cancelled_in_the_database_and_others_
     config = nextcloud_on(url, tmp_path, only=("users", "shares"),
                           shares={"interval": "3s", "timeout": "2s"})
     running = running_queries(server, url)
-    with Daemon(tmp_path, config, as_of=nextcloud_now).start() as daemon:
+    with DaemonProcess(tmp_path, config, as_of=nextcloud_now).start() as daemon:
         wait_until(lambda: daemon.all_succeeded(("users", "shares")))
         with table_locked(server, "oc_share"):
             wait_until(running, 30, "the shares query to wait for the lock")
@@ -152,7 +153,7 @@ def test_a_locked_or_replaced_sqlite_file_fails_clearly_then_recovers(tmp_path, 
     config = config_yaml({"url": f"sqlite:///{database}", "platform": "nextcloud",
                           "connect_timeout": "0.5s"}, tmp_path,
                          collectors=collectors(only=("users",)))
-    with Daemon(tmp_path, config, as_of=nextcloud_now).start() as daemon:
+    with DaemonProcess(tmp_path, config, as_of=nextcloud_now).start() as daemon:
         wait_until(lambda: daemon.all_succeeded(("users",)))
         users = daemon.values()[enabled]
 
@@ -184,14 +185,14 @@ def test_a_locked_or_replaced_sqlite_file_fails_clearly_then_recovers(tmp_path, 
 # --- the history store -----------------------------------------------------------------------
 
 
-def history_dates(daemon: Daemon) -> dict[str, int]:
+def history_dates(daemon: DaemonProcess) -> dict[str, int]:
     entries = daemon.api("/api/v1/history/dau?days=30")["entries"]
     dates = [entry["date"] for entry in entries]
     assert len(dates) == len(set(dates)), f"a day listed twice: {dates}"
     return {entry["date"]: entry["amount"] for entry in entries}
 
 
-def history_is(daemon: Daemon, expected: dict[str, int]) -> bool:
+def history_is(daemon: DaemonProcess, expected: dict[str, int]) -> bool:
     return history_dates(daemon) == expected
 
 
@@ -245,7 +246,7 @@ def test_killing_the_daemon_during_history_writes_loses_or_doubles_no_acknowledg
         db.close()
         today = now.date().isoformat()
         expected[today] = expected.get(today, 0) + 20000
-        daemon = Daemon(tmp_path, visits_config(platform, tmp_path), as_of=now.timestamp())
+        daemon = DaemonProcess(tmp_path, visits_config(platform, tmp_path), as_of=now.timestamp())
         daemon.start(ready=False)
         try:
             wait_until(partial(writing, history), 30, "a write to the history store")
@@ -301,7 +302,7 @@ def test_a_corrupt_history_file_fails_only_the_dau_collector_and_loses_no_past_d
     history = tmp_path / "history.db"
     history.write_bytes(b"this is not a database, " * 4096)
     config = config_yaml(database, tmp_path, collectors=collectors(only=("users", "dau")))
-    with Daemon(tmp_path, config, as_of=now.timestamp()).start() as daemon:
+    with DaemonProcess(tmp_path, config, as_of=now.timestamp()).start() as daemon:
         failure = daemon.wait_for_event("collector_failed", collector="dau")
         metrics = daemon.metrics()
         status, body = daemon.get("/api/v1/history/dau", API_KEY)
@@ -342,7 +343,7 @@ def test_an_unwritable_history_file_fails_the_dau_collector_until_it_is_writable
     history = tmp_path / "history.db"
     config = config_yaml({"url": f"sqlite:///{database}", "platform": "nextcloud"}, tmp_path,
                          collectors=collectors(only=("users", "dau")))
-    with Daemon(tmp_path, config, as_of=nextcloud_now).start() as daemon:
+    with DaemonProcess(tmp_path, config, as_of=nextcloud_now).start() as daemon:
         wait_until(lambda: daemon.all_succeeded(("dau",)), what="a history to exist")
     with daemon:
         with unwritable(history):

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.daemon import Daemon, demo_database, get, running_daemon, sample
 from bench.load import MIX, hammer, held_sockets, scrape
 from exporter.http import App, Context
 from exporter.server import MAX_CONNECTIONS, SPARE_DESCRIPTORS, HttpServer
 from exporter.snapshot import Bodies, SnapshotStore
 from tests.conftest import ROOT
+from tests.demo_daemon import demo_database, get, running_daemon, sample
+from tests.servers import StartedDaemon
 
 # Every collector's interval, and so its timeout (at most the interval): long enough that a run
 # slowed by 200 clients on two cores still ends within it.
@@ -28,7 +29,7 @@ INTERVAL = 4.0
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory) -> Iterator[Daemon]:
+def daemon(tmp_path_factory) -> Iterator[StartedDaemon]:
     """The daemon on a demo database of 200 users, every collector refreshing each INTERVAL,
     once each has succeeded (the users page of the mix orders by storage's used_bytes)."""
     directory = tmp_path_factory.mktemp("load")
@@ -39,7 +40,7 @@ def daemon(tmp_path_factory) -> Iterator[Daemon]:
         yield running
 
 
-def collectors(daemon: Daemon) -> dict[str, dict]:
+def collectors(daemon: StartedDaemon) -> dict[str, dict]:
     return json.loads(get(daemon.url + "/api/v1/snapshot"))["collectors"]
 
 

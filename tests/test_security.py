@@ -26,8 +26,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from bench.daemon import API_KEY as DAEMON_KEY
-from bench.daemon import Daemon, collector_runs, demo_database, running_daemon
 from exporter import api
 from exporter.api.audit import AuditLog
 from exporter.api.coder import SIGNED_OUT
@@ -53,6 +51,9 @@ from tests.conftest import (
     read_json,
     sqlite_execute,
 )
+from tests.demo_daemon import API_KEY as DAEMON_KEY
+from tests.demo_daemon import collector_runs, demo_database, running_daemon
+from tests.servers import StartedDaemon
 
 KEYS = (ApiKey("tests", API_KEY),)
 browser = test_admin.browser  # the headless Chromium fixture, shared
@@ -538,7 +539,7 @@ def run_daemon_through_refreshes(directory: Path, database: Path) -> None:
         wait_for_runs(daemon, 2)
 
 
-def wait_for_runs(daemon: Daemon, runs: int) -> None:
+def wait_for_runs(daemon: StartedDaemon, runs: int) -> None:
     deadline = time.monotonic() + 60
     while min(count for count, _ in collector_runs(daemon.url).values()) < runs:
         assert time.monotonic() < deadline, "the collectors did not run"

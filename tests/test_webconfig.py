@@ -38,7 +38,7 @@ from exporter.runner import Runner
 from exporter.server import HttpServer
 from exporter.webconfig import WebConfig, load_web_config
 from tests.conftest import API_KEY, NEXTCLOUD_DB, ROOT, make_config
-from tests.servers import ready_daemon
+from tests.servers import StartedDaemon, ready_daemon
 from tests.test_cli import exporter, free_port, write_config
 
 PASSWORD = "correct horse battery staple"
@@ -562,15 +562,8 @@ def test_check_config_names_the_web_config_problem_and_summarises_a_good_one(pki
 # --- the daemon, end to end ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Daemon:
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
 @pytest.fixture(scope="module")
-def daemon(pki, tmp_path_factory, nextcloud_now) -> Iterator[Daemon]:
+def daemon(pki, tmp_path_factory, nextcloud_now) -> Iterator[StartedDaemon]:
     """The real daemon behind TLS with client certificates and basic auth."""
     directory = tmp_path_factory.mktemp("daemon")
     (directory / "web.yml").write_text(yaml.safe_dump({
@@ -586,7 +579,7 @@ def daemon(pki, tmp_path_factory, nextcloud_now) -> Iterator[Daemon]:
     log_path = directory / "daemon.log"
     with ready_daemon(config, log_path, f"https://127.0.0.1:{port}", as_of=nextcloud_now,
                       context=pki.client_context(pki.client)) as process:
-        yield Daemon(port, process, log_path)
+        yield StartedDaemon(f"https://127.0.0.1:{port}", process, log_path)
 
 
 def test_the_daemon_serves_metrics_over_tls_to_a_certified_client_with_the_password(daemon, pki):

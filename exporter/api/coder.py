@@ -1,7 +1,7 @@
 """Coder's insights API, drop-in: GET /api/v2/insights/daus and /api/v2/insights/user-status-counts.
 
 Parameters, validation errors, shapes and the 401 as coderd serves them
-(research/coder_odk_openl2m_grafana.md §1.1-1.2; coderd/insights.go, httpapi/queryparams.go,
+(docs/platforms/custom.md, "Coder"; coderd/insights.go, httpapi/queryparams.go,
 httpmw/apikey.go), answered from the history store that the dau collector fills. The key goes in
 Coder-Session-Token (or Authorization: Bearer).
 

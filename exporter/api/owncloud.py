@@ -1,9 +1,9 @@
 """The ownCloud metrics app's API, drop-in: the OCS metrics route and the CSV downloads.
 
 Parameters, shapes, headers and errors as the app and ownCloud 10 core serve them
-(research/owncloud_nextcloud.md §1.1-1.6; core's OCSController, OC_API and OCSResponse); every
-number comes from the snapshot, where the collectors compute it with the app's definitions, so a
-call costs no database work. Served on platform owncloud only.
+(docs/platforms/owncloud.md, "The API" and "CSV bytes"; core's OCSController, OC_API and
+OCSResponse); every number comes from the snapshot, where the collectors compute it with the
+app's definitions, so a call costs no database work. Served on platform owncloud only.
 
 Checked against a real ownCloud 10.15.2 and its metrics app 1.4.0 (docs/platforms/owncloud.md):
 the JSON field by field, the XML and both CSVs byte for byte. 1.4.0's shape is the default;

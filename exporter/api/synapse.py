@@ -1,7 +1,8 @@
 """Synapse's admin API, drop-in: GET /_synapse/admin/v1/statistics/users/media.
 
-Answers as Synapse 1.163 does on the database engine the homeserver runs on (research/synapse.md
-§1 and §6; the tests replay every answer captured on SQLite and on PostgreSQL): the same checks
+Answers as Synapse 1.163 does on the database engine the homeserver runs on
+(docs/platforms/synapse.md, "Media statistics API" and "On PostgreSQL"; the tests replay every
+answer captured on SQLite and on PostgreSQL): the same checks
 in the same order, errors as {"errcode", "error"}, the same paging. Unfiltered calls are answered
 from the snapshot (media and users collectors); calls with from_ts or until_ts run one aggregate
 query like Synapse's. Both sort and search as the engine does (exporter.platforms.synapse's
@@ -115,7 +116,7 @@ def strings(request: Request, name: str, allowed: tuple[str, ...] | None = None)
     return values[0]
 
 
-def integer(request: Request, name: str) -> int | None:
+def optional_integer(request: Request, name: str) -> int | None:
     """Synapse's parse_integer: int() of the first value's bytes, so ASCII digits only."""
     values = request.query.get(name)
     if values is None:
@@ -131,10 +132,10 @@ def integer(request: Request, name: str) -> int | None:
 
 def parse(request: Request) -> MediaQuery:
     order_by = strings(request, "order_by", ORDER_BY) or "user_id"
-    start = integer(request, "from") or 0
-    limit = integer(request, "limit")
-    from_ts = integer(request, "from_ts") or 0
-    until_ts = integer(request, "until_ts")
+    start = optional_integer(request, "from") or 0
+    limit = optional_integer(request, "limit")
+    from_ts = optional_integer(request, "from_ts") or 0
+    until_ts = optional_integer(request, "until_ts")
     if until_ts is not None and until_ts <= from_ts:
         raise invalid("Query parameter until_ts must be greater than from_ts.")
     search_term = strings(request, "search_term")

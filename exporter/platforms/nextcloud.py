@@ -3,7 +3,7 @@
 Nextcloud forked from ownCloud and keeps its file cache, storages, mounts and shares tables, so this
 profile inherits those relations and replaces what moved: accounts live in oc_users plus
 oc_preferences, and link passwords have their own column.
-Sources: research/nextcloud_fixture.md section 4, research/owncloud_nextcloud.md section 3.
+Sources: docs/platforms/nextcloud.md ("Tables read", "The numbers", "Traps").
 """
 
 from __future__ import annotations

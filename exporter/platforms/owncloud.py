@@ -1,6 +1,6 @@
 """ownCloud 10: numbers as the ownCloud metrics app defines them.
 
-Sources: research/owncloud_nextcloud.md sections 1.4-1.7 (the app's SQL) and 2 (the schema).
+Sources: docs/platforms/owncloud.md ("Tables read", "The numbers", "Traps").
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Matrix Synapse: numbers as Synapse's admin API and phone-home stats define them.
 
-Sources: research/synapse.md (read from the matrix-synapse 1.163.2 source and checked against a
-live server). Units differ by table: users.creation_ts is seconds, every other timestamp here is
-milliseconds. Synapse has no table prefix, so database.table_prefix is ignored.
+Sources: docs/platforms/synapse.md (read from the matrix-synapse 1.163.2 source and checked
+against a live server). Units differ by table: users.creation_ts is seconds, every other
+timestamp here is milliseconds. Synapse has no table prefix, so database.table_prefix is ignored.
 """
 
 from __future__ import annotations
@@ -64,11 +64,11 @@ _SCHEMA_VERSION = table("schema_version", column("version", Integer))
 
 @dataclass(frozen=True)
 class SynapseEngine:
-    """Where the database Synapse runs on answers Synapse's SQL its own way (research/synapse.md
-    §1 and §6, seen on Synapse 1.163 on SQLite 3.40 and on PostgreSQL 15): how the media
-    statistics' search term, a LIKE pattern without ESCAPE, matches, and where NULL sorts. Text
-    sorts by code point on both (BINARY collation; the C collation Synapse requires of
-    PostgreSQL). Rows with equal sort keys have no order on either."""
+    """Where the database Synapse runs on answers Synapse's SQL its own way
+    (docs/platforms/synapse.md, "On PostgreSQL", seen on Synapse 1.163 on SQLite 3.40 and on
+    PostgreSQL 15): how the media statistics' search term, a LIKE pattern without ESCAPE,
+    matches, and where NULL sorts. Text sorts by code point on both (BINARY collation; the C
+    collation Synapse requires of PostgreSQL). Rows with equal sort keys have no order on either."""
 
     name: str
     # SQLite's LIKE takes an ASCII letter in either case; PostgreSQL's is case-sensitive.

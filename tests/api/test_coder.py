@@ -3,7 +3,7 @@
 database with Coder's tables (users, template_usage_stats, user_status_changes, user_deleted).
 
 Every expected answer is computed here from the database rows, in plain Python, the way coderd
-computes it (research/coder_odk_openl2m_grafana.md §1.1-1.2): DAUs over buckets that start at
+computes it (docs/platforms/custom.md, "Coder"): DAUs over buckets that start at
 UTC midnights whatever tz_offset says, labelled with their date in the tz_offset zone; status
 counts at each local midnight, from each user's latest change, deleted users dropping out. The
 errors are coderd's: validations of httpapi.QueryParamParser with Go's strconv messages, the

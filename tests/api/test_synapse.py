@@ -121,10 +121,10 @@ def serve(runner: Runner, keys: tuple[ApiKey, ...] | None = None,
 
 def synapse_sql(homeserver_db: Engine, query: dict[str, str]) -> dict[str, Any]:
     """Synapse's answer: the SQL of its get_users_media_usage_paginate, verbatim, on the
-    homeserver's own database, and its servlet's paging (research/synapse.md §1). The rows are
-    read unpaged and rows with equal sort keys, which the SQL leaves in no order (PostgreSQL
-    returns them in any), put in user id order before the page is cut: the order the route
-    promises. Everything else is the engine's."""
+    homeserver's own database, and its servlet's paging (docs/platforms/synapse.md, "Media
+    statistics API"). The rows are read unpaged and rows with equal sort keys, which the SQL
+    leaves in no order (PostgreSQL returns them in any), put in user id order before the page is
+    cut: the order the route promises. Everything else is the engine's."""
     start, limit = int(query.get("from", 0)), int(query.get("limit", 100))
     filters, args = [], {}
     if query.get("search_term"):
@@ -459,8 +459,9 @@ def test_like_takes_polynomial_time_on_terms_that_make_regexes_backtrack(engine)
 
 @every([setup for setup in AS_CAPTURED if setup.homeserver is SQLITE_HOMESERVER])
 def test_searches_behave_as_observed_on_synapse_on_sqlite(live):
-    """What research/synapse.md §1 saw on the SQLite homeserver; on PostgreSQL the same terms are
-    among the captured answers (search_*), which the capture tests replay."""
+    """What docs/platforms/synapse.md ("Media statistics API") says Synapse on SQLite answers;
+    on PostgreSQL the same terms are among the captured answers (search_*), which the capture
+    tests replay."""
     def found(term: str) -> set[str]:
         return {user["user_id"] for user in get(live.base_url, {"search_term": term})[1]["users"]}
 

@@ -1,15 +1,16 @@
 """Reference answers of the ownCloud ``metrics`` app, computed from its own SQL.
 
-An independent transcription of /work/shared/research/owncloud_nextcloud.md section 1 (§1.4
-system numbers, §1.5 CombinedUserMetrics + UserDataMetrics post-processing, §1.6 CSV, §1.7),
-cross-checked against the app sources where the research quotes them, and against the real
-app 1.4.0 on its own database (tests/platforms/test_owncloud_reference.py).  The exporter is
-compared with these functions where only the hand-built database has the case, so quirks are
-reproduced on purpose; each quirk carries a comment naming its section.
+An independent transcription of the app's SQL as docs/platforms/owncloud.md describes it; the
+comments name its sections: [API] "The API", [numbers] "The numbers" (system numbers), [per
+user] its per-user part (CombinedUserMetrics + UserDataMetrics post-processing), [CSV] "CSV
+bytes", [traps] "Traps". Cross-checked against the app sources, and against the real app 1.4.0
+on its own database (tests/platforms/test_owncloud_reference.py).  The exporter is compared with
+these functions where only the hand-built database has the case, so quirks are reproduced on
+purpose; each quirk carries a comment naming its section.
 
 ``conn`` may be a ``sqlite3.Connection`` or a SQLAlchemy ``Connection``.  The app's SQL is
 written with ``||`` (SQLite/PostgreSQL); on a MySQL/MariaDB SQLAlchemy connection ``CONCAT()``
-is used instead, exactly as the app switches (§1.5, §1.7).
+is used instead, exactly as the app switches ([per user], [traps]).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-TWO_WEEKS_AS_SECONDS = 14 * 24 * 60 * 60  # §1.4 UserActiveMetrics constant
+TWO_WEEKS_AS_SECONDS = 14 * 24 * 60 * 60  # [numbers] UserActiveMetrics constant
 
 SHARE_TYPE_USER = 0
 SHARE_TYPE_GROUP = 1
@@ -31,14 +32,14 @@ SHARE_TYPE_LINK = 3
 SHARE_TYPE_GUEST = 4
 SHARE_TYPE_REMOTE = 6
 
-# §1.5: IUserBackend::getBackendName() of the registered backends (user_ldap's User_Proxy
+# [per user]: IUserBackend::getBackendName() of the registered backends (user_ldap's User_Proxy
 # forwards to User_LDAP::getBackendName() = 'LDAP'); unregistered classes keep the class name.
 DEFAULT_BACKEND_NAMES: Mapping[str, str] = {
     "OC\\User\\Database": "Database",
     "OCA\\User_LDAP\\User_Proxy": "LDAP",
 }
 
-# §1.6 users CSV header (MetricsSerializer getter order)
+# [CSV] users CSV header (MetricsSerializer getter order)
 USERS_CSV_HEADER: tuple[str, ...] = (
     "userId",
     "userDisplayName",
@@ -55,7 +56,7 @@ USERS_CSV_HEADER: tuple[str, ...] = (
     "sharesFederated",
     "userBackend",  # 1.4.0: getUserBackend(), the last getter
 )
-# §1.6 system CSV header
+# [CSV] system CSV header
 SYSTEM_CSV_HEADER: tuple[str, ...] = (
     "freeStorage",
     "usedStorage",
@@ -91,7 +92,7 @@ def _scalar(conn: Any, sql: str, params: Mapping[str, Any] | None = None) -> Any
 
 
 def _concat(conn: Any, *parts: str) -> str:
-    # §1.7: MySQL needs CONCAT(); '||' is logical OR there
+    # [traps]: MySQL needs CONCAT(); '||' is logical OR there
     return f"CONCAT({', '.join(parts)})" if _is_mysql(conn) else "(" + " || ".join(parts) + ")"
 
 
@@ -125,12 +126,12 @@ def _php_round(x: float) -> float:
 
 
 def computer_file_size(spec: str) -> float | bool:
-    """OC_Helper::computerFileSize (§1.5): float bytes, or False for an unknown suffix."""
+    """OC_Helper::computerFileSize ([per user]): float bytes, or False for an unknown suffix."""
     s = spec.lower()
     if _PHP_NUMERIC.match(s):
         return float(s)
     value = _php_floatval(s)
-    # §1.5 quirk: the suffix regex '([kmgtp]?b?)$' takes the leftmost match ('5 gib' -> 'b')
+    # [per user] quirk: the suffix regex '([kmgtp]?b?)$' takes the leftmost match ('5 gib' -> 'b')
     m = re.search(r"([kmgtp]?b?)$", s)
     if not m or m.group(1) not in _BYTES:
         return False
@@ -141,19 +142,19 @@ def _php_truthy(value: str | None) -> bool:
     return value not in (None, "", "0")
 
 
-# --------------------------------------------------------------------------- system (§1.4)
+# --------------------------------------------------------------------------- system ([numbers])
 
 
 def _directory_mimetype(conn: Any, prefix: str, literal: bool) -> str:
     if literal:
-        return "2"  # §1.4 quirk: FilesMetrics compares with the literal id 2
+        return "2"  # [numbers] quirk: FilesMetrics compares with the literal id 2
     return f"(SELECT id FROM {prefix}mimetypes WHERE mimetype = 'httpd/unix-directory')"
 
 
 def total_files_count(
     conn: Any, *, prefix: str = "oc_", literal_directory_mimetype: bool = False
 ) -> int:
-    """files.totalFilesCount: FilesMetrics SQL (§1.4 / §1.7)."""
+    """files.totalFilesCount: FilesMetrics SQL ([numbers], [traps])."""
     p = prefix
     fs_pattern = _concat(conn, "'%::'", "mt.user_id")
     obj_pattern = _concat(conn, "'object::user:'", "mt.user_id")
@@ -197,18 +198,18 @@ def used_quota_space(conn: Any, *, prefix: str = "oc_") -> int:
 def storage_totals(
     conn: Any, free_bytes: int, *, prefix: str = "oc_", available_storage: int | None = None
 ) -> dict[str, int]:
-    """files.storage in 1.4.0's key order (§1.4)."""
+    """files.storage in 1.4.0's key order ([numbers])."""
     used = used_space(conn, prefix=prefix)
     used_quota = used_quota_space(conn, prefix=prefix)
-    # §1.4: objectstore availableStorage overrides statvfs; free = availableStorage - used
+    # [numbers]: objectstore availableStorage overrides statvfs; free = availableStorage - used
     free = free_bytes if available_storage is None else available_storage - used
-    free = max(free, 0)  # §1.4: negative (SPACE_UNKNOWN etc.) clamped to 0
+    free = max(free, 0)  # [numbers]: negative (SPACE_UNKNOWN etc.) clamped to 0
     return {"used": used, "usedQuota": used_quota, "usedOther": used - used_quota,
-            "total": free + used, "free": free, "relative": 0}  # §1.4 relative 0
+            "total": free + used, "free": free, "relative": 0}  # [numbers] relative 0
 
 
 def share_counts(conn: Any, *, prefix: str = "oc_") -> dict[str, int]:
-    """shares.* at system level (§1.4, SharesMetrics::getTotalShares)."""
+    """shares.* at system level ([numbers], SharesMetrics::getTotalShares)."""
 
     def by_type(t: int) -> int:
         return int(
@@ -225,7 +226,7 @@ def share_counts(conn: Any, *, prefix: str = "oc_") -> dict[str, int]:
         )
     )
     user = by_type(SHARE_TYPE_USER)
-    if guest > 0:  # §1.4: guest shares are type 0 too and are subtracted
+    if guest > 0:  # [numbers]: guest shares are type 0 too and are subtracted
         user -= guest
     return {
         "userShareCount": user,
@@ -233,7 +234,7 @@ def share_counts(conn: Any, *, prefix: str = "oc_") -> dict[str, int]:
         "linkShareCount": by_type(SHARE_TYPE_LINK),
         "guestShareCount": guest,
         "federatedShareCount": by_type(SHARE_TYPE_REMOTE),
-    }  # §1.4: types 2, 4, 5, 7 are not counted anywhere
+    }  # [numbers]: types 2, 4, 5, 7 are not counted anywhere
 
 
 def system_metrics(
@@ -245,18 +246,18 @@ def system_metrics(
     available_storage: int | None = None,
     literal_directory_mimetype: bool = False,
 ) -> dict[str, Any]:
-    """The OCS ``data`` of ``getMetrics(files=true, shares=true, users=true)`` (§1.3, §1.4).
+    """The OCS ``data`` of ``getMetrics(files=true, shares=true, users=true)`` ([API], [numbers]).
 
     ``literal_directory_mimetype=True`` reproduces the app's literal ``mimetype <> 2``; the
-    default resolves 'httpd/unix-directory' by name (§1.7), identical on default installs.
+    default resolves 'httpd/unix-directory' by name ([traps]), identical on default installs.
     """
     p = prefix
     return {
         "timeStamp": now,
         "users": {
-            # §1.4: every oc_accounts row, any state
+            # [numbers]: every oc_accounts row, any state
             "totalCount": int(_scalar(conn, f"SELECT COUNT(*) FROM {p}accounts")),
-            # §1.4: inclusive '>=' against now - 1209600
+            # [numbers]: inclusive '>=' against now - 1209600
             "activeUsersCount": int(
                 _scalar(
                     conn,
@@ -264,7 +265,7 @@ def system_metrics(
                     {"limit": now - TWO_WEEKS_AS_SECONDS},
                 )
             ),
-            # §1.4: DISTINCT uid over all tokens, no type/age filter, orphans included
+            # [numbers]: DISTINCT uid over all tokens, no type/age filter, orphans included
             "concurrentUsersCount": len(_rows(conn, f"SELECT DISTINCT uid FROM {p}authtoken")),
         },
         "files": {
@@ -279,11 +280,11 @@ def system_metrics(
     }
 
 
-# --------------------------------------------------------------------------- per user (§1.5)
+# --------------------------------------------------------------------------- per user ([per user])
 
 
 def combined_user_sql(conn: Any, prefix: str = "oc_") -> str:
-    """CombinedUserMetrics::getUsersSql (§1.5), written out in full."""
+    """CombinedUserMetrics::getUsersSql ([per user]), written out in full."""
     p = prefix
     mountpoint = _concat(conn, "'/'", "a.user_id", "'/'")
     user_storage_fs = _concat(conn, "'%::'", "a.user_id")
@@ -318,7 +319,7 @@ def combined_user_sql(conn: Any, prefix: str = "oc_") -> str:
         + shares("shu", SHARE_TYPE_USER)
         + shares("shg", SHARE_TYPE_GROUP)
         + shares("shl", SHARE_TYPE_LINK)
-        + shares("shguest", SHARE_TYPE_GUEST)  # §1.5 quirk: "guest" = share_type 4
+        + shares("shguest", SHARE_TYPE_GUEST)  # [per user] quirk: "guest" = share_type 4
         + shares("shfed", SHARE_TYPE_REMOTE)
         + f"WHERE om.mount_point = {mountpoint} "
         f"AND (st.id LIKE {user_storage_fs} OR st.id LIKE {user_storage_obj}) "
@@ -338,11 +339,11 @@ def _app_value(conn: Any, prefix: str, app: str, key: str, default: str) -> str:
 def combined_user_metrics(
     conn: Any, free_bytes: int, *, prefix: str = "oc_", available_storage: int | None = None
 ) -> list[dict[str, Any]]:
-    """CombinedUserMetrics::getCombinedData rows as MetricsSerializer values (§1.5, §1.6).
+    """CombinedUserMetrics::getCombinedData rows as MetricsSerializer values ([per user], [CSV]).
 
     Row order is the database's (the app has no ORDER BY).
     """
-    # §1.5: 'none' quota = system total (free + used) of §1.4
+    # [per user]: 'none' quota = system total (free + used) of [numbers]
     system_total = storage_totals(
         conn, free_bytes, prefix=prefix, available_storage=available_storage
     )["total"]
@@ -364,7 +365,7 @@ def combined_user_metrics(
             n_guest,
             n_fed,
         ) = row
-        if quota_spec is None or quota_spec == "default":  # §1.5: NULL/'default' -> appconfig
+        if quota_spec is None or quota_spec == "default":  # [per user]: NULL/'default' -> appconfig
             quota_spec = default_quota
         if quota_spec == "none":
             quota = computer_file_size(f"{system_total} b")
@@ -375,13 +376,13 @@ def combined_user_metrics(
         out.append(
             {
                 "userId": uid,
-                "userDisplayName": display,  # §1.5: raw oc_accounts.display_name, no uid fallback
+                "userDisplayName": display,  # [per user]: raw display_name, no uid fallback
                 "lastLogin": int(last_login),
-                "quotaUsed": used,  # §1.5: size of 'files' only
-                "quotaFree": int(quota_f - used),  # §1.5: may be negative
+                "quotaUsed": used,  # [per user]: size of 'files' only
+                "quotaFree": int(quota_f - used),  # [per user]: may be negative
                 "quotaTotal": int(quota_f),
                 "files": int(files),
-                "sessions": int(sessions),  # §1.5: all tokens of the uid, any type/age
+                "sessions": int(sessions),  # [per user]: all tokens of the uid, any type/age
                 "sharesUser": int(n_user),
                 "sharesGroup": int(n_group),
                 "sharesLink": int(n_link),
@@ -394,7 +395,7 @@ def combined_user_metrics(
 
 
 def _guest_uids(conn: Any, prefix: str) -> set[str]:
-    # §1.5: Helper::isGuestUser = PHP truthiness of preference owncloud/isGuest
+    # [per user]: Helper::isGuestUser = PHP truthiness of preference owncloud/isGuest
     rows = _rows(
         conn,
         f"SELECT userid, configvalue FROM {prefix}preferences "
@@ -415,7 +416,7 @@ def user_data(
     quota: bool = True,
     users: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """OCS ``data.userData`` (§1.5, UserDataMetrics::getUserData), keyed by uid."""
+    """OCS ``data.userData`` ([per user], UserDataMetrics::getUserData), keyed by uid."""
     guests = _guest_uids(conn, prefix)
     result: dict[str, dict[str, Any]] = {}
     for d in combined_user_metrics(
@@ -424,13 +425,13 @@ def user_data(
         uid = d["userId"]
         backend = backend_names.get(d["userBackend"], d["userBackend"])
         if uid in guests:
-            backend += " (Guest)"  # §1.5: guest suffix on the backend name
+            backend += " (Guest)"  # [per user]: guest suffix on the backend name
         entry: dict[str, Any] = {"displayName": d["userDisplayName"], "backend": backend}
         if files:
             entry["files"] = {"totalFiles": d["files"]}
         if shares:
             entry["shares"] = {
-                # §1.5 quirk: type-0 minus type-4 owned (can go negative), unlike §1.4
+                # [per user] quirk: type-0 minus type-4 owned (can go negative), unlike [numbers]
                 "userShareCount": d["sharesUser"] - d["sharesGuest"],
                 "groupShareCount": d["sharesGroup"],
                 "linkShareCount": d["sharesLink"],
@@ -443,15 +444,15 @@ def user_data(
                 "total": d["quotaTotal"],
                 "used": d["quotaUsed"],
                 "relative": 0,
-            }  # §1.5 relative 0
+            }  # [per user] relative 0
         if users:
-            entry["activeSessions"] = d["sessions"]  # §1.5: newest = integer count
+            entry["activeSessions"] = d["sessions"]  # [per user]: newest = integer count
             entry["lastLogin"] = d["lastLogin"]
         result[uid] = entry  # a duplicate uid row would overwrite, as in PHP
     return result
 
 
-# --------------------------------------------------------------------------- CSV (§1.6)
+# --------------------------------------------------------------------------- CSV ([CSV])
 
 
 def users_csv_rows(
@@ -461,10 +462,10 @@ def users_csv_rows(
     prefix: str = "oc_",
     available_storage: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of the users CSV (§1.6), sorted by userId (the app's order is unspecified).
+    """Rows of the users CSV ([CSV]), sorted by userId (the app's order is unspecified).
 
     Values straight from SQL: sharesUser is the raw type-0 count and sharesGuest the type-4
-    count (§1.6), and 1.4.0's last column userBackend the raw backend class.
+    count ([CSV]), and 1.4.0's last column userBackend the raw backend class.
     """
     header = USERS_CSV_HEADER
     rows = combined_user_metrics(
@@ -482,7 +483,7 @@ def system_csv_row(
     available_storage: int | None = None,
     literal_directory_mimetype: bool = False,
 ) -> dict[str, int]:
-    """The single data row of the system CSV (§1.6), keys in SYSTEM_CSV_HEADER order."""
+    """The single data row of the system CSV ([CSV]), keys in SYSTEM_CSV_HEADER order."""
     m = system_metrics(
         conn,
         now,
@@ -517,7 +518,7 @@ def _fputcsv_field(value: Any) -> str:
 
 
 def render_csv(rows: Sequence[Mapping[str, Any]], header: Iterable[str] | None = None) -> str:
-    """Symfony CsvEncoder output (§1.6): header line, ',' separator, '\\n' line ends, no BOM."""
+    """Symfony CsvEncoder output ([CSV]): header line, ',' separator, '\\n' line ends, no BOM."""
     cols = list(header) if header is not None else list(rows[0]) if rows else []
     lines = [",".join(_fputcsv_field(c) for c in cols)]
     lines += [",".join(_fputcsv_field(r.get(c)) for c in cols) for r in rows]

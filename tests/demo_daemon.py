@@ -1,11 +1,10 @@
-"""The real daemon for bench scripts: a demo Nextcloud database, a config with short intervals,
-the process started and stopped by PID, and what /proc says about it."""
+"""The real daemon on a demo Nextcloud database, for load and security tests and the bench
+scripts: the database, a config with short intervals, the process started and stopped by PID,
+and what /proc says about it."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.demo_data import build_demo_database
-from tests.servers import free_port, ready_daemon
+from tests.servers import StartedDaemon, free_port, ready_daemon
 
 API_KEY = "bench-key-0123456789abcdef"
 COLLECTORS = ("users", "sessions", "shares", "storage", "dau", "apps")
@@ -86,15 +85,8 @@ def collector_runs(base: str) -> dict[str, tuple[float, float]]:
     return {name: (runs[name], last.get(name, 0.0)) for name in runs}
 
 
-@dataclass(frozen=True)
-class Daemon:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
 @contextmanager
-def running_daemon(directory: Path, database: Path, interval: float) -> Iterator[Daemon]:
+def running_daemon(directory: Path, database: Path, interval: float) -> Iterator[StartedDaemon]:
     """`usage-exporter run` on a Nextcloud SQLite database, its history store and its log
     (daemon.log) in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -104,8 +96,4 @@ def running_daemon(directory: Path, database: Path, interval: float) -> Iterator
     log_path.unlink(missing_ok=True)  # this run's log only
     url = f"http://127.0.0.1:{port}"
     with ready_daemon(config, log_path, url, error=RuntimeError) as process:
-        yield Daemon(url, process, log_path)
-
-
-def write_json(path: Path, value: object) -> None:
-    path.write_text(json.dumps(value, indent=2) + "\n")
+        yield StartedDaemon(url, process, log_path)
