@@ -28,7 +28,7 @@ __all__ = ["DEMO_USERS", "build_demo_database"]
 
 DEMO_USERS = 400
 
-# Verbatim from the real schema (research fixture nextcloud/schema.sql), including the oc_share
+# Verbatim from the real schema (tests/fixtures/nextcloud/schema.sql), including the oc_share
 # statement that SQLite stores across two lines because of its Doctrine type comment.
 _SCHEMA = """
 CREATE TABLE oc_users (uid VARCHAR(64) DEFAULT '' NOT NULL, displayname VARCHAR(64) DEFAULT NULL, password VARCHAR(255) DEFAULT '' NOT NULL, uid_lower VARCHAR(64) DEFAULT '', PRIMARY KEY(uid));

@@ -1,5 +1,5 @@
 """Coder, ODK Central and OpenL2M databases for the custom-platform recipes: the tables the recipes
-read, with the platforms' own column names and types (research/coder_odk_openl2m_grafana.md §1-3,
+read, with the platforms' own column names and types (docs/platforms/custom.md, "Coder", "ODK Central" and "OpenL2M",
 Coder's dump.sql, Central's migrations, OpenL2M's Django models), and realistic, deterministic data
 with the edge cases each recipe must handle.
 

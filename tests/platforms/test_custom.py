@@ -3,7 +3,7 @@
 Each recipe is loaded from docs/examples/ (only the database URL replaced), run by the exporter
 against a database with the platform's own schema (tests/platforms/custom_platforms.py), and every
 number it exports is compared with the platform's own definition, computed here independently with
-the platform's SQL (research/coder_odk_openl2m_grafana.md §1-3) at a fixed instant.
+the platform's SQL (docs/platforms/custom.md) at a fixed instant.
 """
 
 from __future__ import annotations
@@ -275,7 +275,7 @@ def odk_export(odk: Platform) -> dict[str, Any]:
 
 
 def test_odk_active_users_are_centrals_logins(odk, odk_export):
-    """DAU, WAU and MAU as the research gives them for Central: distinct web users with a
+    """DAU, WAU and MAU as docs/platforms/custom.md ("ODK Central", "The numbers") gives them for Central: distinct web users with a
     user.session.create audit in the last 1, 7 and 30 days (inclusive)."""
     active = odk_export["metrics"]["usage_users_active"]
     for label, days in (("1d", 1), ("7d", 7), ("30d", 30)):
