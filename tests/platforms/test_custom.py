@@ -275,8 +275,9 @@ def odk_export(odk: Platform) -> dict[str, Any]:
 
 
 def test_odk_active_users_are_centrals_logins(odk, odk_export):
-    """DAU, WAU and MAU as docs/platforms/custom.md ("ODK Central", "The numbers") gives them for Central: distinct web users with a
-    user.session.create audit in the last 1, 7 and 30 days (inclusive)."""
+    """DAU, WAU and MAU as docs/platforms/custom.md ("ODK Central", "The numbers") gives them for
+    Central: distinct web users with a user.session.create audit in the last 1, 7 and 30 days
+    (inclusive)."""
     active = odk_export["metrics"]["usage_users_active"]
     for label, days in (("1d", 1), ("7d", 7), ("30d", 30)):
         assert active[label] == odk.scalar("""
