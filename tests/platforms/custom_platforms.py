@@ -1,8 +1,7 @@
 """Coder, ODK Central and OpenL2M databases for the custom-platform recipes: the tables the recipes
 read, with the platforms' own column names and types (docs/platforms/custom.md, "Coder", "ODK
 Central" and "OpenL2M"; Coder's dump.sql, Central's migrations, OpenL2M's Django models), and
-realistic, deterministic data
-with the edge cases each recipe must handle.
+realistic, deterministic data with the edge cases each recipe must handle.
 
 Everything is dated relative to a fixed `now`, sessions included: the exporter decides by its own
 clock whether a session has expired.
