@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 
 from bench.compare_query_exporter import query_exporter_process
 from tests.conftest import NEXTCLOUD_DB, ROOT
+from tests.servers import free_port, terminate, wait_daemon_ready
 
 QUERY_EXPORTER_OWN = ("queries", "query_latency", "query_timestamp", "query_interval",
                       "database_errors", "python_", "process_")
@@ -125,7 +126,7 @@ def families(body: str, *, leave_out: tuple[str, ...]) -> Families:
     return found
 
 
-def ours(config: Path, env: dict[str, str]) -> Families:
+def collected(config: Path, env: dict[str, str]) -> Families:
     """`usage-exporter collect --config FILE --format prometheus`: one refresh, and the very
     bytes /metrics serves."""
     done = subprocess.run([sys.executable, "-m", "exporter", "collect", "--config", str(config),
@@ -133,6 +134,25 @@ def ours(config: Path, env: dict[str, str]) -> Families:
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return families(done.stdout, leave_out=("usage_",))
+
+
+def served(config: Path, env: dict[str, str], log: Path) -> Families:
+    """`usage-exporter run --config FILE --web.listen-address 127.0.0.1:PORT`, the file as
+    query-exporter reads it, scraped once every query has its first result."""
+    port = free_port()
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "run", "--config", str(config),
+             "--web.listen-address", f"127.0.0.1:{port}"], cwd=ROOT, env={**os.environ, **env},
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_daemon_ready(url, process, log)
+        with urllib.request.urlopen(f"{url}/metrics", timeout=60) as response:
+            body = response.read().decode()
+    finally:
+        terminate(process)
+    return families(body, leave_out=("usage_", "process_", "python_"))
 
 
 def theirs(config: Path, env: dict[str, str], log: Path) -> Families:
@@ -154,7 +174,7 @@ def test_our_samples_equal_query_exporters_on_the_same_file_and_database(nextclo
     env = {"NEXTCLOUD_DSN": nextcloud_url}
     config = write_config(tmp_path)
     expected = theirs(config, env, tmp_path / "query-exporter.log")
-    found = ours(config, env)
+    found = served(config, env, tmp_path / "usage-exporter.log")
     assert set(found) == set(expected)
     for name, family in expected.items():
         assert found[name] == family, name
@@ -207,7 +227,7 @@ def test_query_exporters_postgresql_stats_example_runs_unchanged(postgres_server
     env = {"PG_DATABASE_DSN": url}
     config = Path(str(EXAMPLES)) / "postgresql-stats" / "config.yaml"
     expected = theirs(config, env, tmp_path / "query-exporter.log")
-    found = ours(config, env)
+    found = collected(config, env)
     assert set(found) == set(expected)
     for name, (kind, help_text, samples) in expected.items():
         assert found[name][:2] == (kind, help_text), name
