@@ -18,6 +18,7 @@ import yaml
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from exporter.readonly import statement_problem
 from exporter.relations import RELATIONS
 
 if TYPE_CHECKING:
@@ -134,9 +135,8 @@ def same_database(first: str, second: str) -> bool:
     filled in."""
     a, b = make_url(first), make_url(second)
     if a.get_backend_name() == "sqlite" or b.get_backend_name() == "sqlite":
-        files = [url.database for url in (a, b) if url.get_backend_name() == "sqlite"
-                 and url.database not in (None, "", ":memory:")]
-        if len(files) < 2:
+        files = [sqlite_file(url) for url in (a, b) if url.get_backend_name() == "sqlite"]
+        if len(files) < 2 or None in files:
             return False
         try:
             return os.path.samefile(*files)
@@ -144,12 +144,27 @@ def same_database(first: str, second: str) -> bool:
             return Path(files[0]).resolve() == Path(files[1]).resolve()
 
     def where(url: URL) -> tuple[Any, ...]:
+        # The driver's own reading: a host, port or dbname in the query wins over the URL's.
         family, port = SERVER_FAMILIES[url.get_backend_name()]
-        host = url.host or "localhost"
-        return (family, "localhost" if host in LOOPBACK_NAMES else host.lower(),
-                url.port or port, url.database)
+        query = {k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()}
+        host = (query.get("host") or url.host or "localhost").lower().rstrip(".")
+        loopback = host in LOOPBACK_NAMES or host.startswith("127.") or host.startswith("/")
+        database = query.get("dbname") or query.get("database") or url.database
+        return (family, "localhost" if loopback else host,
+                int(query.get("port") or url.port or port), database)
 
     return where(a) == where(b)
+
+
+def sqlite_file(url: URL) -> str | None:
+    """The file a SQLite URL opens, also when written as a URI filename (file:PATH?...)."""
+    if url.database in (None, "", ":memory:"):
+        return None
+    path = url.database
+    if path.startswith("file:"):
+        path = path.removeprefix("file:").split("?", 1)[0]
+        path = "/" + path.lstrip("/") if path.startswith("//") else path
+    return path or None
 
 
 def listen_address(value: Any) -> tuple[str, int]:
@@ -374,6 +389,8 @@ def _relations(node: Any, platform: str | None, reader: _Reader,
             reader.problem(path, f"unknown relation (known: {', '.join(RELATIONS)})")
         elif not isinstance(sql, str) or not sql.strip():
             reader.problem(path, "expected the text of a SELECT statement")
+        elif problem := statement_problem(sql):
+            reader.problem(path, problem)
         else:
             relations[name] = sql.strip().rstrip(";")
     return relations

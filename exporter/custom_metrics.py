@@ -43,6 +43,7 @@ from exporter.config import (
     positive_int,
     string,
 )
+from exporter.readonly import statement_problem
 
 if TYPE_CHECKING:
     from exporter.config import _Reader
@@ -250,6 +251,9 @@ def parse_section(node: Any, reader: _Reader) -> tuple[QuerySpec, ...]:
         if values["timeout"] > values["interval"] and values["schedule"] is None:
             reader.problem(f"{path}.timeout", "must not exceed the interval")
         metrics = _section_metrics(values["metrics"], f"{path}.metrics", reader, names)
+        if values["sql"] is not None and (problem := statement_problem(values["sql"])):
+            reader.problem(f"{path}.sql", problem)
+            continue
         if values["name"] is None or values["sql"] is None or not metrics:
             continue
         queries.append(QuerySpec(
@@ -442,6 +446,9 @@ def _qe_queries(node: Any, reader: _Reader, metrics: Mapping[str, MetricSpec],
             continue
         if not isinstance(config.get("sql"), str):
             reader.problem(f"{path}.sql", "is required")
+            continue
+        if problem := statement_problem(config["sql"]):
+            reader.problem(f"{path}.sql", problem)
             continue
         interval, schedule, timeout = _qe_timing(config, path, reader)
         queries.append(QuerySpec(

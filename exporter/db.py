@@ -1,7 +1,10 @@
 """Read-only access to the platform database, with statements cancelled at a deadline.
 
-Read-only is enforced by the database, not just intended: SQLite opens the file with mode=ro,
-PostgreSQL sessions default to read-only transactions, MySQL/MariaDB sessions are set read-only.
+Read-only is enforced by the database, not just intended: SQLite opens the file with mode=ro
+and lets statements only read (an authorizer), every PostgreSQL transaction is started read-only
+(and rolled back), MySQL/MariaDB sessions are set read-only each time a connection is taken from
+the pool. A config's own SQL is also held to one SELECT statement (exporter.readonly says why
+each layer is needed).
 A collector's timeout is enforced twice: as the server's own statement timeout, and by a watchdog
 that cancels whatever statement is still running when the deadline passes (SQLite's interrupt,
 PostgreSQL's cancel request, MySQL's KILL QUERY).
@@ -23,6 +26,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from exporter.config import DatabaseConfig
+from exporter.readonly import sqlite_authorizer
 
 log = structlog.get_logger()
 
@@ -68,7 +72,10 @@ class Database:
             options["pool_recycle"] = 3600
         self.engine: Engine = create_engine(url, connect_args=connect_args, **options)
         if self.backend in ("mysql", "mariadb"):
-            event.listen(self.engine, "connect", _mysql_read_only)
+            # Each checkout: a session whose mode a statement changed is not trusted.
+            event.listen(self.engine, "checkout", _mysql_read_only)
+        if self.backend == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_read_only)
         if self.backend == "sqlite" and source.database not in (None, "", ":memory:"):
             _drop_when_replaced(self.engine, str(source.database))
         self._lock = threading.Lock()
@@ -89,7 +96,7 @@ class Database:
                     raise DatabaseUnavailable("the exporter is stopping")
                 self._running.add(conn)
             try:
-                self._set_statement_timeout(conn, timeout)
+                self._begin_read_only(conn, timeout)
                 self._watchdog.watch(conn, timeout)
                 yield conn
             finally:
@@ -118,8 +125,11 @@ class Database:
         self._watchdog.stop()
         self.engine.dispose()
 
-    def _set_statement_timeout(self, conn: Connection, timeout: float) -> None:
+    def _begin_read_only(self, conn: Connection, timeout: float) -> None:
+        """The transaction's read-only mode (PostgreSQL) and the server's statement timeout."""
         if self.backend == "postgresql":
+            # The session's default_transaction_read_only is only a default: this one binds.
+            conn.execute(text("SET TRANSACTION READ ONLY"))
             conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout * 1000)}"))
         elif self.backend in ("mysql", "mariadb"):
             if conn.dialect.is_mariadb:
@@ -197,9 +207,13 @@ class Watchdog:
                 self._cancel(conn)
 
 
-def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:
+def _mysql_read_only(dbapi_connection: Any, *_pool_records: Any) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET SESSION TRANSACTION READ ONLY")
+
+
+def _sqlite_read_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.set_authorizer(sqlite_authorizer)
 
 
 def _drop_when_replaced(engine: Engine, path: str) -> None:

@@ -30,7 +30,9 @@ def test_sqlite_is_opened_read_only(tmp_path):
     copy = tmp_path / "nc.db"
     shutil.copy(NEXTCLOUD_DB, copy)
     database = Database(make_config(f"sqlite:///{copy}", "nextcloud").database)
-    with database.connect(5) as conn, pytest.raises(DBAPIError, match="readonly database"):
+    # Two layers: the file opened with mode=ro, and an authorizer refusing the write first.
+    assert database.engine.url.query["mode"] == "ro"
+    with database.connect(5) as conn, pytest.raises(DBAPIError, match="not authorized"):
         conn.execute(text("DELETE FROM oc_users"))
     database.close()
 

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from structlog.testing import capture_logs
 
+from exporter.config import ConfigError
 from exporter.exposition import metric_rows, snapshot_json
 from exporter.runner import Runner, StartupError
 from tests.conftest import (
@@ -194,19 +195,20 @@ WRITES = {
 
 
 @pytest.mark.parametrize("statement", WRITES)
-def test_a_write_in_a_custom_query_is_refused_by_the_read_only_session(
+def test_a_write_in_a_custom_query_is_refused_by_its_yaml_path_and_nothing_is_written(
         statement, nextcloud_url, tmp_path):
+    """Refused in the config, before any connection (tests/test_readonly.py shows each session
+    refusing writes that reach it anyway)."""
     url = nextcloud_url
     if url.startswith("sqlite"):  # a copy of its own, so a write could only land there
         copy = tmp_path / "nc.db"
         shutil.copyfile(NEXTCLOUD_DB, copy)
         url = f"sqlite:///{copy}"
     before = table_state(url)
-    _, snapshot = run_once(url, query(WRITES[statement], gauge("n")))
-    status = snapshot.collectors["sql:q"]
-    assert status.state == "failed"
-    assert any(reason in (status.last_error or "") for reason in (
-        "readonly database", "read-only transaction", "READ ONLY transaction"))
+    with pytest.raises(ConfigError) as refused:
+        run_once(url, query(WRITES[statement], gauge("n")))
+    assert [p for p in refused.value.problems
+            if p.startswith("custom_metrics[0].sql: must be a SELECT")]
     assert table_state(url) == before
 
 
