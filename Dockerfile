@@ -27,4 +27,4 @@ EXPOSE 10191
 HEALTHCHECK --interval=30s --timeout=5s --start-period=2m --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:10191/-/ready', timeout=4)"]
 ENTRYPOINT ["usage-exporter"]
-CMD ["run", "--config", "/etc/usage-exporter/config.yaml"]
+CMD ["run", "--config.file", "/etc/usage-exporter/config.yaml"]

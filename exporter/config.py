@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from exporter.readonly import statement_problem
 from exporter.relations import RELATIONS
@@ -121,7 +121,19 @@ def database_url(value: Any) -> str:
     if url.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb"):
         raise ValueError(f"unsupported database {url.get_backend_name()!r}; "
                          "use sqlite, postgresql or mysql/mariadb")
+    try:
+        url.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError) as error:
+        raise ValueError(f"no driver for {url.drivername}:// here ({error}); "
+                         f"{DRIVERS[url.get_backend_name()]}") from None
     return value
+
+
+# The drivers the extras install, for a URL whose driver is missing.
+DRIVERS = {"sqlite": "SQLite's comes with Python",
+           "postgresql": "use postgresql+psycopg:// (pip install 'usage-exporter[postgres]')",
+           "mysql": "use mysql+pymysql:// (pip install 'usage-exporter[mysql]')",
+           "mariadb": "use mariadb+pymysql:// (pip install 'usage-exporter[mysql]')"}
 
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})

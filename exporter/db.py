@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from exporter.config import DatabaseConfig
+from exporter.log import SECRET_NAME
 from exporter.readonly import sqlite_authorizer
 
 log = structlog.get_logger()
@@ -41,6 +42,14 @@ def describe_error(error: BaseException) -> str:
         error = error.orig
     message = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def shown_url(url: URL) -> str:
+    """The URL for a message: its password, and any query value named like a credential
+    (?password=..., sslpassword), masked."""
+    query = {name: "REDACTED" if SECRET_NAME.search(name) else value
+             for name, value in url.query.items()}
+    return url.set(query=query).render_as_string(hide_password=True)
 
 
 def read_only_url(url: URL) -> URL:

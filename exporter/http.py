@@ -10,7 +10,6 @@ import hmac
 import ipaddress
 import json
 import math
-import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -26,6 +25,7 @@ from sqlalchemy import Connection, Subquery
 
 from exporter.config import ApiKey
 from exporter.history import HistoryStore
+from exporter.log import SECRET_NAME
 from exporter.platforms.base import Profile
 from exporter.snapshot import Bodies, Snapshot
 
@@ -35,8 +35,6 @@ WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 JSON = "application/json"
 OPENMETRICS = "application/openmetrics-text"
 
-# Parameter names that may carry credentials: their values are never logged or stored.
-SECRET_NAME = re.compile(r"key|token|secret|pass|auth|session|signature|credential|cookie", re.I)
 MAX_PARAMETERS = 32
 METHODS = ("GET", "HEAD")  # every route's
 MAX_VALUE = 256

@@ -4,9 +4,14 @@ debug level, so a failure is one line in production logs."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+# Parameter names that may carry credentials (in a request's query, or a database URL's): their
+# values are never logged, shown or stored.
+SECRET_NAME = re.compile(r"key|token|secret|pass|auth|session|signature|credential|cookie", re.I)
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}

@@ -17,7 +17,7 @@ from collectors import available
 from collectors.base import Collector, Source
 from collectors.sql import QueryCollector, QueryResultError
 from exporter.config import Config
-from exporter.db import Database, DatabaseUnavailable, describe_error
+from exporter.db import Database, DatabaseUnavailable, describe_error, shown_url
 from exporter.exposition import render
 from exporter.history import HistoryError, HistoryRows, HistoryStore
 from exporter.log import debug_enabled
@@ -94,7 +94,7 @@ class Runner:
                 if isinstance(collector, QueryCollector) and not collector.spec.query_exporter:
                     self._check_query(collector)
         except DatabaseUnavailable as error:
-            where = self.config.database.sqlalchemy_url().render_as_string(hide_password=True)
+            where = shown_url(self.config.database.sqlalchemy_url())
             raise StartupError(f"cannot connect to the {self.profile.name} database {where}: "
                                f"{error}") from None
 
@@ -198,7 +198,7 @@ class Runner:
 
     def _history_error(self, error: Exception) -> HistoryError:
         """The failure with the store's location, so it is not taken for the platform's."""
-        where = make_url(self.config.history.url).render_as_string(hide_password=True)
+        where = shown_url(make_url(self.config.history.url))
         return HistoryError(f"history store {where}: {describe_error(error)}")
 
     def run_all(self) -> Snapshot:

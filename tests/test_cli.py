@@ -178,6 +178,14 @@ def test_an_unreachable_server_stops_start_up_with_one_message(tmp_path):
     assert ":p@" not in error
 
 
+def test_a_password_given_as_a_url_parameter_is_never_shown(tmp_path):
+    port = free_port()
+    error = startup_error(tmp_path, f"postgresql+psycopg://u@127.0.0.1:{port}/nc"
+                                    "?password=S3cretPW&sslmode=disable")
+    assert "S3cretPW" not in error
+    assert f"127.0.0.1:{port}/nc?password=REDACTED&sslmode=disable" in error
+
+
 def test_a_missing_table_stops_start_up_with_one_message(tmp_path):
     copy = tmp_path / "nc.db"
     shutil.copy(NEXTCLOUD_DB, copy)

@@ -189,3 +189,12 @@ def test_the_owncloud_metrics_app_shape_is_1_4_0_unless_legacy_is_asked_for():
     assert parse(legacy).database.metrics_app_version == "legacy"
     found = problems({"database": {**MINIMAL["database"], "metrics_app_version": 1.3}})
     assert found == ["database.metrics_app_version: expected one of 1.4.0, legacy, got 1.3"]
+
+
+def test_a_url_whose_driver_is_not_installed_names_the_one_to_use():
+    # As mysql:// does where MySQLdb is missing (the extras install PyMySQL): not a traceback.
+    found = problems({"database": {"url": "mysql+nosuchdriver://u:p@127.0.0.1/nextcloud",
+                                   "platform": "nextcloud"}})
+    assert len(found) == 1
+    assert found[0].startswith("database.url: no driver for mysql+nosuchdriver:// here")
+    assert "use mysql+pymysql://" in found[0]
