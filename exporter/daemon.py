@@ -25,7 +25,7 @@ from exporter import __version__, api, log
 from exporter.api.audit import AuditLog
 from exporter.config import Config, ConfigError
 from exporter.db import describe_error
-from exporter.http import App, Context, Environ, FailedAttempts, StartResponse
+from exporter.http import App, Context, Environ, FailedAttempts, Response, StartResponse
 from exporter.runner import Runner, StartupError
 from exporter.runtime import RuntimeMetrics
 from exporter.scheduler import Scheduler
@@ -54,6 +54,9 @@ class Switch:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return self.app(environ, start_response)
+
+    def scrape(self, path: str, accept: str, accept_encoding: str) -> Response:
+        return self.app.scrape(path, accept, accept_encoding)
 
 
 def checked_runner(config: Config, clock: Callable[[], float],

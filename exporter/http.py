@@ -38,6 +38,8 @@ OPENMETRICS = "application/openmetrics-text"
 MAX_PARAMETERS = 32
 METHODS = ("GET", "HEAD")  # every route's
 MAX_VALUE = 256
+# Routes that only send what the last refresh rendered (App.scrape).
+SCRAPE_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
 
 log = structlog.get_logger()
 
@@ -81,7 +83,7 @@ def retry_after_header(error: HttpError) -> list[tuple[str, str]]:
     return [] if error.retry_after is None else [("Retry-After", str(error.retry_after))]
 
 
-@dataclass
+@dataclass(eq=False)  # by identity: a server may prepare a scrape's answer once per Response
 class Response:
     status: int
     body: bytes | Iterable[bytes]
@@ -91,6 +93,14 @@ class Response:
     @classmethod
     def json(cls, value: Any, status: int = 200) -> Response:
         return cls(status, encode_json(value))
+
+
+def head_of(response: Response) -> list[tuple[str, str]]:
+    """The response's headers, Content-Length too when its body is one piece."""
+    headers = [("Content-Type", response.content_type), *response.headers]
+    if isinstance(response.body, bytes):
+        headers.append(("Content-Length", str(len(response.body))))
+    return headers
 
 
 def encode_json(value: Any) -> bytes:
@@ -264,17 +274,30 @@ def negotiated(accept: str, accept_encoding: str) -> tuple[str, bool]:
     return choose_encoder(accept)[1], gzip_accepted(accept_encoding)
 
 
+def metrics_response(bodies: Bodies, content_type: str, gzipped: bool) -> Response:
+    openmetrics = content_type.startswith(OPENMETRICS)
+    vary = ("Vary", "Accept, Accept-Encoding")
+    if gzipped:
+        body = bodies.openmetrics_gzip if openmetrics else bodies.text_gzip
+        return Response(200, body, content_type, [("Content-Encoding", "gzip"), vary])
+    return Response(200, bodies.openmetrics if openmetrics else bodies.text, content_type, [vary])
+
+
+HEALTHY = Response(200, b"OK\n", "text/plain")
+READY = Response(200, b"Ready\n", "text/plain")
+WAITING = Response(503, b"Waiting for the first run of every collector\n", "text/plain")
+
+
 class App:
     """The WSGI application: /metrics and health here, API routes from exporter.api."""
 
     def __init__(self, context: Context, routes: dict[str, Handler] | None = None) -> None:
         self.context = context
         self.routes: dict[str, Handler] = {
-            "/metrics": self.metrics,
-            "/-/healthy": lambda request: Response(200, b"OK\n", "text/plain"),
-            "/-/ready": self.ready,
+            **{path: self._scrape_route for path in SCRAPE_PATHS},
             **(routes or {}),
         }
+        self._answers: tuple[Bodies | None, dict[tuple[str, bool], Response]] = (None, {})
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = Request.from_environ(environ)
@@ -290,27 +313,31 @@ class App:
             response.headers += retry_after_header(error)
             if error.status == 405:  # RFC 9110, 15.5.6: a 405 says what the route allows
                 response.headers.append(("Allow", ", ".join(METHODS)))
-        headers = [("Content-Type", response.content_type), *response.headers]
-        if isinstance(response.body, bytes):
-            headers.append(("Content-Length", str(len(response.body))))
-        start_response(f"{response.status} {HTTPStatus(response.status).phrase}", headers)
+        start_response(f"{response.status} {HTTPStatus(response.status).phrase}",
+                       head_of(response))
         if environ["REQUEST_METHOD"] == "HEAD":
             return [b""]
         return [response.body] if isinstance(response.body, bytes) else response.body
 
-    def metrics(self, request: Request) -> Response:
+    def scrape(self, path: str, accept: str, accept_encoding: str) -> Response:
+        """The answer to a GET of a route of SCRAPE_PATHS, which only reads the current
+        snapshot: the same Response object while the bodies stay the same (one for each of the
+        four formats), so a server may prepare what it sends once for each."""
+        if path == "/-/healthy":
+            return HEALTHY
+        if path == "/-/ready":
+            return READY if self.context.snapshot().ready else WAITING
         bodies = self.context.bodies() if self.context.bodies else self.context.snapshot().bodies
-        content_type, gzipped = negotiated(request.header("Accept") or "",
-                                           request.header("Accept-Encoding") or "")
-        openmetrics = content_type.startswith(OPENMETRICS)
-        vary = ("Vary", "Accept, Accept-Encoding")
-        if gzipped:
-            body = bodies.openmetrics_gzip if openmetrics else bodies.text_gzip
-            return Response(200, body, content_type, [("Content-Encoding", "gzip"), vary])
-        return Response(200, bodies.openmetrics if openmetrics else bodies.text, content_type,
-                        [vary])
+        answered, answers = self._answers
+        if answered is not bodies:  # a refresh: the previous bodies' answers go
+            answers = {}
+            self._answers = (bodies, answers)
+        format_ = negotiated(accept, accept_encoding)
+        answer = answers.get(format_)
+        if answer is None:
+            answer = answers[format_] = metrics_response(bodies, *format_)
+        return answer
 
-    def ready(self, request: Request) -> Response:
-        if self.context.snapshot().ready:
-            return Response(200, b"Ready\n", "text/plain")
-        return Response(503, b"Waiting for the first run of every collector\n", "text/plain")
+    def _scrape_route(self, request: Request) -> Response:
+        return self.scrape(request.path, request.header("Accept") or "",
+                           request.header("Accept-Encoding") or "")

@@ -6,6 +6,13 @@ left here is policy:
 - scrapes and health checks, which only send bytes the last refresh rendered, are answered in
   the loop itself; API routes, which read the database or the history store, run on a bounded
   pool of worker threads, so no API call holds a scrape up;
+- one fast path (_scraped): a GET or HEAD of /metrics, /-/healthy or /-/ready without a body,
+  its password (if one is asked) verified before, is answered from the app's ready-made
+  Response (App.scrape: one per format while the bodies stay the same) with a head prepared
+  once for it, without a WSGI environ or the adapter; anything else takes the general way,
+  which answers alike (tests/test_http.py). On bench/http_compare.py that took /metrics p50
+  from 2.44x of the minimal server to 2.10x (fixture; bare aiohttp 1.86x in the same runs),
+  see docs/benchmarks.md;
 - fairness between clients: one client address holds at most 60 % of the connections, and the
   last tenth is kept for clients holding none yet (a Prometheus server holds one);
 - basic auth: a password not verified before is checked by bcrypt on a thread of its own
@@ -30,21 +37,32 @@ from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
+from weakref import WeakKeyDictionary
 
 import structlog
 import uvloop
 from aiohttp import http_exceptions, web
 from aiohttp.http import HttpVersion10, HttpVersion11
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from exporter.db import describe_error
-from exporter.http import Environ, HttpError, WsgiApp, client_of, encode_json, retry_after_header
+from exporter.http import (
+    METHODS,
+    SCRAPE_PATHS,
+    Environ,
+    HttpError,
+    Response,
+    WsgiApp,
+    client_of,
+    encode_json,
+    head_of,
+    retry_after_header,
+)
 from exporter.webconfig import Certificates, Guard, PasswordChecks, WebConfig
 
 MAX_CONNECTIONS = 1000
 # Descriptors kept free of client connections: database pools, the history store, logs.
 SPARE_DESCRIPTORS = 100
-# Routes that only send bytes the last refresh rendered.
-SCRAPE_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
 # The request line: room for the longest parameter the API documents (a 16,384-character paging
 # token), percent-encoded.
 MAX_LINE = 256 * 1024
@@ -160,10 +178,7 @@ class Answer:
         if exc_info is not None and self.status is not None:
             raise exc_info[1].with_traceback(exc_info[2])
         code, _, self.reason = status.partition(" ")
-        for name, value in headers:
-            if not name.isascii() or UNSAFE_IN_HEADER.search(name + value):
-                raise RuntimeError("a response header with a line break or NUL")
-        self.status, self.headers = int(code), [("Server", SERVER), *headers]
+        self.status, self.headers = int(code), checked([("Server", SERVER), *headers])
         return self._refuse_write
 
     @staticmethod
@@ -185,6 +200,19 @@ class Answer:
         return getattr(self._body, "close", None)
 
 
+
+
+def checked(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`headers`, unless one would split the head: then the request fails."""
+    for name, value in headers:
+        if not name.isascii() or UNSAFE_IN_HEADER.search(name + value):
+            raise RuntimeError("a response header with a line break or NUL")
+    return headers
+
+
+def joined(headers: CIMultiDictProxy[str], name: str) -> str:
+    """A request header's values as one, as in a WSGI environ."""
+    return ",".join(headers.getall(name, ()))
 
 
 def refusal(status: int, error: HttpError | None = None) -> web.Response:
@@ -293,6 +321,10 @@ class HttpServer:
         self._passwords = (PasswordChecks(self._guard.auth)
                            if self._guard is not None and self._guard.auth is not None else None)
         self.app: WsgiApp = app if self._guard is None else self._guard
+        # The fast path, when the app offers it (exporter.http.App.scrape), and the head of each
+        # answer it sends, prepared once: while an answer's Response lives.
+        self._scrape: Callable[[str, str, str], Response] | None = getattr(app, "scrape", None)
+        self._heads: WeakKeyDictionary[Response, CIMultiDict[str]] = WeakKeyDictionary()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=1024)
         self._listener.setblocking(False)
@@ -452,6 +484,8 @@ class HttpServer:
             refused = await self._drop_body(request)
             if refused is not None:
                 return refused
+        elif (scraped := self._scraped(request)) is not None:
+            return scraped
         environ = self._environ(request)
         assert self._workers is not None
         try:
@@ -469,6 +503,26 @@ class HttpServer:
             log.error("request_failed", route=environ["PATH_INFO"], error=describe_error(error))
             return refusal(500)
         return await self._respond(request, answer)
+
+    def _scraped(self, request: web.BaseRequest) -> web.Response | None:
+        """The fast path: a scrape or health check answered from the app's ready-made Response
+        and the head prepared for it; None for anything else, a password not verified before
+        or missing included, which goes the general way (the WSGI app, the bcrypt threads)."""
+        path = request.raw_path.partition("?")[0]
+        if self._scrape is None or path not in SCRAPE_PATHS or request.method not in METHODS:
+            return None
+        headers = request.headers
+        if self._guard is not None and not self._guard.admits(path,
+                                                              joined(headers, "Authorization")):
+            return None
+        response = self._scrape(path, joined(headers, "Accept"), joined(headers, "Accept-Encoding"))
+        head = self._heads.get(response)
+        if head is None:
+            lines = [("Server", SERVER), *head_of(response)]
+            head = self._heads[response] = CIMultiDict(
+                checked(lines if self._guard is None else self._guard.with_headers(lines)))
+        return web.Response(status=response.status, headers=head,
+                            body=b"" if request.method == "HEAD" else response.body)
 
     async def _drop_body(self, request: web.BaseRequest) -> web.Response | None:
         """Read and drop a request body (no route takes one), after a 100 Continue if the client

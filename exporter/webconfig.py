@@ -536,16 +536,24 @@ class Guard:
         return (self._guarded(environ) and _basic_credentials(authorization) is not None
                 and not self.auth.known(authorization))  # type: ignore[union-attr]
 
+    def admits(self, path: str, authorization: str | None) -> bool:
+        """Whether a request needs no password or brings one verified before."""
+        return (self.auth is None or path not in self.guarded_paths
+                or self.auth.known(authorization))
+
+    def with_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """`headers` and the web config's headers that they do not set."""
+        present = {name.lower() for name, _ in headers}
+        return [*headers,
+                *((name, value) for name, value in self.headers if name.lower() not in present)]
+
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
         def with_headers(status: str, headers: list[tuple[str, str]],
                          exc_info: Any = None) -> Any:
-            present = {name.lower() for name, _ in headers}
-            extra = [(name, value) for name, value in self.headers if name.lower() not in present]
-            return start_response(status, [*headers, *extra], exc_info)
+            return start_response(status, self.with_headers(headers), exc_info)
 
-        if self._guarded(environ) and not self.auth.known(  # type: ignore[union-attr]
-                environ.get("HTTP_AUTHORIZATION")):
+        if not self.admits(environ.get("PATH_INFO", ""), environ.get("HTTP_AUTHORIZATION")):
             log.info("basic_auth_refused", route=environ.get("PATH_INFO", ""))
             body = b'{"code": 401.2, "message": "Authentication required (HTTP basic auth)."}'
             with_headers("401 Unauthorized", [

@@ -86,6 +86,32 @@ def test_scrapes_serve_the_bytes_rendered_at_refresh(runner, base_url):
     assert get(base_url + "/metrics")[2] == runner.snapshot.bodies.text
 
 
+SCRAPE_HEADERS = [{}, {"Accept-Encoding": "gzip"},
+                  {"Accept": "application/openmetrics-text; version=1.0.0"},
+                  {"Accept": "application/openmetrics-text; version=1.0.0",
+                   "Accept-Encoding": "gzip"}]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("headers", SCRAPE_HEADERS)
+@pytest.mark.parametrize("path", ["/metrics", "/-/healthy", "/-/ready"])
+def test_scrapes_answered_in_the_loop_as_by_the_app(runner, base_url, method, headers, path):
+    # A percent-encoded path is left to the WSGI app: the server's fast path must answer alike.
+    runner.run_all()
+    encoded = path[:-1] + f"%{ord(path[-1]):02X}"
+    answers = []
+    for target in (path, encoded):
+        request = urllib.request.Request(base_url + target, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answers.append((response.status, response.read(),
+                            sorted((k, v) for k, v in response.headers.items() if k != "Date")))
+    assert answers[0] == answers[1]
+    status, body, head = answers[0]
+    whole = get(base_url + path, **headers)[2]
+    assert status == 200 and int(dict(head)["Content-Length"]) == len(whole) > 0
+    assert body == (b"" if method == "HEAD" else whole)
+
+
 def test_api_refuses_without_a_key_and_with_a_wrong_one(base_url):
     status, _, body = get(base_url + "/api/v1/snapshot")
     assert (status, json.loads(body)["code"]) == (401, 401.1)
