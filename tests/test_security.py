@@ -67,6 +67,7 @@ HOSTILE_NAMES = [
     "<img src=x onerror=alert(1)>", "\u202etxt.exe\u202c \u200fמשה\u200f \u2066x\u2069",
     'Line one\nLine "two", with a comma\r\nthree', "nul\x00byte \x01\x1f\ufeff",
     "\u2028\u2029 separators", ("Ünïcödé 山本 \U0001f600 " * 700)[:10240],
+    "Alice;=2+5;@SUM(A1)",  # a cell of its own where ';' is the spreadsheet's delimiter
 ]
 
 
@@ -605,6 +606,10 @@ def test_users_csv_stays_rectangular_and_inert_with_hostile_names(urls, nextclou
         user: safe_cell(name) for user, name in hostile.items()}
     assert not any(cell.startswith(FORMULA_STARTS) for row in rows for cell in row
                    if not cell.lstrip("-").replace(".", "", 1).isdigit())
+    # Read as a ';'-delimited spreadsheet reads it: no cell there is a formula either.
+    semicolon_cells = [cell for line in body.decode().splitlines()
+                       for cell in line.split(";")[1:]]
+    assert semicolon_cells and not any(c.startswith(FORMULA_STARTS) for c in semicolon_cells)
 
 
 def test_synapse_media_statistics_keep_hostile_names_exactly(urls, synapse):

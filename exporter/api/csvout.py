@@ -2,7 +2,9 @@
 
 A text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return would be run as a formula
 by Excel, LibreOffice or Google Sheets (CSV injection); it gets a leading single quote, as
-Symfony's CsvEncoder does with `csv_escape_formulas`. Numbers are written as they are, so a
+Symfony's CsvEncoder does with `csv_escape_formulas`. So does such a character after a `;`
+inside the text: a spreadsheet set to read `;` as the delimiter (German or French locales) starts
+a cell there, where no quoting of ours can reach. Numbers are written as they are, so a
 negative number stays a number. Fields holding a comma, a double quote or a line break are
 enclosed in double quotes, quotes doubled (RFC 4180), so any text, newlines and all of Unicode
 included, reads back unchanged. A drop-in route may enclose more, as its original does
@@ -23,6 +25,7 @@ from typing import Any
 from exporter.usercolumns import TEXT, batched
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_AFTER_SEMICOLON = re.compile(r";(?=[=+\-@\t\r])")
 NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 # PHP's fputcsv without an escape character (Symfony's CsvEncoder): a space or a tab too.
 PHP_ENCLOSED = re.compile(r'[,"\r\n\t ]')
@@ -40,6 +43,7 @@ def safe_cell(value: Any) -> str:
         if isinstance(value, Number):
             return str(value)
         value = str(value)
+    value = FORMULA_AFTER_SEMICOLON.sub(";'", value)
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
