@@ -55,7 +55,7 @@ class Switch:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return self.app(environ, start_response)
 
-    def scrape(self, path: str, accept: str, accept_encoding: str) -> Response:
+    def scrape(self, path: str, accept: str, accept_encoding: str) -> Response | None:
         return self.app.scrape(path, accept, accept_encoding)
 
 

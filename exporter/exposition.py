@@ -199,13 +199,13 @@ def snapshot_json(snapshot: Snapshot, *, users: bool = False) -> dict[str, Any]:
 
 def metric_rows(snapshot: Snapshot) -> Iterator[tuple[str, str, int | float]]:
     """(metric, label, value) per sample of the snapshot's metrics: labels as name=value pairs
-    joined by commas ('' for none); histograms as their buckets (le=...), count and sum; a
-    custom metric's samples by their own names."""
+    in name order, as /metrics writes them, joined by commas ('' for none); histograms as their
+    buckets (le=...), count and sum; a custom metric's samples by their own names."""
     for result in snapshot.results():
         for metric in result.metrics:
             if isinstance(metric, Family):
-                yield from ((sample, ",".join(f"{k}={v}" for k, v in labels), _number(value))
-                            for sample, labels, value in metric.samples)
+                yield from ((sample, ",".join(f"{k}={v}" for k, v in sorted(labels)),
+                             _number(value)) for sample, labels, value in metric.samples)
             elif isinstance(metric, Histogram):
                 yield from ((metric.name, f"le={_bucket_key(bound)}", count)
                             for bound, count in metric.buckets)
@@ -213,5 +213,5 @@ def metric_rows(snapshot: Snapshot) -> Iterator[tuple[str, str, int | float]]:
                             (metric.name, "sum", _number(metric.sum)))
             else:
                 for labels, value in metric.samples:
-                    pairs = zip(metric.labels, labels, strict=True)
+                    pairs = sorted(zip(metric.labels, labels, strict=True))
                     yield metric.name, ",".join(f"{k}={v}" for k, v in pairs), _number(value)

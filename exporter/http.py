@@ -319,10 +319,13 @@ class App:
             return [b""]
         return [response.body] if isinstance(response.body, bytes) else response.body
 
-    def scrape(self, path: str, accept: str, accept_encoding: str) -> Response:
+    def scrape(self, path: str, accept: str, accept_encoding: str) -> Response | None:
         """The answer to a GET of a route of SCRAPE_PATHS, which only reads the current
         snapshot: the same Response object while the bodies stay the same (one for each of the
-        four formats), so a server may prepare what it sends once for each."""
+        four formats), so a server may prepare what it sends once for each. None where the
+        app was given a route of its own for the path: that one answers, the general way."""
+        if self.routes.get(path) != self._scrape_route:
+            return None
         if path == "/-/healthy":
             return HEALTHY
         if path == "/-/ready":
@@ -339,5 +342,7 @@ class App:
         return answer
 
     def _scrape_route(self, request: Request) -> Response:
-        return self.scrape(request.path, request.header("Accept") or "",
-                           request.header("Accept-Encoding") or "")
+        answer = self.scrape(request.path, request.header("Accept") or "",
+                             request.header("Accept-Encoding") or "")
+        assert answer is not None  # this route is the app's own
+        return answer

@@ -323,7 +323,8 @@ class HttpServer:
         self.app: WsgiApp = app if self._guard is None else self._guard
         # The fast path, when the app offers it (exporter.http.App.scrape), and the head of each
         # answer it sends, prepared once: while an answer's Response lives.
-        self._scrape: Callable[[str, str, str], Response] | None = getattr(app, "scrape", None)
+        self._scrape: Callable[[str, str, str], Response | None] | None = getattr(
+            app, "scrape", None)
         self._heads: WeakKeyDictionary[Response, CIMultiDict[str]] = WeakKeyDictionary()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=1024)
@@ -516,6 +517,8 @@ class HttpServer:
                                                               joined(headers, "Authorization")):
             return None
         response = self._scrape(path, joined(headers, "Accept"), joined(headers, "Accept-Encoding"))
+        if response is None:
+            return None
         head = self._heads.get(response)
         if head is None:
             lines = [("Server", SERVER), *head_of(response)]
