@@ -200,8 +200,6 @@ class Answer:
         return getattr(self._body, "close", None)
 
 
-
-
 def checked(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """`headers`, unless one would split the head: then the request fails."""
     for name, value in headers:

@@ -26,7 +26,7 @@ import bcrypt
 import structlog
 
 from exporter.config import ConfigError, Option, _Reader, boolean, read_yaml, string
-from exporter.http import FailedAttempts, HttpError
+from exporter.http import FailedAttempts, HttpError, StartResponse
 
 log = structlog.get_logger()
 
@@ -424,9 +424,6 @@ def _basic_credentials(authorization: str | None) -> tuple[str, bytes] | None:
     return (name, password) if colon else None
 
 
-StartResponse = Callable[..., Any]
-
-
 class PasswordChecks:
     """The bcrypt checks of passwords not verified before, for the event loop, on two threads of
     their own (never on a worker that API calls wait for): one for any client, one kept for
@@ -508,9 +505,6 @@ class PasswordChecks:
 
 
 ANY_CLIENT, NEW_CLIENTS = "any client", "clients without recent wrong passwords"
-
-
-StartResponse = Callable[..., Any]
 
 
 class Guard:
