@@ -18,7 +18,7 @@ import json
 import math
 import random
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,17 +27,17 @@ from exporter.synthetic import (
     HOUR,
     Dataset,
     Row,
+    Table,
     apportion,
     last_activity,
     md5,
     numbered_person,
     pareto_weights,
     statements,
-    table,
     table_rng,
 )
 
-__all__ = ["NEXTCLOUD_SCHEMA", "NOW", "PRESETS", "NextcloudData"]
+__all__ = ["COLUMNS", "NEXTCLOUD_SCHEMA", "NOW", "PRESETS", "NextcloudData", "nextcloud_dataset"]
 
 # Verbatim from the real schema (tests/fixtures/nextcloud/schema.sql), including the oc_share
 # statement that SQLite stores across two lines because of its Doctrine type comment.
@@ -87,6 +87,36 @@ CREATE TABLE oc_groups (gid VARCHAR(64) DEFAULT '' NOT NULL, displayname VARCHAR
 CREATE TABLE oc_group_user (gid VARCHAR(64) DEFAULT '' NOT NULL, uid VARCHAR(64) DEFAULT '' NOT NULL, PRIMARY KEY(gid, uid));
 CREATE INDEX gu_uid_index ON oc_group_user (uid);
 """)  # noqa: E501
+
+# The columns each table's rows fill, tables in the order they are written.
+COLUMNS: dict[str, tuple[str, ...]] = {name: tuple(columns.split()) for name, columns in (
+    ("oc_users", "uid displayname password uid_lower"),
+    ("oc_accounts", "uid data"),
+    ("oc_preferences", "userid appid configkey configvalue"),
+    ("oc_appconfig", "appid configkey configvalue"),
+    ("oc_groups", "gid displayname"),
+    ("oc_group_user", "gid uid"),
+    ("oc_mimetypes", "id mimetype"),
+    ("oc_storages", "numeric_id id available last_checked"),
+    ("oc_filecache", "fileid storage path path_hash parent name mimetype mimepart size mtime "
+                     "storage_mtime encrypted unencrypted_size etag permissions checksum"),
+    ("oc_authtoken", "id uid login_name password name token type remember last_activity "
+                     "last_check scope expires private_key public_key version password_invalid"),
+    ("oc_share", "id share_type share_with password uid_owner uid_initiator parent item_type "
+                 "item_source item_target file_source file_target permissions stime accepted "
+                 "expiration token mail_send share_name password_by_talk note hide_download label "
+                 "attributes password_expiration_time"),
+    ("oc_mounts", "id storage_id root_id user_id mount_point mount_id mount_provider_class"),
+    ("oc_share_external", "id parent share_type remote remote_id share_token password name owner "
+                          "user mountpoint mountpoint_hash accepted"),
+)}
+
+
+def nextcloud_dataset(rows: Mapping[str, Callable[[], Iterable[Row]]]) -> Dataset:
+    """A Nextcloud database: the schema, and the rows of every table of COLUMNS."""
+    return Dataset(NEXTCLOUD_SCHEMA, tuple(
+        Table(name, columns, rows[name]) for name, columns in COLUMNS.items()))
+
 
 # The instant every benchmark measures time windows from (2026-11-23 12:00 UTC).
 NOW = int(datetime(2026, 11, 23, 12, tzinfo=UTC).timestamp())
@@ -218,32 +248,15 @@ class NextcloudData:
             dict.fromkeys(parts + names), start=1)}
 
     def dataset(self) -> Dataset:
-        return Dataset(NEXTCLOUD_SCHEMA, (
-            table("oc_users", "uid displayname password uid_lower", self._users),
-            table("oc_accounts", "uid data", self._accounts),
-            table("oc_preferences", "userid appid configkey configvalue", self._preferences),
-            table("oc_appconfig", "appid configkey configvalue", self._appconfig),
-            table("oc_groups", "gid displayname", self._groups),
-            table("oc_group_user", "gid uid", self._group_users),
-            table("oc_mimetypes", "id mimetype", lambda: (
-                (number, name) for name, number in self.mimetypes.items())),
-            table("oc_storages", "numeric_id id available last_checked", self._storages),
-            table("oc_filecache", "fileid storage path path_hash parent name mimetype mimepart "
-                  "size mtime storage_mtime encrypted unencrypted_size etag permissions "
-                  "checksum", self._filecache),
-            table("oc_authtoken", "id uid login_name password name token type remember "
-                  "last_activity last_check scope expires private_key public_key version "
-                  "password_invalid", self._authtokens),
-            table("oc_share", "id share_type share_with password uid_owner uid_initiator parent "
-                  "item_type item_source item_target file_source file_target permissions stime "
-                  "accepted expiration token mail_send share_name password_by_talk note "
-                  "hide_download label attributes password_expiration_time", self._shares),
-            table("oc_mounts", "id storage_id root_id user_id mount_point mount_id "
-                  "mount_provider_class", self._mounts),
-            table("oc_share_external", "id parent share_type remote remote_id share_token "
-                  "password name owner user mountpoint mountpoint_hash accepted",
-                  self._external_shares),
-        ))
+        return nextcloud_dataset({
+            "oc_users": self._users, "oc_accounts": self._accounts,
+            "oc_preferences": self._preferences, "oc_appconfig": self._appconfig,
+            "oc_groups": self._groups, "oc_group_user": self._group_users,
+            "oc_mimetypes": lambda: ((number, name) for name, number in self.mimetypes.items()),
+            "oc_storages": self._storages, "oc_filecache": self._filecache,
+            "oc_authtoken": self._authtokens, "oc_share": self._shares,
+            "oc_mounts": self._mounts, "oc_share_external": self._external_shares,
+        })
 
     def _users(self) -> Iterator[Row]:
         for i in range(self.users):
