@@ -159,6 +159,9 @@ def last_activity(rng: random.Random, now: int, weight: float = 1.0) -> int:
 
 
 Written = Callable[[int], None]
+# SQLite's page cache while writing, in KiB. It bounds the writer's memory: beyond it, pages go to
+# the file (and index sorts to temporary files), so a million users need no more than ten thousand.
+CACHE_KIB = 64 * 1024
 
 
 def write_sqlite(path: Path, dataset: Dataset, *, batch: int = 50_000,
@@ -176,7 +179,7 @@ def write_sqlite(path: Path, dataset: Dataset, *, batch: int = 50_000,
             # Nothing to protect until the rename below: skip journaling and fsyncs.
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
-            conn.execute("PRAGMA cache_size = -262144")
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             conn.execute("BEGIN")
             for statement in dataset.ddl:
                 if not is_index(statement):
