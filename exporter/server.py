@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import re
 import resource
@@ -71,6 +72,7 @@ MAX_HEAD = 64 * 1024  # the header lines, all of them together
 # before MAX_HEAD is checked on them all.
 MAX_FIELD, MAX_HEADERS = 8190, 64
 MAX_BODY = 64 * 1024  # every route is a GET: a body is read and dropped, up to this size
+BACKLOG = 1024  # connections the kernel holds while every slot is taken
 LINGER = 2.0  # seconds spent reading what a refused client still sends, before closing
 SERVER = "usage-exporter"
 UNSAFE_IN_HEADER = re.compile("[\r\n\0]")  # would split the head or end it
@@ -324,8 +326,7 @@ class HttpServer:
         self._scrape: Callable[[str, str, str], Response | None] | None = getattr(
             app, "scrape", None)
         self._heads: WeakKeyDictionary[Response, CIMultiDict[str]] = WeakKeyDictionary()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=1024)
+        self._listener = listening_socket(host, port)
         self._listener.setblocking(False)
         self._name = self._listener.getsockname()[:2]
         self._slots = Slots(connection_limit())
@@ -593,6 +594,34 @@ class HttpServer:
             value = raw_value.decode("latin-1")
             environ[key] = f"{environ[key]},{value}" if key in environ else value
         return environ
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port. No host (`:PORT`) is every interface, IPv6 and IPv4 on
+    one socket as Prometheus exporters listen; IPv4 alone where the host has no IPv6."""
+    if host:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=BACKLOG)
+    if socket.has_dualstack_ipv6():
+        try:
+            return socket.create_server(("::", port), family=socket.AF_INET6, backlog=BACKLOG,
+                                        dualstack_ipv6=True)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:  # IPv4 alone would be refused alike
+                raise
+    return socket.create_server(("0.0.0.0", port), family=socket.AF_INET, backlog=BACKLOG)
+
+
+def address_text(host: str, port: int) -> str:
+    """host:port as the config writes it: `:PORT` for every interface, an IPv6 host in []."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def local_url(scheme: str, host: str, port: int) -> str:
+    """Where a client on this host reaches a server listening on host:port: an address of every
+    interface by the loopback one (127.0.0.1 answers on a dual-stack socket too)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"{scheme}://{address_text(host, port)}"
 
 
 def head_size(request: web.BaseRequest) -> int:
