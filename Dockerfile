@@ -23,8 +23,10 @@ USER 10191:10191
 WORKDIR /var/lib/usage-exporter
 VOLUME ["/var/lib/usage-exporter"]
 EXPOSE 10191
-# Ready, not only alive: /-/ready answers 200 once every collector has its first result.
+# Alive, not ready: the daemon answers /-/healthy on the address its config listens on (a
+# collector that keeps failing is a metric, not a reason to restart it). A config mounted over
+# the image's is followed; one at another path needs this line changed to name it.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=2m --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:10191/-/ready', timeout=4)"]
+  CMD ["usage-exporter", "healthcheck", "--config.file", "/etc/usage-exporter/config.yaml"]
 ENTRYPOINT ["usage-exporter"]
 CMD ["run", "--config.file", "/etc/usage-exporter/config.yaml"]

@@ -1,4 +1,4 @@
-"""Command line: run, demo, check-config, collect, show-sql.
+"""Command line: run, demo, check-config, collect, show-sql, healthcheck.
 
 Flags override the config file, as Prometheus exporters' do: --web.listen-address,
 --web.config.file, --log.level, --log.format, --collector.NAME / --no-collector.NAME. The database
@@ -15,9 +15,12 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +45,7 @@ from exporter.demo_progress import build_with_progress
 from exporter.exposition import metric_rows, snapshot_json
 from exporter.platforms import profile_for
 from exporter.runner import Runner, StartupError, inapplicable
+from exporter.server import address_text, local_url
 from exporter.showsql import collector_sql, render
 
 DEFAULT_CONFIG = os.environ.get("USAGE_EXPORTER_CONFIG", "config.yaml")
@@ -121,7 +125,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     enabled = {c.name: classes[c.name] for c in config.enabled_collectors}
     applicable = [n for n in enabled if n not in inapplicable(profile, enabled)]
     lines = [f"platform: {profile.name}", f"collectors: {', '.join(applicable) or 'none'}",
-             f"listen: {config.server.host}:{config.server.port}",
+             f"listen: {address_text(config.server.host, config.server.port)}",
              f"logging: {config.logging.level}, {config.logging.format}",
              f"API keys: {len(config.api_keys)}"]
     if config.custom_metrics:
@@ -169,6 +173,35 @@ def survey(config: Config) -> tuple[str, int | None]:
                                f"{describe_error(error)}") from None
     finally:
         runner.close()
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    """Whether the daemon the config describes serves: GET /-/healthy (with --ready, /-/ready)
+    on the address it listens on, through loopback for an address of every interface. For a
+    container's HEALTHCHECK: it follows server.listen, and reports liveness, not whether every
+    collector (a custom query, say) succeeds."""
+    config = read_config(args.config, args)
+    tls = config.server.web is not None and config.server.web.tls is not None
+    url = local_url("https" if tls else "http", config.server.host, config.server.port)
+    url += "/-/ready" if args.ready else "/-/healthy"
+    # Our own process on this host, never through a proxy; its certificate need not name the
+    # loopback address.
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=context))
+    try:
+        with opener.open(url, timeout=args.timeout) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (OSError, ValueError) as error:
+        print(f"{url}: {getattr(error, 'reason', error)}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"{url}: HTTP {status}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -342,6 +375,13 @@ def parser() -> argparse.ArgumentParser:
     show_sql.add_argument("metric", nargs="?", help="only the collector producing this metric")
     as_of(show_sql)
     show_sql.set_defaults(func=cmd_show_sql)
+    health = with_config("healthcheck", "exit 0 if the daemon this config describes answers "
+                         "/-/healthy (for a container's HEALTHCHECK), else 1")
+    health.add_argument("--ready", action="store_true",
+                        help="ask /-/ready instead: every collector has run once")
+    health.add_argument("--timeout", type=float, default=4.0, metavar="SECONDS",
+                        help="how long to wait for the answer (default 4)")
+    health.set_defaults(func=cmd_healthcheck)
     demo_command = commands.add_parser("demo", help="build a demo Nextcloud database and serve it")
     demo_command.add_argument("--listen", type=address, default=("127.0.0.1", 10191),
                               metavar="[HOST]:PORT",

@@ -180,11 +180,12 @@ def sqlite_file(url: URL) -> str | None:
 
 
 def listen_address(value: Any) -> tuple[str, int]:
-    """'host:port', ':port' (all interfaces) or '[v6]:port'; port 0 picks a free port."""
+    """'host:port', ':port' (every interface, IPv6 and IPv4: host "") or '[v6]:port'; port 0
+    picks a free port."""
     match = re.fullmatch(r"\[?([^\]]*?)\]?:(\d{1,5})", string(value).strip())
     if not match or not 0 <= int(match.group(2)) < 65536:
         raise ValueError(f"expected host:port such as 127.0.0.1:{DEFAULT_PORT}, got {value!r}")
-    return match.group(1) or "0.0.0.0", int(match.group(2))
+    return match.group(1), int(match.group(2))
 
 
 # --- the frozen model ---

@@ -29,7 +29,7 @@ from exporter.http import App, Context, Environ, FailedAttempts, Response, Start
 from exporter.runner import Runner, StartupError
 from exporter.runtime import RuntimeMetrics
 from exporter.scheduler import Scheduler
-from exporter.server import HttpServer
+from exporter.server import HttpServer, address_text, local_url
 
 logger = structlog.get_logger()
 
@@ -116,13 +116,13 @@ def serve(config: Config, clock: Callable[[], float] = time.time,
         server = HttpServer(switch, config.server.host, config.server.port, config.server.threads,
                             config.server.web)
     except OSError as error:
-        logger.error("startup_failed", error=f"cannot listen on {config.server.host}:"
-                     f"{config.server.port}: {error.strerror}")
+        logger.error("startup_failed", error="cannot listen on "
+                     f"{address_text(config.server.host, config.server.port)}: {error.strerror}")
         runner.close()
         return 1
     daemon = Daemon(runner, switch, attempts, clock, runtime)
-    return daemon.run(server, f"{server.scheme}://{config.server.host}:{server.port}", on_listening,
-                      config_file)
+    return daemon.run(server, local_url(server.scheme, config.server.host, server.port),
+                      on_listening, config_file)
 
 
 class Daemon:

@@ -298,6 +298,8 @@ class App:
             **(routes or {}),
         }
         self._answers: tuple[Bodies | None, dict[tuple[str, bool], Response]] = (None, {})
+        # The scrape paths this app answers itself (a route given for one takes its place).
+        self._scraped = frozenset(p for p in SCRAPE_PATHS if self.routes[p] == self._scrape_route)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = Request.from_environ(environ)
@@ -324,7 +326,7 @@ class App:
         snapshot: the same Response object while the bodies stay the same (one for each of the
         four formats), so a server may prepare what it sends once for each. None where the
         app was given a route of its own for the path: that one answers, the general way."""
-        if self.routes.get(path) != self._scrape_route:
+        if path not in self._scraped:
             return None
         if path == "/-/healthy":
             return HEALTHY

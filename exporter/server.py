@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import re
 import resource
@@ -35,9 +36,9 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
+from itertools import chain
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
-from weakref import WeakKeyDictionary
 
 import structlog
 import uvloop
@@ -71,8 +72,11 @@ MAX_HEAD = 64 * 1024  # the header lines, all of them together
 # before MAX_HEAD is checked on them all.
 MAX_FIELD, MAX_HEADERS = 8190, 64
 MAX_BODY = 64 * 1024  # every route is a GET: a body is read and dropped, up to this size
+BACKLOG = 1024  # connections the kernel holds while every slot is taken
 LINGER = 2.0  # seconds spent reading what a refused client still sends, before closing
 SERVER = "usage-exporter"
+# Fast path heads kept: the four /metrics formats and the health answers of one refresh, twice.
+MAX_HEADS = 16
 UNSAFE_IN_HEADER = re.compile("[\r\n\0]")  # would split the head or end it
 PROTOCOLS = {HttpVersion10: "HTTP/1.0", HttpVersion11: "HTTP/1.1"}  # SERVER_PROTOCOL
 
@@ -210,7 +214,8 @@ def checked(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def joined(headers: CIMultiDictProxy[str], name: str) -> str:
     """A request header's values as one, as in a WSGI environ."""
-    return ",".join(headers.getall(name, ()))
+    values = headers.getall(name, ())
+    return values[0] if len(values) == 1 else ",".join(values)
 
 
 def refusal(status: int, error: HttpError | None = None) -> web.Response:
@@ -323,9 +328,9 @@ class HttpServer:
         # answer it sends, prepared once: while an answer's Response lives.
         self._scrape: Callable[[str, str, str], Response | None] | None = getattr(
             app, "scrape", None)
-        self._heads: WeakKeyDictionary[Response, CIMultiDict[str]] = WeakKeyDictionary()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=1024)
+        # By id(): it holds the Response, so the id stays its own.
+        self._heads: dict[int, tuple[Response, CIMultiDict[str]]] = {}
+        self._listener = listening_socket(host, port)
         self._listener.setblocking(False)
         self._name = self._listener.getsockname()[:2]
         self._slots = Slots(connection_limit())
@@ -517,13 +522,21 @@ class HttpServer:
         response = self._scrape(path, joined(headers, "Accept"), joined(headers, "Accept-Encoding"))
         if response is None:
             return None
-        head = self._heads.get(response)
-        if head is None:
-            lines = [("Server", SERVER), *head_of(response)]
-            head = self._heads[response] = CIMultiDict(
-                checked(lines if self._guard is None else self._guard.with_headers(lines)))
-        return web.Response(status=response.status, headers=head,
+        prepared = self._heads.get(id(response)) or self._prepare(response)
+        return web.Response(status=response.status, headers=prepared[1],
                             body=b"" if request.method == "HEAD" else response.body)
+
+    def _prepare(self, response: Response) -> tuple[Response, CIMultiDict[str]]:
+        """The head of a fast path answer, kept while `response` is the one the app gives (a
+        refresh gives new ones: the heads of a few refreshes back are dropped)."""
+        if len(self._heads) >= MAX_HEADS:
+            self._heads.clear()
+        lines = [("Server", SERVER), *head_of(response)]
+        if self._guard is not None:
+            lines = self._guard.with_headers(lines)
+        head = CIMultiDict(checked(lines))
+        prepared = self._heads[id(response)] = (response, head)
+        return prepared
 
     async def _drop_body(self, request: web.BaseRequest) -> web.Response | None:
         """Read and drop a request body (no route takes one), after a 100 Continue if the client
@@ -595,7 +608,36 @@ class HttpServer:
         return environ
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port. No host (`:PORT`) is every interface, IPv6 and IPv4 on
+    one socket as Prometheus exporters listen; IPv4 alone where the host has no IPv6."""
+    if host:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=BACKLOG)
+    if socket.has_dualstack_ipv6():
+        try:
+            return socket.create_server(("::", port), family=socket.AF_INET6, backlog=BACKLOG,
+                                        dualstack_ipv6=True)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:  # IPv4 alone would be refused alike
+                raise
+    return socket.create_server(("0.0.0.0", port), family=socket.AF_INET, backlog=BACKLOG)
+
+
+def address_text(host: str, port: int) -> str:
+    """host:port as the config writes it: `:PORT` for every interface, an IPv6 host in []."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def local_url(scheme: str, host: str, port: int) -> str:
+    """Where a client on this host reaches a server listening on host:port: an address of every
+    interface by the loopback one (127.0.0.1 answers on a dual-stack socket too)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"{scheme}://{address_text(host, port)}"
+
+
 def head_size(request: web.BaseRequest) -> int:
     """The size of the request's header lines together: aiohttp bounds each (MAX_FIELD) and
-    their number (MAX_HEADERS), not their sum."""
-    return sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+    their number (MAX_HEADERS), not their sum. (Summed in C: it runs for every request.)"""
+    raw = request.raw_headers
+    return sum(map(len, chain.from_iterable(raw))) + 4 * len(raw)

@@ -280,7 +280,7 @@ def test_flags_replace_the_files_listen_address_log_settings_and_collectors(tmp_
     assert "shares" in as_filed["collectors"].split(", ")
     flagged = summary(check(config, "--web.listen-address", ":10191", "--log.level", "debug",
                             "--log.format", "json", "--no-collector.shares"))
-    assert flagged["listen"] == "0.0.0.0:10191"  # a bare :port is every interface
+    assert flagged["listen"] == ":10191"  # a bare :port is every interface
     assert flagged["logging"] == "debug, json"
     assert flagged["collectors"].split(", ") == [
         c for c in as_filed["collectors"].split(", ") if c != "shares"]
@@ -553,6 +553,25 @@ def test_run_listens_where_the_flag_says_and_logs_the_real_port(flagged_daemon):
     host, port = url.removeprefix("http://").rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) not in (0, 9)
     assert samples(scrape(url)[0])["usage_database_up"] == 1
+
+
+def healthcheck(config: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exporter", "healthcheck", "--config.file",
+                           str(config), *flags], cwd=ROOT, text=True, capture_output=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_healthcheck_passes_on_the_address_the_daemon_serves_and_fails_where_none_does(
+        flagged_daemon, tmp_path):
+    url, _ = flagged_daemon
+    config = tmp_path / "c.yaml"  # the daemon's file: it says port 9, the flag gave another
+    serving = url.removeprefix("http://")
+    assert healthcheck(config, "--web.listen-address", serving).returncode == 0
+    assert healthcheck(config, "--web.listen-address", serving, "--ready").returncode == 0
+    idle = f"127.0.0.1:{free_port()}"
+    failed = healthcheck(config, "--web.listen-address", idle)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(f"http://{idle}/-/healthy: ") and "refused" in failed.stderr
 
 
 def test_run_logs_one_line_per_collector_run_and_ready_once(flagged_daemon, nextcloud_now):

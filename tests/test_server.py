@@ -36,8 +36,9 @@ def echo(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
 def serve() -> Iterator[Callable[..., HttpServer]]:
     servers: list[HttpServer] = []
 
-    def start(app: Callable[..., Iterable[bytes]] = echo, **options: Any) -> HttpServer:
-        servers.append(HttpServer(app, "127.0.0.1", 0, **options).start())
+    def start(app: Callable[..., Iterable[bytes]] = echo, host: str = "127.0.0.1",
+              **options: Any) -> HttpServer:
+        servers.append(HttpServer(app, host, 0, **options).start())
         return servers[-1]
 
     yield start
@@ -70,6 +71,39 @@ def responses(data: bytes) -> list[tuple[int, bytes]]:
         found.append((int(lines[0].split()[1]), rest[:length]))
         data = rest[length:]
     return found
+
+
+def answers_on(host: str, port: int) -> bool:
+    """Whether a request to host:port over a real socket is answered 200; False if refused."""
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.request("GET", "/")
+        return connection.getresponse().status == 200
+    except ConnectionRefusedError:
+        return False
+    finally:
+        connection.close()
+
+
+@pytest.mark.skipif(not socket.has_dualstack_ipv6(), reason="the host has no IPv6")
+def test_no_host_listens_on_every_interface_ipv6_and_ipv4_on_one_port(serve):
+    server = serve(host="")  # listen: ":PORT"
+    assert answers_on("::1", server.port) and answers_on("127.0.0.1", server.port)
+
+
+def test_no_host_on_a_host_without_ipv6_listens_on_ipv4(serve, monkeypatch):
+    monkeypatch.setattr(socket, "has_dualstack_ipv6", lambda: False)
+    server = serve(host="")
+    assert answers_on("127.0.0.1", server.port)
+    if socket.has_ipv6:
+        assert not answers_on("::1", server.port)
+
+
+def test_an_ipv4_host_listens_on_ipv4_only(serve):
+    server = serve(host="0.0.0.0")
+    assert answers_on("127.0.0.1", server.port)
+    if socket.has_ipv6:
+        assert not answers_on("::1", server.port)
 
 
 def test_requests_on_one_connection_are_answered_in_order_pipelined_or_not(serve):

@@ -5,6 +5,7 @@ and a non-root user. Built on bubblewrap (Debian package bubblewrap) and util-li
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ class Confined:
             with os.fdopen(read) as info:  # bwrap closes it once it has written the child's pid
                 pid = json.loads(info.read())["child-pid"]
             try:
-                yield Running(process, pid, output)
+                yield Running(process, pid, output, self)
             finally:
                 process.terminate()
                 try:
@@ -139,6 +140,7 @@ class Running:
     process: subprocess.Popen[str]
     pid: int  # the sandbox's first process, as the host sees it
     output: IO[str]  # what the command printed
+    confined: Confined  # how it runs: its user, environment and working directory
 
     def inside(self, command: Sequence[str], env: Mapping[str, str] | None = None,
                ) -> subprocess.CompletedProcess[str]:
@@ -147,25 +149,48 @@ class Running:
                               capture_output=True, text=True, timeout=30,
                               env={**os.environ, **(env or {})})
 
-    def wait_until(self, command: Sequence[str], timeout: float = 60) -> None:
+    def exec(self, command: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        """Run `command` as the sandbox runs its own: in its network and mount namespaces, as
+        its user, in its working directory, with its environment only (like the HEALTHCHECK
+        docker runs in a container)."""
+        as_user = []
+        if self.confined.user is not None:
+            uid, _, gid = self.confined.user.partition(":")
+            as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid or uid}", "--clear-groups"]
+        return subprocess.run(
+            ["nsenter", f"--target={self.pid}", "--net", "--mount", "--", *as_user,
+             "env", "-i", *(f"{n}={v}" for n, v in self.confined.env.items()),
+             "/bin/sh", "-c", 'cd "$0" && exec "$@"', self.confined.chdir, *command],
+            capture_output=True, text=True, timeout=30)
+
+    def wait_until(self, command: Sequence[str], timeout: float = 60,
+                   run: Callable[[Sequence[str]], subprocess.CompletedProcess[str]] | None = None,
+                   ) -> None:
+        """Until `command` succeeds (run by `run`, `inside` by default); fails if the sandbox's
+        process ends first, or after `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        while self.inside(command).returncode != 0:
+        while (result := (run or self.inside)(command)).returncode != 0:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.terminate()
                 self.process.wait(timeout=10)
                 self.output.seek(0)
-                raise AssertionError(f"{command} never succeeded; the daemon said:\n"
+                raise AssertionError(f"{command} never succeeded ({result.stderr.strip()}); "
+                                     "the daemon said:\n"
                                      f"{self.output.read()}")
             time.sleep(0.2)
 
     def listeners(self) -> set[str]:
-        """Listening TCP sockets in the namespace, as address:port (IPv4)."""
-        table = self.inside(["cat", "/proc/net/tcp"]).stdout.splitlines()[1:]
+        """Listening TCP sockets in the namespace, as address:port ([address]:port for IPv6)."""
         found = set()
-        for row in table:
-            local, state = row.split()[1], row.split()[3]
-            if state == "0A":  # LISTEN
-                address, port = local.split(":")
-                octets = [str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)]
-                found.add(f"{'.'.join(octets)}:{int(port, 16)}")
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for row in self.inside(["cat", table]).stdout.splitlines()[1:]:
+                local, state = row.split()[1], row.split()[3]
+                if state == "0A":  # LISTEN
+                    address, port = local.split(":")
+                    # The kernel prints each 32-bit word of the address in host byte order.
+                    packed = b"".join(bytes.fromhex(address[i:i + 8])[::-1]
+                                      for i in range(0, len(address), 8))
+                    ip = ipaddress.ip_address(packed)
+                    found.add(f"[{ip}]:{int(port, 16)}" if ip.version == 6
+                              else f"{ip}:{int(port, 16)}")
         return found

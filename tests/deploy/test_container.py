@@ -142,8 +142,12 @@ def test_the_readme_docker_section_serves_on_every_interface_and_keeps_history_o
 
     sandbox = image_sandbox(IMAGE, image_root, env, volumes, host_paths)
     with sandbox.start(IMAGE.command) as container:
-        container.wait_until(IMAGE.healthcheck)  # what docker reports as healthy
-        assert f"0.0.0.0:{IMAGE.exposed[0]}" in container.listeners()  # reachable through -p
+        container.wait_until(IMAGE.healthcheck, run=container.exec)  # docker's "healthy"
+        # Every interface, IPv6 and IPv4 on one socket: reachable through -p either way.
+        assert f"[::]:{IMAGE.exposed[0]}" in container.listeners()
+        for host in ("127.0.0.1", "[::1]"):
+            assert container.inside(["curl", "-sf", f"http://{host}:{IMAGE.exposed[0]}/-/healthy"]
+                                    ).returncode == 0, host
         for command in README_COMMANDS:
             if command.startswith("curl"):
                 result = container.inside(["sh", "-c", command], env=ENVIRONMENT)
@@ -178,7 +182,7 @@ def test_a_config_mounted_over_the_images_keeps_the_default_history_on_the_volum
     sandbox = image_sandbox(IMAGE, image_root, {}, volumes,
                             {"/nextcloud": nextcloud_data, str(own): own})
     with sandbox.start(IMAGE.command) as container:
-        container.wait_until(IMAGE.healthcheck)
+        container.wait_until(IMAGE.healthcheck, run=container.exec)
         result = container.inside(["curl", "-sf", "-H", f"Authorization: Bearer {API_KEY}",
                                    f"http://127.0.0.1:{IMAGE.exposed[0]}/api/v1/stats"])
         assert result.returncode == 0, result.stderr
@@ -187,24 +191,30 @@ def test_a_config_mounted_over_the_images_keeps_the_default_history_on_the_volum
     assert (image_root / "volume" / default).stat().st_uid == int(IMAGE.user.split(":")[0])
 
 
-def test_the_healthcheck_is_readiness_not_liveness(tmp_path):
-    """Against a server that is alive but not ready (/-/healthy 200, /-/ready 503), the image's
-    health check fails; once /-/ready answers 200 it passes."""
-    tmp_path.chmod(0o755)  # readable by the image's user
-    stub = tmp_path / "stub.py"
-    stub.write_text(
-        "import http.server, sys\n"
-        "ready = sys.argv[1] == 'ready'\n"
-        "class H(http.server.BaseHTTPRequestHandler):\n"
-        "    def do_GET(self):\n"
-        "        ok = self.path == '/-/healthy' or (self.path == '/-/ready' and ready)\n"
-        "        self.send_response(200 if ok else 503); self.end_headers()\n"
-        f"http.server.HTTPServer(('0.0.0.0', {IMAGE.exposed[0]}), H).serve_forever()\n")
-    sandbox = Confined(binds={"/stub": (tmp_path, False)}, user=IMAGE.user,
-                       env={"PATH": f"{INTERPRETER_BIN}:{SYSTEM_PATH}"})
-    outcomes = {}
-    for state in ("alive", "ready"):
-        with sandbox.start(["python", "/stub/stub.py", state]) as server:
-            server.wait_until(["curl", "-s", f"http://127.0.0.1:{IMAGE.exposed[0]}/-/healthy"])
-            outcomes[state] = server.inside(IMAGE.healthcheck).returncode
-    assert outcomes["alive"] != 0 and outcomes["ready"] == 0
+def test_the_healthcheck_follows_the_configured_port_and_reports_liveness(
+        image_root, nextcloud_data):
+    """A config mounted over the image's listens on another port and has a custom query that
+    never finishes (an endless count, under a long timeout), so /-/ready keeps answering 503:
+    the image's health check passes, as the daemon serves (alive), on that port.
+    (tests/test_cli.py: it fails where nothing answers.)"""
+    port = int(IMAGE.exposed[0]) + 1
+    own = image_root / "config.yaml"
+    own.write_text(yaml.safe_dump({
+        "database": {"url": "sqlite:////nextcloud-data/owncloud.db", "platform": "nextcloud"},
+        "server": {"listen": f":{port}"},
+        "custom_metrics": [{
+            "name": "endless", "interval": "1h", "timeout": "30m",
+            "sql": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+                   "SELECT count(*) AS endless_count FROM n",
+            "metrics": [{"name": "endless_count", "help": "Never counted."}]}]}))
+    own.chmod(0o644)
+    volumes = [("/nextcloud", "/nextcloud-data", False), ("history", IMAGE.volumes[0], True),
+               (str(own), CONFIG_IN_IMAGE, False)]
+    sandbox = image_sandbox(IMAGE, image_root, {}, volumes,
+                            {"/nextcloud": nextcloud_data, str(own): own})
+    with sandbox.start(IMAGE.command) as container:
+        container.wait_until(IMAGE.healthcheck, run=container.exec)
+        assert f"[::]:{port}" in container.listeners()
+        ready = container.inside(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                  f"http://127.0.0.1:{port}/-/ready"])
+        assert ready.stdout == "503"  # not ready: the query is still counting
