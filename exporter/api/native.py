@@ -3,13 +3,15 @@ the integer part of the code. exporter.api.openapi describes every route."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, Subquery, and_, case, distinct, func, select
+from sqlalchemy import Connection, Subquery, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors.events import ALL_TIME, EventCounts, Window, count_events
@@ -99,19 +101,33 @@ WINDOW_LABELS = {"last_hour": "in the last hour", "today": "today",
                  "total": "in total"}
 
 
-def count_active(conn: Connection, relations: Mapping[str, Subquery],
-                 windows: Mapping[str, tuple[float, float | None]]) -> list[int]:
-    """Distinct users with activity in each window, in one statement."""
-    activity = relations["activity"]
-    last_active = activity.c.last_active
+class ActivityIndex:
+    """When each user active since `since` was last active, as the activity relation said once:
+    enough to count the distinct users active in any window starting at or after `since` that is
+    open or ends at `end`, by bisection. Two sorted arrays: each user's latest activity, and each
+    user's latest before `end` (a row after `end`, a clock ahead, must not hide one within)."""
 
-    def within(start: float, end: float | None) -> ColumnElement[bool]:
-        return last_active >= start if end is None else and_(last_active >= start,
-                                                              last_active < end)
+    def __init__(self, rows: Sequence[tuple[float, float | None]], since: float,
+                 end: float) -> None:
+        self.since, self.end = since, end
+        self._latest = array("d", sorted(latest for latest, _ in rows))
+        self._before_end = array("d", sorted(before for _, before in rows if before is not None))
 
-    return list(conn.execute(select(*(
-        func.count(distinct(case((within(start, end), activity.c.user_id))))
-        for start, end in windows.values()))).one())
+    @classmethod
+    def read(cls, conn: Connection, relations: Mapping[str, Subquery], since: float,
+             end: float) -> ActivityIndex:
+        activity = relations["activity"]
+        last_active = activity.c.last_active
+        return cls(conn.execute(
+            select(func.max(last_active), func.max(case((last_active < end, last_active))))
+            .where(activity.c.user_id.is_not(None), last_active >= since)
+            .group_by(activity.c.user_id)).all(), since, end)
+
+    def users(self, start: float, end: float | None) -> int:
+        """Distinct users active at or after `start` (and before `end`, when given)."""
+        assert start >= self.since and end in (None, self.end), "a window the index can answer"
+        times = self._latest if end is None else self._before_end
+        return len(times) - bisect_left(times, start)
 
 
 def applies(context: Context, collectors: Iterable[str]) -> bool:
@@ -226,13 +242,19 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
                                        metric_rows(context.snapshot())),
                             "system.csv")
 
-    def users_in_windows(windows: Mapping[str, Window]) -> dict[str, int | None]:
-        """Distinct users active in each window, read now from the activity relation; None for
-        every window where the platform has no activity."""
+    def users_in_windows(windows: Mapping[str, tuple[float, float | None]],
+                         ) -> dict[str, int | None]:
+        """Distinct users active in each window; None for every window where the platform has
+        no activity. The activity relation is read once per snapshot and day (one statement:
+        each user's latest activity in the widest window), so a value is as old as the
+        snapshot: on 100k users the read takes a second, too long for every ask."""
         if not applies(context, ACTIVITY_READERS):
             return dict.fromkeys(windows)
-        counts = read_now(context, ["activity"], partial(count_active, windows=windows))
-        return dict(zip(windows, counts, strict=True))
+        since, end = windows["last_31_days"][0], windows["today"][1]
+        assert end is not None
+        index = context.snapshot().memo(("activity", since, end), lambda: read_now(
+            context, ["activity"], partial(ActivityIndex.read, since=since, end=end)))
+        return {name: index.users(start, end) for name, (start, end) in windows.items()}
 
     def stats(request: Request) -> Response:
         context.authorize(request)

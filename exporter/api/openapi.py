@@ -63,10 +63,12 @@ STATS_DESCRIPTION = """OpenL2M-style (`/api/stats/`) usage windows, each `{label
 Where each value comes from:
 - `users_last_hour`, `users_today`, `users_last_7_days`, `users_last_31_days`: distinct users
   active in OpenL2M's own windows (switches/stats.py), whatever `collectors.users.windows` says,
-  read from the platform's activity when asked: the last hour; today, the calendar day in the
-  first zone of `collectors.dau.timezones` (named in `timezone`, OpenL2M's TIME_ZONE); the last 7
-  and 31 days from local midnight of the UTC date 7 or 31 days back, so that many whole days plus
-  today. null where the platform has no activity; 503.4 when the database cannot be read.
+  placed at the time of asking: the last hour; today, the calendar day in the first zone of
+  `collectors.dau.timezones` (named in `timezone`, OpenL2M's TIME_ZONE); the last 7 and 31 days
+  from local midnight of the UTC date 7 or 31 days back, so that many whole days plus today. The
+  platform's activity is read at the first ask after each refresh and each new day, so it is as
+  old as the snapshot. null where the platform has no activity; 503.4 when the database cannot
+  be read.
 - `sessions_now`: live sessions now (the sum of `usage_sessions`); `shares_now`: shares now (the
   sum of `usage_shares`). These are current totals only: the platforms keep no history of ended
   sessions or of when shares were created, so there are no sessions or shares windows. null

@@ -391,6 +391,32 @@ def test_stats_are_openl2ms_windows_whatever_the_metrics_windows(stats_runner):
     assert all(isinstance(item["label"], str) for item in body["usage"].values())
 
 
+def test_stats_read_the_activity_once_per_snapshot_and_day(nextcloud_now, tmp_path):
+    """503.4 while the database cannot be read; once read, the same snapshot answers without
+    it, until its "today" is another day."""
+    database = tmp_path / "nextcloud.db"
+    database.write_bytes(NEXTCLOUD_DB.read_bytes())
+    runner = Runner(make_config(f"sqlite:///{database}", "nextcloud"),
+                    clock=lambda: nextcloud_now)
+    runner.run_all()
+    clock = Clock(nextcloud_now)
+    server, url = serve(Context(lambda: runner.snapshot, KEYS, clock=clock, read=runner.read))
+    try:
+        database.rename(tmp_path / "away.db")
+        refused = get_json(url, "/api/v1/stats", status=503)
+        assert refused["code"] == 503.4
+        assert refused["message"].startswith("The database cannot be read: ")
+        (tmp_path / "away.db").rename(database)
+        answered = get_json(url, "/api/v1/stats")
+        database.rename(tmp_path / "away.db")
+        assert get_json(url, "/api/v1/stats") == answered
+        clock.now += 86400
+        assert get_json(url, "/api/v1/stats", status=503)["code"] == 503.4
+    finally:
+        server.stop()
+        runner.close()
+
+
 def test_stats_without_a_database_or_collectors_say_null(mixed_url):
     usage = get_json(mixed_url, "/api/v1/stats")["usage"]
     assert {item["value"] for item in usage.values()} == {None}
