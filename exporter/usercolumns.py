@@ -3,15 +3,21 @@
 A collector's per-user query returns a row per user. Kept as one dict per column, every column
 would repeat the user ids' hash table; here the columns of a query share one index (user id ->
 position) and keep their values in a tuple aligned to it, every collector's user ids are the
-same string objects, and repeated text (a status, a backend) is one string, not one per user.
-docs/benchmarks.md has what this saves at 100k and 1M users."""
+same string objects, and the cells are kept in machine form where their type allows: integers
+and floats in an array of the narrowest item that holds them, text of a few distinct values (a
+status, a backend) and booleans as one-byte codes into a tuple of those values. A cell is then
+1-8 bytes instead of an 8-byte reference to a 24-32-byte object of its own; the values read
+back are the same Python objects of the same types. docs/benchmarks.md has what this saves at
+100k and 1M users."""
 
 from __future__ import annotations
 
+import operator
 import sys
 import threading
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import chain, islice, repeat
+from itertools import chain, compress, islice, repeat
 from typing import Any
 
 from sqlalchemy import Result
@@ -22,6 +28,87 @@ CHUNK_ROWS = 10_000
 TEXT = frozenset((str, type(None)))
 # Users per batch of a CSV or JSON answer: a few 64 KiB chunks' worth, written by one C call.
 BATCH_ROWS = 512
+# Array items for integers, narrowest first, with the range each holds.
+INTEGER_ITEMS = (("b", 1 << 7), ("h", 1 << 15), ("i", 1 << 31), ("q", 1 << 63))
+Positions = range | list[int]
+
+
+class Numbers:
+    """Cells of one number type (int or float) in an array, and a mask of the empty (None)
+    ones if there are any."""
+
+    __slots__ = ("_empty", "_items")
+
+    def __init__(self, items: array[Any], empty: bytes | None) -> None:
+        self._items, self._empty = items, empty
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, position: int) -> Any:
+        return None if self._empty and self._empty[position] else self._items[position]
+
+    def at(self, positions: Positions) -> list[Any]:
+        if isinstance(positions, range):
+            found = self._items[positions.start:positions.stop].tolist()
+            empty: Iterable[int] = self._empty[positions.start:positions.stop] \
+                if self._empty else ()
+        else:
+            found = list(map(self._items.__getitem__, positions))
+            empty = map(self._empty.__getitem__, positions) if self._empty else ()
+        for n in compress(range(len(found)), empty):
+            found[n] = None
+        return found
+
+
+class Codes:
+    """Cells of a few distinct values (text, booleans, None) as one-byte codes into them."""
+
+    __slots__ = ("_codes", "_values")
+
+    def __init__(self, codes: array[int], values: tuple[Any, ...]) -> None:
+        self._codes, self._values = codes, values
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __getitem__(self, position: int) -> Any:
+        return self._values[self._codes[position]]
+
+    def at(self, positions: Positions) -> list[Any]:
+        codes: Iterable[int] = self._codes[positions.start:positions.stop] \
+            if isinstance(positions, range) else map(self._codes.__getitem__, positions)
+        return list(map(self._values.__getitem__, codes))
+
+
+Cells = tuple[Any, ...] | Numbers | Codes
+
+
+def packed(cells: tuple[Any, ...], few_texts: bool) -> Cells:
+    """`cells` in the most compact form that reads back the same values: Numbers for cells all
+    int or all float (None aside), Codes for booleans or, if `few_texts`, text; as they are
+    otherwise (mixed types, many distinct texts, numbers an array cannot hold)."""
+    kinds = set(map(type, cells)) - {type(None)}
+    if len(kinds) != 1 or (kinds == {str} and not few_texts):
+        return cells
+    [kind] = kinds
+    if kind in (str, bool):
+        values = tuple(dict.fromkeys(cells))
+        if len(values) > 256:
+            return cells
+        code = dict(zip(values, range(len(values)), strict=True))
+        return Codes(array("B", map(code.__getitem__, cells)), values)
+    if kind not in (int, float):
+        return cells
+    empty = bytes(map(operator.is_, cells, repeat(None))) if None in cells else None
+    numbers = cells if empty is None else tuple(0 if v is None else v for v in cells)
+    if kind is float:
+        return Numbers(array("d", numbers), empty)
+    low, high = min(numbers), max(numbers)
+    for item, bound in INTEGER_ITEMS:
+        if -bound <= low and high < bound:
+            return Numbers(array(item, numbers), empty)
+    return cells  # beyond 64 bits
 
 
 class UserColumn(Mapping[str, Any]):
@@ -29,8 +116,7 @@ class UserColumn(Mapping[str, Any]):
 
     __slots__ = ("_ids", "_index", "_values")
 
-    def __init__(self, ids: Sequence[Any], index: dict[Any, int],
-                 values: Sequence[Any]) -> None:
+    def __init__(self, ids: Sequence[Any], index: dict[Any, int], values: Cells) -> None:
         # `values` has a cell past the last position (None, or 0 for counts): the answer for
         # every unknown user, so that a bulk lookup needs no branch.
         self._ids, self._index, self._values = ids, index, values
@@ -55,12 +141,12 @@ class UserColumn(Mapping[str, Any]):
         return self._index.keys()
 
     def items(self) -> Any:
-        return zip(self._ids, self._values, strict=False)  # values has one cell more
+        return zip(self._ids, self.values(), strict=True)
 
     def values(self) -> Any:
-        return self._values[:-1]
+        return self.at(range(len(self._ids)))
 
-    def positions(self, user_ids: Sequence[Any]) -> range | list[int]:
+    def positions(self, user_ids: Sequence[Any]) -> Positions:
         """Where each user's cell is (the None past the end for a user the column lacks); a
         range when the ids are a run of the column's own, as they are when read in its order."""
         first = self._index.get(user_ids[0]) if user_ids else None
@@ -68,7 +154,9 @@ class UserColumn(Mapping[str, Any]):
             return range(first, first + len(user_ids))
         return list(map(self._index.get, user_ids, repeat(len(self._ids))))
 
-    def at(self, positions: range | list[int]) -> Sequence[Any]:
+    def at(self, positions: Positions) -> Sequence[Any]:
+        if not isinstance(self._values, tuple):
+            return self._values.at(positions)
         if isinstance(positions, range):
             return self._values[positions.start:positions.stop]
         return list(map(self._values.__getitem__, positions))
@@ -114,8 +202,8 @@ def user_columns(rows: Result[Any] | Sequence[Sequence[Any]], names: Sequence[st
         index = dict(zip(index, _positions(len(index)), strict=False))
         columns = [tuple(map(column.__getitem__, kept)) for column in columns]
         ids = tuple(index)
-    return {name: UserColumn(ids, index, column)
-            for name, column in zip(names, columns, strict=True)}
+    return {name: UserColumn(ids, index, packed(column, few is not None))
+            for name, column, few in zip(names, columns, texts, strict=True)}
 
 
 class _Positions:
@@ -189,7 +277,7 @@ def cells(columns: Iterable[Mapping[str, Any]],
     """Each column's cells for `user_ids` (None where it has none), looked up in C; the
     positions are found once for all the columns of one query."""
     found: list[Sequence[Any]] = []
-    positions: dict[int, range | list[int]] = {}
+    positions: dict[int, Positions] = {}
     for column in columns:
         if isinstance(column, UserColumn):
             index = id(column._index)

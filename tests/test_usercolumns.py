@@ -143,3 +143,28 @@ def test_cells_of_a_run_of_a_columns_own_ids_are_its_values_in_order() -> None:
     assert found(["u3", "u4", "u5"]) == [[3, 4, 5], [-3, -4, -5]]
     assert found(["u3", "u5", "u4"]) == [[3, 5, 4], [-3, -5, -4]]
     assert found(["u8", "u9", "zz"]) == [[8, 9, None], [-8, -9, None]]
+
+
+def test_cells_are_kept_in_machine_form_and_read_back_as_the_same_values() -> None:
+    rows = [(f"u{n}", n, n * 1000, float(n) / 3, n % 2 == 0, ("on", "off")[n % 2],
+             None if n % 3 else n, 2**70 + n) for n in range(300)]
+    names = ("small", "large", "ratio", "flag", "state", "sometimes", "huge")
+    columns = user_columns(rows, names)
+    kinds = {name: type(column._values).__name__ for name, column in columns.items()}
+    assert kinds == {"small": "Numbers", "large": "Numbers", "ratio": "Numbers",
+                     "flag": "Codes", "state": "Codes", "sometimes": "Numbers",
+                     "huge": "tuple"}  # beyond 64 bits: as read
+    assert columns["small"]._values._items.typecode == "h"  # 0..299: two bytes a cell
+    for n, name in enumerate(names, start=1):
+        expected = [row[n] for row in rows]
+        column = columns[name]
+        assert [(type(v), v) for v in column.values()] == [(type(v), v) for v in expected]
+        assert [column[f"u{k}"] for k in (5, 6, 299)] == [expected[k] for k in (5, 6, 299)]
+        ids = ["u7", "nobody", "u3"]
+        assert list(cells([column], ids)[0]) == [expected[7], None, expected[3]]
+
+
+def test_absent_counts_stay_zero_in_machine_form() -> None:
+    column = user_columns([("a", 2), ("b", 5)], ("shares",), absent=0)["shares"]
+    assert type(column._values).__name__ == "Numbers"
+    assert list(cells([column], ["b", "zed"])[0]) == [5, 0]
