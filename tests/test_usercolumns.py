@@ -49,7 +49,7 @@ def test_no_rows_make_empty_columns() -> None:
 
 def test_the_columns_of_one_query_share_one_index() -> None:
     columns = user_columns(ROWS, ("name", "files"))
-    assert columns["name"]._index is columns["files"]._index
+    assert columns["name"]._rows is columns["files"]._rows
 
 
 def test_user_ids_of_different_queries_are_one_string_each() -> None:
@@ -168,3 +168,17 @@ def test_absent_counts_stay_zero_in_machine_form() -> None:
     column = user_columns([("a", 2), ("b", 5)], ("shares",), absent=0)["shares"]
     assert type(column._values).__name__ == "Numbers"
     assert list(cells([column], ["b", "zed"])[0]) == [5, 0]
+
+
+def test_a_query_whose_users_a_live_index_holds_shares_it_and_keeps_its_row_order() -> None:
+    everyone = user_columns([(f"s{n}", n) for n in range(50)], ("files",))["files"]
+    again = user_columns([(f"s{n}", -n) for n in range(50)], ("files",))["files"]
+    some = user_columns([("s7", "x"), ("s3", "y"), ("s40", None)], ("name",))["name"]
+    assert again._rows.index is some._rows.index is everyone._rows.index
+    assert list(some.items()) == [("s7", "x"), ("s3", "y"), ("s40", None)]
+    assert "s3" in some and "s4" not in some and some.get("s4", 0) == 0 and len(some) == 3
+    with pytest.raises(KeyError):
+        some["s4"]
+    assert list(cells([some, again], ["s40", "s4", "zz"])[0]) == [None, None, None]
+    assert list(user_ids([some, everyone])) == list(everyone)
+    assert list(user_ids([some])) == ["s7", "s3", "s40"]
