@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from collectors import available
 from collectors.base import Collector, Source
 from collectors.sql import QueryCollector, QueryResultError
+from exporter.api.paging import prepare_first_page
 from exporter.config import Config
 from exporter.db import Database, DatabaseUnavailable, describe_error, shown_url
 from exporter.exposition import render
@@ -67,7 +68,8 @@ class Runner:
         self.collectors.update((q.collector, QueryCollector(q)) for q in config.custom_metrics)
         limit = config.per_user_metrics.limit if config.per_user_metrics.enabled else 0
         self.store = SnapshotStore(self.profile.name, list(self.collectors),
-                                   partial(render, per_user_limit=limit), runtime)
+                                   partial(render, per_user_limit=limit), runtime,
+                                   prepare=prepare_first_page)
         for name, reason in inapplicable(self.profile, self.collectors).items():
             self.store.mark_not_applicable(name, reason)
 

@@ -102,9 +102,13 @@ class SnapshotStore:
 
     def __init__(self, platform: str, collector_names: list[str],
                  render: Callable[[Snapshot], Bodies],
-                 runtime: RuntimeMetrics | None = None) -> None:
+                 runtime: RuntimeMetrics | None = None,
+                 prepare: Callable[[Snapshot], None] | None = None) -> None:
+        """`prepare`: called with each snapshot before it is published, to fill its memo with
+        what the API would otherwise build at its first call."""
         self._lock = threading.Lock()
         self._render = render
+        self._prepare = prepare
         self._runtime = runtime
         self.current = self._publish(Snapshot(
             platform=platform,
@@ -112,6 +116,8 @@ class SnapshotStore:
 
     def _publish(self, snapshot: Snapshot) -> Snapshot:
         snapshot = replace(snapshot, bodies=self._render(snapshot))
+        if self._prepare is not None:
+            self._prepare(snapshot)
         self.current = snapshot
         self.served = snapshot.bodies if self._runtime is None else \
             self._runtime.appended(snapshot.bodies)

@@ -49,7 +49,7 @@ def test_no_rows_make_empty_columns() -> None:
 
 def test_the_columns_of_one_query_share_one_index() -> None:
     columns = user_columns(ROWS, ("name", "files"))
-    assert columns["name"]._index is columns["files"]._index
+    assert columns["name"]._rows is columns["files"]._rows
 
 
 def test_user_ids_of_different_queries_are_one_string_each() -> None:
@@ -143,3 +143,42 @@ def test_cells_of_a_run_of_a_columns_own_ids_are_its_values_in_order() -> None:
     assert found(["u3", "u4", "u5"]) == [[3, 4, 5], [-3, -4, -5]]
     assert found(["u3", "u5", "u4"]) == [[3, 5, 4], [-3, -5, -4]]
     assert found(["u8", "u9", "zz"]) == [[8, 9, None], [-8, -9, None]]
+
+
+def test_cells_are_kept_in_machine_form_and_read_back_as_the_same_values() -> None:
+    rows = [(f"u{n}", n, n * 1000, float(n) / 3, n % 2 == 0, ("on", "off")[n % 2],
+             None if n % 3 else n, 2**70 + n) for n in range(300)]
+    names = ("small", "large", "ratio", "flag", "state", "sometimes", "huge")
+    columns = user_columns(rows, names)
+    kinds = {name: type(column._values).__name__ for name, column in columns.items()}
+    assert kinds == {"small": "Numbers", "large": "Numbers", "ratio": "Numbers",
+                     "flag": "Codes", "state": "Codes", "sometimes": "Numbers",
+                     "huge": "tuple"}  # beyond 64 bits: as read
+    assert columns["small"]._values._items.typecode == "h"  # 0..299: two bytes a cell
+    for n, name in enumerate(names, start=1):
+        expected = [row[n] for row in rows]
+        column = columns[name]
+        assert [(type(v), v) for v in column.values()] == [(type(v), v) for v in expected]
+        assert [column[f"u{k}"] for k in (5, 6, 299)] == [expected[k] for k in (5, 6, 299)]
+        ids = ["u7", "nobody", "u3"]
+        assert list(cells([column], ids)[0]) == [expected[7], None, expected[3]]
+
+
+def test_absent_counts_stay_zero_in_machine_form() -> None:
+    column = user_columns([("a", 2), ("b", 5)], ("shares",), absent=0)["shares"]
+    assert type(column._values).__name__ == "Numbers"
+    assert list(cells([column], ["b", "zed"])[0]) == [5, 0]
+
+
+def test_a_query_whose_users_a_live_index_holds_shares_it_and_keeps_its_row_order() -> None:
+    everyone = user_columns([(f"s{n}", n) for n in range(50)], ("files",))["files"]
+    again = user_columns([(f"s{n}", -n) for n in range(50)], ("files",))["files"]
+    some = user_columns([("s7", "x"), ("s3", "y"), ("s40", None)], ("name",))["name"]
+    assert again._rows.index is some._rows.index is everyone._rows.index
+    assert list(some.items()) == [("s7", "x"), ("s3", "y"), ("s40", None)]
+    assert "s3" in some and "s4" not in some and some.get("s4", 0) == 0 and len(some) == 3
+    with pytest.raises(KeyError):
+        some["s4"]
+    assert list(cells([some, again], ["s40", "s4", "zz"])[0]) == [None, None, None]
+    assert list(user_ids([some, everyone])) == list(everyone)
+    assert list(user_ids([some])) == ["s7", "s3", "s40"]

@@ -221,8 +221,7 @@ def routes(context: Context, today_zone: str = "UTC") -> dict[str, Handler]:
             after = query.position(token) if token else None
         except TokenError as error:
             raise HttpError(400.5, f"Parameter from {error}.") from None
-        order = snapshot.memo(("users", query.order_by, query.descending),
-                              lambda: query.order(columns))
+        order = query.cached_order(snapshot)
         rows, total, last = query.page(columns, order, after)
         body: dict[str, Any] = {"users": rows, "total": total}
         if last is not None:

@@ -16,12 +16,17 @@ import bisect
 import itertools
 import json
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from itertools import compress, repeat
+from typing import TYPE_CHECKING, Any
 
-from exporter.usercolumns import user_ids, user_rows
+from exporter.usercolumns import cells, user_ids, user_rows
+
+if TYPE_CHECKING:
+    from exporter.snapshot import Snapshot
 
 Columns = Mapping[str, Mapping[str, Any]]
 # (flag, rank, value, value as written, user id): flag orders nulls last in either direction.
@@ -88,10 +93,29 @@ class UserQuery:
         return lambda user_id: sort_key(values.get(user_id), user_id, self.descending)
 
     def order(self, columns: Columns) -> tuple[str, ...]:
-        """Every user id, ascending by its key; built once per snapshot and order (the caller
-        keeps it), so that a page is a bisect and a slice. Keys are unique (they end with the
-        user id) and only meet keys of one rank, so mixed types never raise."""
-        return tuple(sorted(user_ids(columns.values()), key=self.key_of(columns)))
+        """Every user id, ascending by its key; built once per snapshot and order (see
+        cached_order), so that a page is a bisect and a slice. Keys are unique (they end with
+        the user id) and only meet keys of one rank, so mixed types never raise.
+
+        Built without a key per user: the ids sorted (the last tie-break), then their values
+        sorted stably (text as written, then case-folded), nulls after them (before, walking
+        backwards); a user id order is reused while the user ids are the same."""
+        if self.order_by == "user_id":
+            return _user_id_order(tuple(user_ids(columns.values())))
+        ids = sorted(user_ids(columns.values()))
+        [values] = cells([columns.get(self.order_by, {})], ids)
+        nulls = tuple(compress(ids, map(operator.is_, values, repeat(None))))
+        positions = tuple(compress(range(len(ids)), map(operator.is_not, values, repeat(None))))
+        present = tuple(map(values.__getitem__, positions))
+        ranked = tuple(map(ids.__getitem__, map(positions.__getitem__, _ascending(present))))
+        return (*nulls, *ranked) if self.descending else (*ranked, *nulls)
+
+    def cached_order(self, snapshot: Snapshot) -> tuple[str, ...]:
+        """self.order of the snapshot's columns, built once per snapshot (by user id: in
+        either direction, the same)."""
+        descending = self.descending and self.order_by != "user_id"
+        return snapshot.memo(("users", self.order_by, descending),
+                             lambda: self.order(snapshot.user_columns()))
 
     def page(self, columns: Columns, order: Sequence[str], after: Key | None) -> tuple[
             list[dict[str, Any]], int, Key | None]:
@@ -120,6 +144,52 @@ class UserQuery:
         more = len(picked) > self.limit
         rows = user_rows(picked[:self.limit], columns)
         return rows, total, key_of(picked[self.limit - 1]) if more else None
+
+
+def prepare_first_page(snapshot: Snapshot) -> None:
+    """Build the order of the first page by default (by user id) as a snapshot is published,
+    in the refresh thread, so that no API call waits for it."""
+    UserQuery("user_id", False, "", 1).cached_order(snapshot)
+
+
+class _LastOrder:
+    """The last user id order built and the ids it was built from: a refresh usually finds the
+    same users, whose order then needs no sort."""
+
+    def __init__(self) -> None:
+        self.ids: tuple[str, ...] = ()
+        self.order: tuple[str, ...] = ()
+
+
+_last_order = _LastOrder()
+
+
+def _user_id_order(ids: tuple[str, ...]) -> tuple[str, ...]:
+    last = _last_order.ids, _last_order.order  # read once: another thread may replace both
+    if ids == last[0]:
+        return last[1]
+    order = tuple(sorted(ids))
+    if all(map(str.__instancecheck__, order)):  # text ids: case-folded first, stably
+        order = tuple(sorted(order, key=str.casefold))
+    else:
+        order = tuple(sorted(order, key=lambda user_id: sort_key(user_id, user_id, False)))
+    _last_order.ids, _last_order.order = ids, order
+    return order
+
+
+def _ascending(values: Sequence[Any]) -> list[int]:
+    """Positions of `values` (no None among them) in the order of their sort keys, equal keys
+    in position order: by the values themselves where they are all integers, floats without
+    NaN, or all text; by sort_key otherwise."""
+    kinds = set(map(type, values))
+    order = sorted(range(len(values)), key=values.__getitem__) \
+        if kinds <= {int, float, str} and not (kinds & {int, float} and str in kinds) \
+        and not (float in kinds and any(map(math.isnan, values))) \
+        else sorted(range(len(values)), key=lambda n: sort_key(values[n], "", False))
+    if kinds == {str}:
+        folded = tuple(map(str.casefold, values))
+        order.sort(key=folded.__getitem__)
+    return order
 
 
 def _valid_key(flag: Any, rank: Any, value: Any, written: Any, user_id: Any) -> bool:
