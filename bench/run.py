@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import platform
@@ -46,13 +47,15 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.floor import FLOORS, Floor
+from bench.floor import FLOORS, Answer, Floor
 from bench.generate import NOW, NextcloudData, SynapseData, write
 from collectors import available
+from collectors.base import Gauge, Histogram
 from exporter import log as exporter_log
 from exporter.config import parse_config
-from exporter.exposition import snapshot_json
+from exporter.history import user_key
 from exporter.runner import Runner
+from exporter.snapshot import CollectorStatus
 from tests.servers import (
     PostgresServer,
     free_port,
@@ -95,6 +98,9 @@ def databases(args: argparse.Namespace) -> Iterator[list[Target]]:
     """The generated database on each backend; PostgreSQL is stopped on the way out."""
     server: PostgresServer | None = None
     targets = []
+    if args.url:
+        yield [Target(args.backends[0], args.url, 0.0)]
+        return
     try:
         for backend in args.backends:
             started = time.monotonic()
@@ -146,29 +152,106 @@ def timed(action: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def same(floor_value: Any, ours: Any) -> bool:
-    """Whether the floor's numbers are the exporter's (a subset of its keys suffices)."""
-    if isinstance(ours, list):  # samples with several labels, keyed as name=value,...
-        ours = {",".join(f"{k}={v}" for k, v in sample["labels"].items()): sample["value"]
-                for sample in ours}
-    if isinstance(floor_value, dict):
-        return isinstance(ours, dict) and all(
-            same(v, ours.get(k, 0)) for k, v in floor_value.items())
-    return abs(float(floor_value) - float(ours or 0)) <= 1e-9 * max(1.0, abs(float(ours or 0)))
+class FloorMismatch(Exception):
+    """The floor and the exporter gave different values: the message lists the first ones."""
+
+
+def exporter_values(status: CollectorStatus) -> dict[str, Any]:
+    """A collector's last result in the floor's terms (bench.floor.Answer): every gauge and
+    histogram, every per-user column as {user: value}, and the history rows."""
+    result = status.result
+    if result is None:
+        raise RuntimeError(f"{status.name} has no result: {status.last_error}")
+    metrics: dict[str, Any] = {}
+    for metric in result.metrics:
+        if isinstance(metric, Histogram):
+            metrics[metric.name] = {f"le={float(b)!r}": c for b, c in metric.buckets} | {
+                "count": metric.count, "sum": metric.sum}
+        elif isinstance(metric, Gauge) and not metric.labels:
+            metrics[metric.name] = metric.samples[0][1]
+        elif isinstance(metric, Gauge):
+            metrics[metric.name] = {
+                ",".join(f"{k}={v}" for k, v in sorted(zip(metric.labels, labels, strict=True))):
+                value for labels, value in metric.samples}
+        else:
+            raise TypeError(f"{metric.name}: no floor compares a {type(metric).__name__}")
+    history = result.history
+    return {"metrics": metrics,
+            "users": {name: dict(column.items()) for name, column in result.users.items()},
+            "history": {} if history is None else {"active": set(history.active),
+                                                   "statuses": set(history.statuses)}}
+
+
+def floor_values(answer: Answer) -> dict[str, Any]:
+    """The floor's answer in the same terms: rows as columns (a later row of a user wins), user
+    ids in the history keyed as the history store keys them."""
+    users: dict[str, dict[Any, Any]] = {}
+    for names, rows in answer.users:
+        for n, name in enumerate(names, start=1):
+            users[name] = {row[0]: row[n] for row in rows}
+    history = {kind: {(*row[:2], user_key(row[2])) if kind == "active" else row for row in rows}
+               for kind, rows in answer.history.items()}
+    return {"metrics": answer.metrics, "users": users, "history": history}
+
+
+def differences(floor: Any, ours: Any, path: str = "") -> Iterator[str]:
+    """Where the two differ, as 'path: floor ... exporter ...'; numbers equal to 1e-9."""
+    if isinstance(floor, dict) or isinstance(ours, dict):
+        if not (isinstance(floor, dict) and isinstance(ours, dict)):
+            yield f"{path}: floor {shorten(floor)}, exporter {shorten(ours)}"
+            return
+        if floor == ours:  # the per-user columns: a million cells compared in C
+            return
+        for key in sorted(floor.keys() | ours.keys(), key=str):
+            where = f"{path}/{key}" if path else str(key)
+            if key not in ours:
+                yield f"{where}: floor {shorten(floor[key])}, exporter has none"
+            elif key not in floor:
+                yield f"{where}: exporter {shorten(ours[key])}, floor has none"
+            else:
+                yield from differences(floor[key], ours[key], where)
+    elif isinstance(floor, set) or isinstance(ours, set):
+        for row in sorted((floor ^ ours) if isinstance(floor, set) and isinstance(ours, set)
+                          else [floor, ours], key=str)[:5]:
+            yield f"{path}: {row} only in {'the floor' if row in floor else 'the exporter'}"
+    elif isinstance(floor, int | float) and isinstance(ours, int | float) \
+            and not isinstance(floor, bool):
+        if abs(floor - ours) > 1e-9 * max(1.0, abs(ours)):
+            yield f"{path}: floor {floor!r}, exporter {ours!r}"
+    elif floor != ours:
+        yield f"{path}: floor {floor!r}, exporter {ours!r}"
+
+
+def shorten(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def check_floor(name: str, answer: Answer, status: CollectorStatus, shown: int = 20) -> None:
+    """Raise FloorMismatch with the first differences, if the two disagree on anything."""
+    found = list(itertools.islice(differences(floor_values(answer), exporter_values(status)),
+                                  shown + 1))
+    if found:
+        more = "\n  ..." if len(found) > shown else ""
+        raise FloorMismatch(f"{name}: the floor and the exporter differ:\n  "
+                            + "\n  ".join(found[:shown]) + more)
 
 
 def measure_refresh(target: Target, platform_name: str, repeat: int, workdir: Path,
                     collectors: Sequence[str] = ()) -> dict[str, Any]:
-    """Each applicable collector (those named in `collectors`, if any) against its floor."""
+    """Each applicable collector (those named in `collectors`, if any) against its floor, and
+    all of them: the runner's runs one after another, with the history write, as the daemon's
+    scheduler calls them, against every floor in turn. Raises FloorMismatch before timing
+    anything if a floor's values are not the exporter's."""
     raw = exporter_config(target.url, platform_name, workdir / "refresh-history.db")
     config = parse_config(raw, collector_options={n: c.options for n, c in available().items()})
-    runner = Runner(config, clock=lambda: NOW, keep_history=False)
+    runner = Runner(config, clock=lambda: NOW)
     floors = FLOORS[platform_name]
     # SQLite: the exporter opens a connection per run, and so does the floor; PostgreSQL: both
     # keep theirs open (the exporter in its pool).
     persistent = Floor.connect(target.url) if target.backend == "postgresql" else None
 
-    def floor_run(name: str) -> dict[str, Any]:
+    def floor_run(name: str) -> Answer:
         db = persistent or Floor.connect(target.url)
         try:
             return floors[name](db, NOW)
@@ -176,32 +259,34 @@ def measure_refresh(target: Target, platform_name: str, repeat: int, workdir: Pa
             if persistent is None:
                 db.close()
 
+    def run(name: str) -> None:
+        status = runner.run(name).collectors[name]
+        if status.state != "ok":
+            raise RuntimeError(f"{name} failed: {status.last_error}")
+
     try:
         runner.preflight()
         names = [n for n in runner.applicable() if not collectors or n in collectors]
+        if missing := set(names) - set(floors):
+            raise RuntimeError(f"no floor for {', '.join(sorted(missing))}")
         for name in names:  # warm-up: caches, and dau's first-run backfill
-            snapshot = runner.run(name)
-        if snapshot.failures:
-            raise RuntimeError(f"collectors failed: {snapshot.failures}")
-        metrics = snapshot_json(snapshot)["metrics"]
-        mismatches = {}
-        for name in names:
-            for metric, value in floor_run(name).items():
-                if not same(value, metrics.get(metric)):
-                    mismatches[metric] = {"floor": value, "exporter": metrics.get(metric)}
+            run(name)
+        for name in names:  # the run after, as the runs timed below read
+            run(name)
+            check_floor(name, floor_run(name), runner.snapshot.collectors[name])
         rows: dict[str, Any] = {}
         for name in names:
             ours, floor = [], []
             for _ in range(repeat):  # interleaved, so both see the same machine
                 floor.append(timed(lambda name=name: floor_run(name)))
-                ours.append(timed(lambda name=name: runner.run(name)))
+                ours.append(timed(lambda name=name: run(name)))
             rows[name] = ratio_row(ours, floor)
-        # All collectors: what Runner.run_all does, one run of each, summed.
-        rows["all"] = {key: sum(row[key] for row in rows.values())
-                       for key in ("exporter_s", "floor_s", "exporter_median_s",
-                                   "floor_median_s")}
-        rows["all"]["ratio"] = rows["all"]["exporter_s"] / rows["all"]["floor_s"]
-        return {"collectors": rows, "floor_mismatches": mismatches}
+        ours, floor = [], []
+        for _ in range(repeat):
+            floor.append(timed(lambda: [floor_run(name) for name in names]))
+            ours.append(timed(lambda: [run(name) for name in names]))
+        rows["all"] = ratio_row(ours, floor)
+        return {"collectors": rows}
     finally:
         runner.close()
         if persistent is not None:
@@ -209,11 +294,15 @@ def measure_refresh(target: Target, platform_name: str, repeat: int, workdir: Pa
 
 
 def ratio_row(ours: list[float], floor: list[float]) -> dict[str, Any]:
-    """Best of the repeats on each side (the least disturbed by other work on the machine)."""
-    return {"exporter_s": min(ours), "floor_s": min(floor), "ratio": min(ours) / min(floor),
-            "exporter_median_s": statistics.median(ours),
-            "floor_median_s": statistics.median(floor),
-            "exporter_max_s": max(ours), "floor_max_s": max(floor)}
+    """Medians of the interleaved runs, their ranges, and the ratio of the medians with the
+    range of the run-by-run ratios."""
+    ratios = [o / f for o, f in zip(ours, floor, strict=True)]
+    return {"exporter_s": statistics.median(ours), "floor_s": statistics.median(floor),
+            "ratio": statistics.median(ours) / statistics.median(floor),
+            "exporter_min_s": min(ours), "exporter_max_s": max(ours),
+            "floor_min_s": min(floor), "floor_max_s": max(floor),
+            "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "exporter_runs_s": ours, "floor_runs_s": floor}
 
 
 # --- query plans ----------------------------------------------------------------------------
@@ -473,12 +562,13 @@ def print_table(result: dict[str, Any]) -> None:
               + (f", {parts['filecache_rows']:,} file cache rows"
                  if parts.get("filecache_rows") else "") + f" on {backend} ==")
         if "refresh" in parts:
-            print(f"{'refresh':12} {'exporter s':>11} {'floor s':>9} {'ratio':>6}")
+            print(f"{'refresh':12} {'exporter s (min-max)':>22} {'floor s (min-max)':>22} "
+                  f"{'ratio (min-max)':>18}")
             for name, row in parts["refresh"]["collectors"].items():
-                print(f"{name:12} {row['exporter_s']:11.3f} {row['floor_s']:9.3f} "
-                      f"{row['ratio']:6.2f}")
-            for metric, values in parts["refresh"]["floor_mismatches"].items():
-                print(f"  floor and exporter differ on {metric}: {values}")
+                print(f"{name:12} {row['exporter_s']:8.3f} ({row['exporter_min_s']:.3f}-"
+                      f"{row['exporter_max_s']:.3f}) {row['floor_s']:8.3f} ("
+                      f"{row['floor_min_s']:.3f}-{row['floor_max_s']:.3f}) {row['ratio']:6.2f} "
+                      f"({row['ratio_min']:.2f}-{row['ratio_max']:.2f})")
         if "metrics" in parts:
             m = parts["metrics"]
             print(f"/metrics ({m['body_bytes']:,} bytes, {m['connections']} connections, "
@@ -512,11 +602,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated collectors to refresh (default: every one)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0, help="per /metrics load round")
+    parser.add_argument("--url", help="an existing database written by bench/generate.py, "
+                        "instead of generating one on each backend (its backend is the URL's)")
     parser.add_argument("--data-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "usage-exporter-bench")
     args = parser.parse_args(argv)
     args.files = args.files or 20 * args.users
-    args.backends = args.backends.split(",")
+    args.backends = (["sqlite" if args.url.startswith("sqlite") else "postgresql"] if args.url
+                     else args.backends.split(","))
     parts = args.only.split(",")
     if unknown := set(parts) - set(PARTS) or set(args.backends) - {"sqlite", "postgresql"}:
         parser.error(f"unknown part or backend: {', '.join(sorted(unknown))}")
@@ -527,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "platform": args.platform,
         "users": args.users, "files": args.files, "as_of": NOW,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "system": platform.platform()}, "backends": {}}
+                    "system": platform.platform(), "load_average": os.getloadavg()},
+        "backends": {}}
     workdir = Path(tempfile.mkdtemp(prefix="usage-exporter-bench-"))
     try:
         with databases(args) as targets:
@@ -539,9 +633,13 @@ def main(argv: list[str] | None = None) -> int:
                 result["backends"][target.backend] = parts_result
                 if "refresh" in parts:
                     log(f"{target.backend}: refresh")
-                    parts_result["refresh"] = measure_refresh(
-                        target, args.platform, args.repeat, workdir,
-                        [name for name in args.collectors.split(",") if name])
+                    try:
+                        parts_result["refresh"] = measure_refresh(
+                            target, args.platform, args.repeat, workdir,
+                            [name for name in args.collectors.split(",") if name])
+                    except FloorMismatch as error:
+                        print(error, file=sys.stderr)
+                        return 1
                 if "plans" in parts:
                     log(f"{target.backend}: query plans")
                     plans = query_plans(target, args.platform, workdir)
@@ -571,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
                     daemon.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    result["machine"]["load_average_after"] = os.getloadavg()
     print_table(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / (f"{args.platform}-{args.users}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json")
