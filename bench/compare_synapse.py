@@ -73,7 +73,7 @@ from bench.sidebyside import (
     virtualenv,
     write_results,
 )
-from exporter.api.synapse import MEDIA_STATISTICS
+from exporter.api.synapse import MEDIA_STATISTICS, MediaQuery
 from tests.servers import PostgresServer, start_postgres
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/synapse"
@@ -209,10 +209,15 @@ def combinations(database: Database) -> dict[str, dict[str, str]]:
 
 
 def served(query: Mapping[str, str]) -> str:
-    """Where our route takes the answer from (exporter.api.synapse's fetch)."""
-    if "from_ts" in query or "until_ts" in query:
+    """Where our route takes the answer from: the route's own rule (MediaQuery's
+    filtered_by_time), live for a time window, else the snapshot."""
+    until_ts = query.get("until_ts")
+    window = MediaQuery(query.get("order_by", "user_id"), 0, 100, int(query.get("from_ts", 0)),
+                        None if until_ts is None else int(until_ts), query.get("search_term"),
+                        query.get("dir") == "b")
+    if window.filtered_by_time:
         return "live SQL"
-    return "snapshot, searched" if "search_term" in query else "snapshot"
+    return "snapshot, searched" if window.search_term is not None else "snapshot"
 
 
 # --- Synapse ---------------------------------------------------------------------------------
