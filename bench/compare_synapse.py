@@ -54,27 +54,30 @@ import yaml
 from bench.generate import SynapseData, postgres_conninfo
 from bench.sidebyside import (
     API_KEY,
-    HOST,
     WORK,
     Load,
     Measurement,
-    Server,
     Spread,
     exporter_config,
-    free_port,
     get,
     measure,
     median,
     print_table,
     spread,
-    started,
     static_floor,
     usage_exporter,
-    virtualenv,
     write_results,
 )
 from exporter.api.synapse import MEDIA_STATISTICS, MediaQuery
-from tests.servers import PostgresServer, start_postgres
+from tests.servers import (
+    HOST,
+    PostgresServer,
+    Server,
+    free_port,
+    start_postgres,
+    started,
+    virtualenv,
+)
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/synapse"
 FIXTURE_PG = FIXTURE.with_name("synapse_pg")
