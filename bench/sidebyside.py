@@ -7,6 +7,7 @@ benchmarks share).
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import itertools
 import json
@@ -18,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -102,10 +103,11 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def measure(port: int, path: str, load: Load,
-            headers: Mapping[str, str] | None = None) -> Measurement:
+def measure(port: int, path: str, load: Load, headers: Mapping[str, str] | None = None,
+            bodies: MutableMapping[bytes, bytes] | None = None) -> Measurement:
     """GET path on HOST:port under `load`; every client runs the same loop, whatever the
-    server."""
+    server. `bodies`, if given, gets each distinct body of a measured request by its SHA-256,
+    hashed after the request's time is taken."""
     sequence = itertools.count()  # next() on it is atomic under the GIL: a shared ticket roll
     latencies: list[float] = []
     errors = 0
@@ -137,8 +139,11 @@ def measure(port: int, path: str, load: Load,
                 if ticket >= load.warmup:
                     mine.append(elapsed)
                     failed += not ok
+                    digest = hashlib.sha256(body).digest() if bodies is not None else b""
                     with lock:
                         body_bytes = max(body_bytes, len(body))
+                        if bodies is not None and ok:
+                            bodies.setdefault(digest, body)
         finally:
             connection.close()
             with lock:
@@ -170,6 +175,23 @@ def median(measurements: Sequence[Measurement]) -> Measurement:
     return Measurement(**{name: type(value)(statistics.median(getattr(m, name)
                                                               for m in measurements))
                           for name, value in fields.items()})
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One number over rounds: the median, with the smallest and the largest round."""
+
+    median: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.median:g} ({self.low:g}-{self.high:g})"
+
+
+def spread(values: Iterable[float]) -> Spread:
+    ordered = sorted(values)
+    return Spread(round(statistics.median(ordered), 3), ordered[0], ordered[-1])
 
 
 # --- the floor -------------------------------------------------------------------------------

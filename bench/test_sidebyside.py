@@ -4,10 +4,14 @@ Bench's own tests live in bench/ (tests/ never imports bench)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
-from bench.compare_synapse import agreement
-from bench.sidebyside import Load, measure, percentile, static_floor
+import pytest
+
+from bench.compare_synapse import agreement, compared, served
+from bench.sidebyside import Load, measure, percentile, spread, static_floor
 
 ALICE = {"user_id": "@alice:x", "displayname": "Alice", "media_count": 2, "media_length": 10}
 BOB = {"user_id": "@bob:x", "displayname": "Bob", "media_count": 2, "media_length": 20}
@@ -29,6 +33,20 @@ def test_the_load_client_counts_every_request_and_each_failure(tmp_path):
     assert (served.requests, served.errors, served.body_bytes) == (30, 0, len(body))
     assert 0 < served.p50_ms <= served.p99_ms
     assert (refused.requests, refused.errors) == (10, 10)
+
+
+def test_the_load_client_keeps_each_distinct_body_by_its_digest(tmp_path):
+    body = b'{"users": [], "total": 0}'
+    bodies: dict[bytes, bytes] = {}
+    with static_floor(body, "application/json", tmp_path) as floor:
+        measure(floor.port, "/metrics", Load(clients=2, requests=20, warmup=2), bodies=bodies)
+    assert bodies == {hashlib.sha256(body).digest(): body}
+
+
+def test_a_spread_is_the_median_of_the_rounds_with_the_smallest_and_largest():
+    over_rounds = spread([3.0, 9.0, 1.0, 4.0])
+    assert (over_rounds.median, over_rounds.low, over_rounds.high) == (3.5, 1.0, 9.0)
+    assert str(spread([2.5, 1.0, 7.0])) == "2.5 (1-7)"
 
 
 def test_percentiles_are_nearest_rank():
@@ -61,3 +79,22 @@ def test_other_values_order_or_totals_differ():
     assert agreement(page(ALICE, BOB), page(BOB, ALICE), "user_id").startswith("DIFFERENT")
     assert agreement(page(ALICE, total=3), page(ALICE, total=4), "user_id").startswith(
         "DIFFERENT")
+
+
+def test_a_different_answer_stops_the_run_with_both_answers():
+    theirs, ours = page(ALICE, BOB), page({**ALICE, "media_count": 3}, BOB)
+    with pytest.raises(SystemExit, match="default: Synapse and usage-exporter answer differently"):
+        compared(json_bytes(theirs), json_bytes(ours), "default", {})
+    assert compared(json_bytes(theirs), json_bytes(theirs), "default", {}) == "equal"
+
+
+def test_time_windows_are_served_live_as_the_route_decides():
+    assert served({"from_ts": "5", "search_term": "ann"}) == "live SQL"
+    assert served({"until_ts": "5"}) == "live SQL"
+    # Synapse applies a bound only when it is not 0, and so does the route.
+    assert served({"from_ts": "0", "order_by": "media_length"}) == "snapshot"
+    assert served({"search_term": "ann"}) == "snapshot, searched"
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(value).encode()
