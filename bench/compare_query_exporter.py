@@ -57,17 +57,13 @@ from bench.sidebyside import (
     WORK,
     Load,
     Measurement,
-    Server,
     exporter_config,
-    free_port,
     get,
     measure,
     median,
     print_table,
-    started,
     static_floor,
     usage_exporter,
-    virtualenv,
     write_results,
 )
 from collectors.base import BYTE_BOUNDS
@@ -79,9 +75,8 @@ from exporter.config import duration_label, parse_config
 from exporter.demo_data import build_demo_database
 from exporter.exposition import PER_USER_GAUGES
 from exporter.runner import Runner
+from tests.servers import QUERY_EXPORTER, query_exporter_process, virtualenv
 
-# 5.0.2 is the newest release that runs on Python 3.11 (5.1 and later need 3.12).
-QUERY_EXPORTER = ("query-exporter==5.0.2", "psycopg[binary]>=3.1", "pymysql>=1.1")
 FIXTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/nextcloud"
 # Our collectors' own status metrics and query-exporter's have no counterpart in the other.
 OWN_METRICS = ("usage_collector_", "usage_database_up", "usage_exporter_build_info",
@@ -275,25 +270,6 @@ def built_queries(url: str, directory: Path, now: float, top: int) -> tuple[list
         runner.close()
 
 
-def query_exporter_bin() -> Path:
-    """bin/ of the virtualenv holding QUERY_EXPORTER (created on first use)."""
-    return virtualenv("query-exporter-5.0", QUERY_EXPORTER)
-
-
-@contextmanager
-def query_exporter_process(config: Path, log_path: Path,
-                           env: Mapping[str, str] | None = None) -> Iterator[Server]:
-    """query-exporter on `config` (a file of its own format) on a free port, without the
-    _created series of counters; stopped by its PID when the block ends. Ready once its home
-    page answers: a GET /metrics would run its on-scrape queries (and feed their histograms)."""
-    port = free_port()
-    with started(f"query-exporter ({config.name})",
-                 [query_exporter_bin() / "query-exporter", "--config", config, "-H", HOST,
-                  "-p", str(port), "-L", "warning"], port, "/", log_path,
-                 env={"PROMETHEUS_DISABLE_CREATED_SERIES": "True", **(env or {})}) as server:
-        yield server
-
-
 @contextmanager
 def query_exporter(queries: Sequence[QeQuery], dsn: str, dialect: Dialect,
                    directory: Path, interval: int | None) -> Iterator[int]:
@@ -461,7 +437,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
     load = Load(args.clients, args.requests, max_seconds=args.max_seconds)
-    query_exporter_bin()  # installed before any measurement
+    virtualenv("query-exporter-5.0", QUERY_EXPORTER)  # installed before any measurement
     now = float(json.loads((FIXTURE / "capture_time.json").read_text())["captured_at_before"])
     directory = Path(tempfile.mkdtemp(prefix="compare-query-exporter-", dir=WORK))
     try:

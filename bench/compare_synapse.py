@@ -42,24 +42,20 @@ import yaml
 from bench.generate import SynapseData
 from bench.sidebyside import (
     API_KEY,
-    HOST,
     WORK,
     Load,
     Measurement,
-    Server,
     exporter_config,
-    free_port,
     get,
     measure,
     median,
     print_table,
-    started,
     static_floor,
     usage_exporter,
-    virtualenv,
     write_results,
 )
 from exporter.api.synapse import MEDIA_STATISTICS
+from tests.servers import HOST, Server, free_port, started, virtualenv
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/synapse"
 SERVER_NAME = "test.local"  # the fixture's: Synapse refuses a database of another server's users

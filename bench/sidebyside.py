@@ -1,7 +1,8 @@
 """What the side-by-side benchmarks share (bench.compare_query_exporter, bench.compare_synapse):
-third-party tools in virtualenvs of their own under /tmp, servers started and stopped by PID, one
-load client for every server, a static-bytes floor served by our HttpServer, and results printed
-as a table and written as JSON to bench/results/.
+one load client for every server, a static-bytes floor served by our HttpServer, and results
+printed as a table and written as JSON to bench/results/. The third-party tools run in
+virtualenvs of their own, started and stopped by PID by tests.servers (the one launcher tests and
+benchmarks share).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -25,77 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.servers import free_port, terminate
+from tests.servers import HOST, Server, free_port, started
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/usage-exporter-bench")
 RESULTS = ROOT / "bench" / "results"
-HOST = "127.0.0.1"
 API_KEY = "bench-key-0123456789abcdef"
 # What Prometheus sends when it asks for the classic text format.
 TEXT_FORMAT = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}
-
-
-def virtualenv(name: str, requirements: Sequence[str]) -> Path:
-    """bin/ of WORK/venvs/<name> with `requirements` installed: created, or re-created when the
-    requirements changed, so a fresh machine builds the same environment."""
-    env = WORK / "venvs" / name
-    marker = env / "bench-requirements.txt"
-    wanted = "\n".join(requirements) + "\n"
-    if not marker.exists() or marker.read_text() != wanted:
-        print(f"installing {' '.join(requirements)} into {env} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(env)], check=True)
-        subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                        "--disable-pip-version-check", *requirements], check=True)
-        marker.write_text(wanted)
-    return env / "bin"
-
-
-@dataclass(frozen=True)
-class Server:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-
-@contextmanager
-def started(name: str, argv: Sequence[str | Path], port: int, ready_path: str, log_path: Path,
-            *, cwd: Path = ROOT, env: Mapping[str, str] | None = None,
-            timeout: float = 180.0) -> Iterator[Server]:
-    """The process, once GET ready_path answers 200; stopped by its PID when the block ends,
-    whether or not it ended in an error."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([str(a) for a in argv], cwd=cwd, stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **(env or {})})
-    server = Server(name, port, process, log_path)
-    try:
-        wait_ready(server, ready_path, timeout)
-        yield server
-    finally:
-        terminate(process, timeout=20)
-
-
-def wait_ready(server: Server, path: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            tail = server.log_path.read_text(errors="replace")[-3000:]
-            raise SystemExit(f"{server.name} exited with {server.process.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(server.url + path, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        time.sleep(0.25)
-    raise SystemExit(f"{server.name} was not ready within {timeout:g}s; see {server.log_path}")
 
 
 def exporter_config(url: str, platform: str, directory: Path, collectors: Sequence[str],

@@ -1,9 +1,11 @@
-"""A synthetic Nextcloud 24 database for `usage-exporter demo` and for tests.
+"""The demo's Nextcloud 24 instance (`usage-exporter demo`, and tests): a 400-user office.
 
-The schema is Nextcloud's own (the statements below are copied verbatim from `sqlite3 .schema` of
-a real Nextcloud 24.0.5 instance) and the rows imitate what Nextcloud itself writes: home storages
-created at first login, a file cache whose folder sizes are the sum of their children, remember-me
-browser tokens next to app passwords, group shares with one per-member row each, and so on.
+Where exporter.nextcloud_data builds benchmark-scale instances from per-user numbers, this one
+builds each account as a person, on Nextcloud's real schema (exporter.nextcloud_data) with the
+shared names and activity bands (exporter.synthetic). The rows imitate what Nextcloud itself
+writes: home storages created at first login, a file cache whose folder sizes are the sum of
+their children, remember-me browser tokens next to app passwords, group shares with one
+per-member row each, and so on.
 Every query the exporter runs against a production instance therefore runs unchanged on the demo.
 """
 
@@ -15,98 +17,46 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import random
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from exporter.nextcloud_data import (
+    COLUMNS,
+    DATA_DIRECTORY,
+    DEFAULT_QUOTA,
+    FOLDER_MIME,
+    HOME_MOUNT,
+    PERM_DIR,
+    PERM_FILE,
+    PERM_ROOT,
+    SHARE_MOUNT,
+    nextcloud_dataset,
+)
+from exporter.synthetic import (
+    DAY,
+    FIRST_NAMES,
+    HOUR,
+    LAST_NAMES,
+    MINUTE,
+    YEAR,
+    Dataset,
+    last_activity,
+    md5,
+    write_sqlite,
+)
+
 __all__ = ["DEMO_USERS", "build_demo_database"]
 
 DEMO_USERS = 400
-
-# Verbatim from the real schema (tests/fixtures/nextcloud/schema.sql), including the oc_share
-# statement that SQLite stores across two lines because of its Doctrine type comment.
-_SCHEMA = """
-CREATE TABLE oc_users (uid VARCHAR(64) DEFAULT '' NOT NULL, displayname VARCHAR(64) DEFAULT NULL, password VARCHAR(255) DEFAULT '' NOT NULL, uid_lower VARCHAR(64) DEFAULT '', PRIMARY KEY(uid));
-CREATE INDEX user_uid_lower ON oc_users (uid_lower);
-CREATE TABLE oc_preferences (userid VARCHAR(64) DEFAULT '' NOT NULL, appid VARCHAR(32) DEFAULT '' NOT NULL, configkey VARCHAR(64) DEFAULT '' NOT NULL, configvalue CLOB DEFAULT NULL, PRIMARY KEY(userid, appid, configkey));
-CREATE TABLE oc_appconfig (appid VARCHAR(32) DEFAULT '' NOT NULL, configkey VARCHAR(64) DEFAULT '' NOT NULL, configvalue CLOB DEFAULT NULL, PRIMARY KEY(appid, configkey));
-CREATE INDEX appconfig_config_key_index ON oc_appconfig (configkey);
-CREATE TABLE oc_accounts (uid VARCHAR(64) DEFAULT '' NOT NULL, data CLOB DEFAULT '' NOT NULL, PRIMARY KEY(uid));
-CREATE TABLE oc_authtoken (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, uid VARCHAR(64) DEFAULT '' NOT NULL, login_name VARCHAR(255) DEFAULT '' NOT NULL, password CLOB DEFAULT NULL, name CLOB DEFAULT '' NOT NULL, token VARCHAR(200) DEFAULT '' NOT NULL, type SMALLINT UNSIGNED DEFAULT 0, remember SMALLINT UNSIGNED DEFAULT 0, last_activity INTEGER UNSIGNED DEFAULT 0, last_check INTEGER UNSIGNED DEFAULT 0, scope CLOB DEFAULT NULL, expires INTEGER UNSIGNED DEFAULT NULL, private_key CLOB DEFAULT NULL, public_key CLOB DEFAULT NULL, version SMALLINT UNSIGNED DEFAULT 1 NOT NULL, password_invalid BOOLEAN DEFAULT '0');
-CREATE UNIQUE INDEX authtoken_token_index ON oc_authtoken (token);
-CREATE INDEX authtoken_last_activity_idx ON oc_authtoken (last_activity);
-CREATE INDEX authtoken_uid_index ON oc_authtoken (uid);
-CREATE TABLE oc_share (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, share_type SMALLINT DEFAULT 0 NOT NULL, share_with VARCHAR(255) DEFAULT NULL, password VARCHAR(255) DEFAULT NULL, uid_owner VARCHAR(64) DEFAULT '' NOT NULL, uid_initiator VARCHAR(64) DEFAULT NULL, parent BIGINT DEFAULT NULL, item_type VARCHAR(64) DEFAULT '' NOT NULL, item_source VARCHAR(255) DEFAULT NULL, item_target VARCHAR(255) DEFAULT NULL, file_source BIGINT DEFAULT NULL, file_target VARCHAR(512) DEFAULT NULL, permissions SMALLINT DEFAULT 0 NOT NULL, stime BIGINT DEFAULT 0 NOT NULL, accepted SMALLINT DEFAULT 0 NOT NULL, expiration DATETIME DEFAULT NULL, token VARCHAR(32) DEFAULT NULL, mail_send SMALLINT DEFAULT 0 NOT NULL, share_name VARCHAR(64) DEFAULT NULL, password_by_talk BOOLEAN DEFAULT '0', note CLOB DEFAULT NULL, hide_download SMALLINT DEFAULT 0, label VARCHAR(255) DEFAULT NULL, attributes CLOB DEFAULT NULL --(DC2Type:json)
-, password_expiration_time DATETIME DEFAULT NULL);
-CREATE INDEX item_share_type_index ON oc_share (item_type, share_type);
-CREATE INDEX file_source_index ON oc_share (file_source);
-CREATE INDEX token_index ON oc_share (token);
-CREATE INDEX share_with_index ON oc_share (share_with);
-CREATE INDEX parent_index ON oc_share (parent);
-CREATE INDEX owner_index ON oc_share (uid_owner);
-CREATE INDEX initiator_index ON oc_share (uid_initiator);
-CREATE TABLE oc_share_external (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, parent BIGINT DEFAULT -1, share_type INTEGER DEFAULT NULL, remote VARCHAR(512) NOT NULL, remote_id VARCHAR(255) DEFAULT '', share_token VARCHAR(64) NOT NULL, password VARCHAR(64) DEFAULT NULL, name VARCHAR(4000) NOT NULL, owner VARCHAR(64) NOT NULL, user VARCHAR(64) NOT NULL, mountpoint VARCHAR(4000) NOT NULL, mountpoint_hash VARCHAR(32) NOT NULL, accepted INTEGER DEFAULT 0 NOT NULL);
-CREATE UNIQUE INDEX sh_external_mp ON oc_share_external (user, mountpoint_hash);
-CREATE TABLE oc_filecache (fileid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, storage BIGINT DEFAULT 0 NOT NULL, path VARCHAR(4000) DEFAULT NULL, path_hash VARCHAR(32) DEFAULT '' NOT NULL, parent BIGINT DEFAULT 0 NOT NULL, name VARCHAR(250) DEFAULT NULL, mimetype BIGINT DEFAULT 0 NOT NULL, mimepart BIGINT DEFAULT 0 NOT NULL, size BIGINT DEFAULT 0 NOT NULL, mtime BIGINT DEFAULT 0 NOT NULL, storage_mtime BIGINT DEFAULT 0 NOT NULL, encrypted INTEGER DEFAULT 0 NOT NULL, unencrypted_size BIGINT DEFAULT 0 NOT NULL, etag VARCHAR(40) DEFAULT NULL, permissions INTEGER DEFAULT 0, checksum VARCHAR(255) DEFAULT NULL);
-CREATE UNIQUE INDEX fs_storage_path_hash ON oc_filecache (storage, path_hash);
-CREATE INDEX fs_parent_name_hash ON oc_filecache (parent, name);
-CREATE INDEX fs_storage_mimetype ON oc_filecache (storage, mimetype);
-CREATE INDEX fs_storage_mimepart ON oc_filecache (storage, mimepart);
-CREATE INDEX fs_storage_size ON oc_filecache (storage, size, fileid);
-CREATE INDEX fs_id_storage_size ON oc_filecache (fileid, storage, size);
-CREATE INDEX fs_mtime ON oc_filecache (mtime);
-CREATE INDEX fs_size ON oc_filecache (size);
-CREATE INDEX fs_storage_path_prefix ON oc_filecache (storage, path);
-CREATE TABLE oc_storages (numeric_id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, id VARCHAR(64) DEFAULT NULL, available INTEGER DEFAULT 1 NOT NULL, last_checked INTEGER DEFAULT NULL);
-CREATE UNIQUE INDEX storages_id_index ON oc_storages (id);
-CREATE TABLE oc_mounts (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, storage_id BIGINT NOT NULL, root_id BIGINT NOT NULL, user_id VARCHAR(64) NOT NULL, mount_point VARCHAR(4000) NOT NULL, mount_id BIGINT DEFAULT NULL, mount_provider_class VARCHAR(128) DEFAULT NULL);
-CREATE INDEX mounts_storage_index ON oc_mounts (storage_id);
-CREATE INDEX mounts_root_index ON oc_mounts (root_id);
-CREATE INDEX mounts_mount_id_index ON oc_mounts (mount_id);
-CREATE UNIQUE INDEX mounts_user_root_index ON oc_mounts (user_id, root_id);
-CREATE INDEX mount_user_storage ON oc_mounts (storage_id, user_id);
-CREATE TABLE oc_mimetypes (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, mimetype VARCHAR(255) DEFAULT '' NOT NULL);
-CREATE UNIQUE INDEX mimetype_id_index ON oc_mimetypes (mimetype);
-CREATE TABLE oc_groups (gid VARCHAR(64) DEFAULT '' NOT NULL, displayname VARCHAR(255) DEFAULT 'name' NOT NULL, PRIMARY KEY(gid));
-CREATE TABLE oc_group_user (gid VARCHAR(64) DEFAULT '' NOT NULL, uid VARCHAR(64) DEFAULT '' NOT NULL, PRIMARY KEY(gid, uid));
-CREATE INDEX gu_uid_index ON oc_group_user (uid);
-"""  # noqa: E501
-
-_MINUTE = 60
-_HOUR = 3600
-_DAY = 86400
-_YEAR = 365 * _DAY
-
-# Age of the last login (seconds before `now`) and share of users, in percent. The bands are the
-# trailing windows of the activity metrics (5 m, 1 h, 1 d, 7 d, 30 d, 90 d, 365 d) with a margin
-# of 10 s on each side, so every window gets users of its own and counts grow strictly with it.
-_ACTIVITY: tuple[tuple[tuple[int, int] | None, int], ...] = (
-    ((5, 5 * _MINUTE - 10), 3),
-    ((5 * _MINUTE + 10, _HOUR - 10), 4),
-    ((_HOUR + 10, _DAY - 10), 12),
-    ((_DAY + 10, 7 * _DAY - 10), 15),
-    ((7 * _DAY + 10, 30 * _DAY - 10), 17),
-    ((30 * _DAY + 10, 90 * _DAY - 10), 17),
-    ((90 * _DAY + 10, _YEAR - 10), 19),
-    ((_YEAR + 10, 3 * _YEAR), 5),
-    (None, 8),  # created by an admin, never logged in: no lastLogin, no home storage
-)
-_BAND_1D, _BAND_7D, _BAND_30D, _BAND_90D = 2, 3, 4, 5
 
 # Real instances are skewed: recently active users store more, long-idle ones keep the skeleton.
 _PROFILES = ("idle", "light", "regular", "heavy")
 _PROFILE_WEIGHTS = ((12, 35, 45, 8), (27, 40, 30, 3), (50, 37, 12, 1))
 
-_DIR = "httpd/unix-directory"
-_DATA_DIR = "/var/www/nextcloud/data/"
-_HOME_MOUNT = "OC\\Files\\Mount\\LocalHomeMountProvider"
-_SHARE_MOUNT = "OCA\\Files_Sharing\\MountProvider"
-_PERM_ROOT, _PERM_DIR, _PERM_FILE = 23, 31, 27  # what Nextcloud stores for local storages
 # ISecureRandom::CHAR_HUMAN_READABLE, used for share tokens.
 _HUMAN = "abcdefgijkmnopqrstwxyzABCDEFGHJKLMNPQRSTWXYZ23456789"
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -215,30 +165,7 @@ _HEAVY_QUOTAS: tuple[tuple[str | None, int], ...] = (
 )
 _LADDER = ("100 MB", "250 MB", "500 MB", "1 GB", "2 GB", "5 GB", "10 GB", "20 GB", "50 GB",
            "100 GB", "200 GB")
-_DEFAULT_QUOTA = "5 GB"
 
-_FIRST = ("Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hannah", "Ivan", "Julia",
-          "Karl", "Lena", "Max", "Nina", "Oscar", "Paula", "Quentin", "Rosa", "Simon", "Tara",
-          "Uwe", "Vera", "Walter", "Xenia", "Yusuf", "Zoe", "Amir", "Bianca", "Chen", "Dana",
-          "Elif", "Farah", "Gustav", "Hiro", "Ines", "Jonas", "Kai", "Lucia", "Mateo", "Noah",
-          "Olga", "Priya", "Rafael", "Sofia", "Tom", "Ulrike", "Viktor", "Wei", "Yara", "Zeynep",
-          "Alice", "Bob", "Carol", "Erin", "Frank", "Grace", "Heidi", "Judy", "Olivia", "Rupert")
-# (display form, ASCII form used in the uid and e-mail address)
-_LAST = (("Anderson", "anderson"), ("Becker", "becker"), ("Costa", "costa"),
-         ("Dubois", "dubois"), ("Eriksen", "eriksen"), ("Fischer", "fischer"),
-         ("García", "garcia"), ("Hoffmann", "hoffmann"), ("Ivanova", "ivanova"),
-         ("Jensen", "jensen"), ("Kowalski", "kowalski"), ("Larsen", "larsen"),
-         ("Müller", "mueller"), ("Nowak", "nowak"), ("O'Brien", "obrien"), ("Petrov", "petrov"),
-         ("Quinn", "quinn"), ("Rossi", "rossi"), ("Schmidt", "schmidt"), ("Tanaka", "tanaka"),
-         ("Ulrich", "ulrich"), ("Varga", "varga"), ("Weber", "weber"), ("Yilmaz", "yilmaz"),
-         ("Zhang", "zhang"), ("Andersson", "andersson"), ("Brown", "brown"), ("Clark", "clark"),
-         ("Davis", "davis"), ("Evans", "evans"), ("Fernández", "fernandez"), ("Green", "green"),
-         ("Hansen", "hansen"), ("Ito", "ito"), ("Johnson", "johnson"), ("Kim", "kim"),
-         ("Lopez", "lopez"), ("Martin", "martin"), ("Nielsen", "nielsen"), ("Olsen", "olsen"),
-         ("Park", "park"), ("Richter", "richter"), ("Silva", "silva"), ("Taylor", "taylor"),
-         ("Vogel", "vogel"), ("Wagner", "wagner"), ("Young", "young"), ("Zimmermann", "zimmermann"),
-         ("Bauer", "bauer"), ("Wolf", "wolf"), ("Keller", "keller"), ("Lange", "lange"),
-         ("Nguyen", "nguyen"), ("Singh", "singh"), ("Kaya", "kaya"), ("Novak", "novak"))
 _TIMEZONES = ("Europe/Berlin", "Europe/Berlin", "Europe/Paris", "Europe/London", "UTC",
               "America/New_York", "Asia/Tokyo")
 _LANGS = ("de", "de_DE", "fr", "en_GB", "es", "nl")
@@ -297,8 +224,8 @@ _APP_ODDS = {"desktop": (0.05, 0.2, 0.55, 0.8), "android": (0.1, 0.25, 0.35, 0.3
 # Plain-password WebDAV clients get short-lived session tokens without remember-me.
 _WEBDAV = ("Microsoft-WebDAV-MiniRedir/10.0.19045",
            "WebDAVFS/3.0.0 (03008000) Darwin/22.6.0 (x86_64)", "gvfs/1.50.4")
-_REMEMBER_LIFETIME = 15 * _DAY  # remember_login_cookie_lifetime: older browser tokens are gone
-_SESSION_LIFETIME = _DAY  # session_lifetime: non-remembered session tokens
+_REMEMBER_LIFETIME = 15 * DAY  # remember_login_cookie_lifetime: older browser tokens are gone
+_SESSION_LIFETIME = DAY  # session_lifetime: non-remembered session tokens
 
 # Shares per 400 users by share type; the group shares add one type-2 row per member.
 _SHARES = ((0, 28), (1, 4), (3, 22), (4, 6), (6, 4), (7, 3), (10, 3), (12, 2))
@@ -327,7 +254,6 @@ class _User:
     display: str | None
     email: str | None
     kind: str  # admin, staff, contractor or service
-    band: int = 0  # index into _ACTIVITY
     created: int = 0
     first_login: int = 0
     last_login: int | None = None
@@ -342,6 +268,13 @@ class _User:
     # (fileid, name, is folder, mtime) of everything under files/, for picking share targets
     items: list[tuple[int, str, bool, int]] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+
+    def idle(self, now: int, longer: int, at_most: int | None) -> bool:
+        """Whether the last login is more than `longer` and at most `at_most` seconds ago."""
+        if self.last_login is None:
+            return False
+        return longer < now - self.last_login and (at_most is None or now - self.last_login
+                                                     <= at_most)
 
 
 class _Mimetypes:
@@ -371,7 +304,7 @@ class _FileCache:
         self.rng = rng
         self.rows: list[list[Any]] = []
         self.mimetypes = mimetypes
-        self.dir_mime = mimetypes.get(_DIR)
+        self.dir_mime = mimetypes.get(FOLDER_MIME)
 
     def add(self, storage: int, path: str, parent: int, mimetype: str | None, size: int,
             mtime: int, permissions: int) -> int:
@@ -383,7 +316,7 @@ class _FileCache:
             mime, part = self.mimetypes.get(mimetype)
             etag = f"{self.rng.getrandbits(128):032x}"
         name = path.rpartition("/")[2]
-        self.rows.append([fileid, storage, path, hashlib.md5(path.encode()).hexdigest(), parent,
+        self.rows.append([fileid, storage, path, md5(path), parent,
                           name, mime, part, size, mtime, mtime, 0, 0, etag, permissions, ""])
         return fileid
 
@@ -406,7 +339,7 @@ class _Tree:
     def __init__(self, cache: _FileCache, storage: int, mtime: int) -> None:
         self.cache = cache
         self.storage = storage
-        self.ids = {"": cache.add(storage, "", -1, None, 0, mtime, _PERM_ROOT)}
+        self.ids = {"": cache.add(storage, "", -1, None, 0, mtime, PERM_ROOT)}
 
     @property
     def root(self) -> int:
@@ -417,7 +350,7 @@ class _Tree:
         if fileid is None:
             parent = self.folder(path.rpartition("/")[0], mtime)
             fileid = self.ids[path] = self.cache.add(self.storage, path, parent, None, 0, mtime,
-                                                     _PERM_DIR)
+                                                     PERM_DIR)
         return fileid
 
     def file(self, path: str, size: int, mimetype: str, mtime: int) -> tuple[int, str]:
@@ -432,27 +365,8 @@ class _Tree:
             path = candidate
         parent = self.folder(path.rpartition("/")[0], mtime)
         fileid = self.ids[path] = self.cache.add(self.storage, path, parent, mimetype, size,
-                                                 mtime, _PERM_FILE)
+                                                 mtime, PERM_FILE)
         return fileid, path
-
-
-def _apportion(total: int, weights: list[int]) -> list[int]:
-    """Split total by weights, giving every bucket at least one when there are enough."""
-    if total < len(weights):
-        order = sorted(range(len(weights)), key=lambda i: (-weights[i], i))
-        counts = [0] * len(weights)
-        for i in order[:total]:
-            counts[i] = 1
-        return counts
-    whole = sum(weights)
-    counts = [max(1, round(total * w / whole)) for w in weights]
-    while sum(counts) > total:
-        i = max(range(len(counts)), key=lambda j: counts[j])
-        counts[i] -= 1
-    while sum(counts) < total:
-        i = max(range(len(weights)), key=lambda j: weights[j])
-        counts[i] += 1
-    return counts
 
 
 def _quota_bytes(quota: str) -> int:
@@ -488,7 +402,7 @@ class _NameParts(dict[str, str]):
             digits = int(key[1:])
             return str(rng.randint(10 ** (digits - 1), 10**digits - 1))
         date, compact, year, month = self.builder.day(self.mtime)
-        seconds = self.mtime % _DAY
+        seconds = self.mtime % DAY
         clock = f"{seconds // 3600:02d}.{seconds // 60 % 60:02d}.{seconds % 60:02d}"
         return {"date": date, "year": year, "month": month, "clock": clock,
                 "compact": f"{compact}_{clock.replace('.', '')}"}[key]
@@ -499,8 +413,6 @@ Progress = Callable[[str, float], None]
 # Each step's share of the build's time (measured at 20,000 users).
 _STEPS = {"accounts": 0.02, "files": 0.42, "groups and shares": 0.01, "tokens": 0.03,
           "preferences": 0.01, "writing the database": 0.51}
-# Rows inserted between two reports while writing.
-_REPORT_ROWS = 50_000
 
 
 class _Steps:
@@ -531,13 +443,13 @@ class _Builder:
         self.mimetypes = _Mimetypes()
         self.cache = _FileCache(rng, self.mimetypes)
         self.instance_id = "oc" + self._random(_ALNUM.lower()[:36], 10)
-        self.installed = now - 5 * _YEAR - rng.randint(0, 200 * _DAY)
+        self.installed = now - 5 * YEAR - rng.randint(0, 200 * DAY)
         self.days: dict[int, tuple[str, str, str, str]] = {}
         self.users: list[_User] = []
         self.by_uid: dict[str, _User] = {}
         self.prefs: list[tuple[str, str, str, str]] = []
         self.storages: list[tuple[int, str]] = []
-        self.mounts: list[tuple[int, int, int, str, str, str]] = []
+        self.mounts: list[tuple[int, int, int, str, str, None, str]] = []
         self.mounted: set[tuple[str, int]] = set()
         self.groups: list[tuple[str, str]] = []
         self.members: dict[str, list[str]] = {}
@@ -574,10 +486,10 @@ class _Builder:
     def day(self, mtime: int) -> tuple[str, str, str, str]:
         """(2024-03-01, 20240301, 2024, March) for the UTC day of mtime, cached: formatting
         dates is the slowest part of naming hundreds of thousands of files."""
-        number = mtime // _DAY
+        number = mtime // DAY
         parts = self.days.get(number)
         if parts is None:
-            date = datetime.fromtimestamp(number * _DAY, UTC)
+            date = datetime.fromtimestamp(number * DAY, UTC)
             parts = self.days[number] = (f"{date:%Y-%m-%d}", f"{date:%Y%m%d}", str(date.year),
                                          f"{date:%B}")
         return parts
@@ -597,8 +509,8 @@ class _Builder:
         if self.count > 1:
             add(_User("svc-backup", "Backup service", None, "service"))
         while len(self.users) < self.count:
-            first = rng.choice(_FIRST)
-            last, last_ascii = rng.choice(_LAST)
+            first = rng.choice(FIRST_NAMES)
+            last, last_ascii = rng.choice(LAST_NAMES)
             contractor = rng.random() < 0.04
             style = rng.random()
             if contractor:
@@ -619,36 +531,25 @@ class _Builder:
 
     def assign_activity(self) -> None:
         rng, now = self.rng, self.now
-        admin = self.users[0]
-        admin.band = 0  # the admin is looking at the dashboard right now
-        rest = self.users[1:]
-        if rest and rest[0].kind == "service":
-            rest[0].band = _BAND_1D  # nightly backup job
-            rest = rest[1:]
-        shuffled = rest[:]
-        rng.shuffle(shuffled)
-        counts = _apportion(len(shuffled), [w for _, w in _ACTIVITY])
-        i = 0
-        for band, n in enumerate(counts):
-            for user in shuffled[i:i + n]:
-                user.band = band
-            i += n
         for user in self.users:
-            span = _ACTIVITY[user.band][0]
-            if user is admin:
+            if user.kind == "admin":  # looking at the dashboard right now
                 user.created = self.installed
-                user.last_login = now - rng.randint(5, 5 * _MINUTE - 10)
+                user.last_login = now - rng.randint(5, 5 * MINUTE - 10)
                 user.first_login = self.installed + 60
                 user.profile = "light"
                 continue
-            if span is None:  # never logged in: an account waiting for its owner
-                user.created = now - rng.randint(_DAY, now - self.installed - _DAY)
+            if user.kind == "service":  # the nightly backup job
+                last = now - rng.randint(HOUR, DAY)
+            else:
+                last = last_activity(rng, now)
+            if not last:  # never logged in: an account waiting for its owner
+                user.created = now - rng.randint(DAY, now - self.installed - DAY)
                 continue
-            last = now - rng.randint(*span)
             user.last_login = last
             user.created = self.installed + int((last - 60 - self.installed) * rng.random() ** 2)
-            user.first_login = min(last, user.created + rng.randint(60, 5 * _DAY))
-            tier = 0 if user.band <= _BAND_7D else 1 if user.band <= _BAND_90D else 2
+            user.first_login = min(last, user.created + rng.randint(60, 5 * DAY))
+            idle = now - last
+            tier = 0 if idle <= 7 * DAY else 1 if idle <= 90 * DAY else 2
             user.profile = rng.choices(_PROFILES, _PROFILE_WEIGHTS[tier])[0]
             if user.kind == "service":
                 user.profile = "heavy"
@@ -666,8 +567,8 @@ class _Builder:
             return
         wanted = max(1, round(0.04 * len(self.users)))
         never = [u for u in people if u.last_login is None]
-        recent = [u for u in people if u.last_login is not None and 1 <= u.band <= _BAND_7D]
-        old = [u for u in people if u.last_login is not None and u.band > _BAND_30D]
+        recent = [u for u in people if u.idle(self.now, 5 * MINUTE, 7 * DAY)]
+        old = [u for u in people if u.idle(self.now, 30 * DAY, None)]
         picked: list[_User] = []
         for pool, n in ((recent, 1), (never, 1), (old, wanted - 2)):
             picked += rng.sample(pool, min(len(pool), max(0, n)))
@@ -706,7 +607,7 @@ class _Builder:
         logged_in.sort(key=lambda u: (u.first_login, u.uid))  # storages appear at first login
         admin = self.users[0]
         self._home(admin, 1)
-        self.storages.append((2, f"local::{_DATA_DIR}"))
+        self.storages.append((2, f"local::{DATA_DIRECTORY}"))
         local = _Tree(self.cache, 2, self.installed)
         local.folder(f"appdata_{self.instance_id}", self.installed)
         for number, user in enumerate(logged_in, start=3):
@@ -723,7 +624,7 @@ class _Builder:
         tree = _Tree(self.cache, storage, start)
         user.storage = storage
         self.mounts.append((len(self.mounts) + 1, storage, tree.root, user.uid, f"/{user.uid}/",
-                            _HOME_MOUNT))
+                            None, HOME_MOUNT))
         self.mounted.add((user.uid, tree.root))
         files: list[tuple[int, str, str, int, int]] = []  # fileid, path, kind, size, mtime
 
@@ -778,7 +679,7 @@ class _Builder:
         self._trash(user, tree, deleted)
         if user.apps and any(a in ("desktop", "android", "ios") for a in user.apps):
             tree.folder("uploads", end)  # chunked-upload area the sync clients use
-        if user.created < self.now - 4 * _YEAR and rng.random() < 0.3:
+        if user.created < self.now - 4 * YEAR and rng.random() < 0.3:
             # previews from the ownCloud era stay in the home folder and are still scanned
             images = [f for f in files if f[2] in ("jpg", "png")]
             for fileid, _, _, _, mtime in images[:rng.randint(1, 4)]:
@@ -800,7 +701,7 @@ class _Builder:
             fill(extra, self._when(user.first_login, user.last_login or user.first_login))
         else:
             limit = None if quota == "none" else _quota_bytes(
-                _DEFAULT_QUOTA if quota in (None, "default") else quota)
+                DEFAULT_QUOTA if quota in (None, "default") else quota)
             if limit is not None and user.used > 0.8 * limit:
                 quota = next((q for q in _LADDER if _quota_bytes(q) * 0.6 >= user.used), "none")
         user.quota = quota
@@ -857,7 +758,7 @@ class _Builder:
                 ("appstore/apps.json", 3_118_542, "application/json"),
                 ("appstore/categories.json", 24_816, "application/json"),
                 ("theming/0/icon-core-filetypes_folder.svg", 254, "image/svg+xml")):
-            local.file(f"{app}/{path}", size, mime, self.installed + rng.randint(0, _YEAR))
+            local.file(f"{app}/{path}", size, mime, self.installed + rng.randint(0, YEAR))
         for user in self.users:
             if user.last_login is None and rng.random() >= 0.3:
                 continue  # avatars are generated on first display
@@ -880,7 +781,7 @@ class _Builder:
         images = [row for row in self.cache.rows if row[6] == jpeg and row[1] != 2]
         for row in rng.sample(images, min(len(images), max(1, self.count // 8))):
             fileid, mtime = str(row[0]), row[9]
-            hashed = "/".join(hashlib.md5(fileid.encode()).hexdigest()[:7])
+            hashed = "/".join(md5(fileid)[:7])
             for name, size in (("4096-3072-max.jpg", row[8] // 3),
                                ("256-256-crop.jpg", rng.randint(8_000, 20_000)),
                                ("64-64-crop.jpg", rng.randint(1_500, 4_000))):
@@ -928,7 +829,7 @@ class _Builder:
             return
         level = {"idle": 0.3, "light": 1.5, "regular": 4.0, "heavy": 6.0}
         weights = list(itertools.accumulate(
-            level[u.profile] * (2 if u.band <= _BAND_30D else 1) for u in owners))
+            level[u.profile] * (2 if u.idle(self.now, 0, 30 * DAY) else 1) for u in owners))
         scale = len(self.users) / DEMO_USERS
         shared: set[tuple[int, str]] = set()
         # group shares go to teams and projects; each adds a row per member
@@ -1005,15 +906,15 @@ class _Builder:
             if rng.random() < 0.35:
                 row["password"] = self._hash()
             if rng.random() < 0.3:  # some of these have already expired: still counted
-                row["expiration"] = _day(stime + rng.randint(7, 90) * _DAY) + " 00:00:00"
+                row["expiration"] = _day(stime + rng.randint(7, 90) * DAY) + " 00:00:00"
         elif share_type == 4:
-            first = rng.choice(_FIRST).lower()
+            first = rng.choice(FIRST_NAMES).lower()
             row.update(share_with=f"{first}@{rng.choice(('client.example', 'gmail.example'))}",
                        token=self._random(_HUMAN, 15), permissions=17, file_target="",
                        note="", label="", password=self._hash() if rng.random() < 0.3 else None)
         elif share_type == 6:
             remote = rng.choice(_REMOTES).removeprefix("https://").rstrip("/")
-            row.update(share_with=f"{rng.choice(_FIRST).lower()}@{remote}", file_target="",
+            row.update(share_with=f"{rng.choice(FIRST_NAMES).lower()}@{remote}", file_target="",
                        token=self._random(_HUMAN, 15), permissions=31 if is_dir else 1)
         elif share_type == 7:
             row["share_with"] = self._random(_ALNUM, 31)  # the team's (circle's) singleId
@@ -1039,7 +940,7 @@ class _Builder:
             return
         self.mounted.add((recipient.uid, root))
         self.mounts.append((len(self.mounts) + 1, owner.storage, root, recipient.uid,
-                            f"/{recipient.uid}/files{row['file_target']}/", _SHARE_MOUNT))
+                            f"/{recipient.uid}/files{row['file_target']}/", None, SHARE_MOUNT))
 
     def _received(self) -> None:
         """oc_share_external: federated shares other servers sent to local users."""
@@ -1054,14 +955,14 @@ class _Builder:
             name = "/" + self._name(kind, self._when(user.first_login, self.now))
             accepted = int(rng.random() < 0.7)
             mountpoint = name if accepted else f"{{{{TemporaryMountPointName#{name}}}}}"
-            digest = hashlib.md5(mountpoint.encode()).hexdigest()
+            digest = md5(mountpoint)
             if (user.uid, digest) in seen:
                 continue
             seen.add((user.uid, digest))
             self.external.append((len(self.external) + 1, -1, 0, rng.choice(_REMOTES),
                                   str(rng.randint(100, 60_000)), self._random(_HUMAN, 15), None,
-                                  name, rng.choice(_FIRST).lower(), user.uid, mountpoint, digest,
-                                  accepted))
+                                  name, rng.choice(FIRST_NAMES).lower(), user.uid, mountpoint,
+                                  digest, accepted))
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -1078,17 +979,17 @@ class _Builder:
             mine: list[tuple[int, str, str, str, int, int]] = []
             # (an hour's margin keeps every token inside its lifetime even after the
             # last-login adjustment below)
-            if now - last < _REMEMBER_LIFETIME - _HOUR and user.kind != "service":
+            if now - last < _REMEMBER_LIFETIME - HOUR and user.kind != "service":
                 for _ in range(rng.choices((1, 2, 3), (6, 3, 1))[0]):
-                    oldest = max(first, now - _REMEMBER_LIFETIME + _HOUR)
+                    oldest = max(first, now - _REMEMBER_LIFETIME + HOUR)
                     mine.append((self._when(oldest, last, 1.0), user.uid, login,
                                  rng.choice(_BROWSERS), 0, 1))
-            if now - last < _SESSION_LIFETIME - _HOUR and rng.random() < 0.08:
-                oldest = max(first, now - _SESSION_LIFETIME + _HOUR)
+            if now - last < _SESSION_LIFETIME - HOUR and rng.random() < 0.08:
+                oldest = max(first, now - _SESSION_LIFETIME + HOUR)
                 mine.append((self._when(oldest, last, 1.0), user.uid, login, rng.choice(_WEBDAV),
                              0, 0))
             for app in user.apps:
-                spread = {"desktop": 3 * _DAY, "rclone": _HOUR}.get(app, 20 * _DAY)
+                spread = {"desktop": 3 * DAY, "rclone": HOUR}.get(app, 20 * DAY)
                 if rng.random() < 0.15:  # an old device nobody revoked
                     activity = self._when(first, last, 1.0)
                 else:
@@ -1119,7 +1020,7 @@ class _Builder:
             if kind == 0 and remember:  # the remember-me cookie's server side
                 self.prefs.append((uid, "login_token", self._random(_ALNUM + "+/", 32),
                                    str(max(self.by_uid[uid].first_login,
-                                           activity - rng.randint(0, 5 * _DAY)))))
+                                           activity - rng.randint(0, 5 * DAY)))))
 
     # -- preferences and accounts --------------------------------------------------------------
 
@@ -1166,14 +1067,14 @@ class _Builder:
         now = self.now
         rows = [
             ("core", "installedat", f"{self.installed}.{self.rng.randint(1000, 9999)}"),
-            ("core", "lastupdatedat", f"{now - 40 * _DAY}.{self.rng.randint(1000, 9999)}"),
+            ("core", "lastupdatedat", f"{now - 40 * DAY}.{self.rng.randint(1000, 9999)}"),
             ("core", "lastcron", str(now - self.rng.randint(0, 290))),
             ("core", "backgroundjobs_mode", "cron"),
             ("core", "public_files", "files_sharing/public.php"),
             ("core", "public_webdav", "dav/appinfo/v1/publicwebdav.php"),
             ("core", "shareapi_allow_links", "yes"),
             ("core", "vendor", "nextcloud"),
-            ("files", "default_quota", _DEFAULT_QUOTA),
+            ("files", "default_quota", DEFAULT_QUOTA),
             ("sharebymail", "sendpasswordmail", "yes"),
             # what serverinfo's UpdateStorageStats job last stored (it runs every 3 h)
             ("serverinfo", "cached_count_filecache", str(len(self.cache.rows))),
@@ -1186,58 +1087,34 @@ class _Builder:
 
     # -- output --------------------------------------------------------------------------------
 
-    def write(self, conn: sqlite3.Connection) -> None:
-        many = conn.executemany
-        many("INSERT INTO oc_users (uid, displayname, password, uid_lower) VALUES (?, ?, ?, ?)",
-             [(u.uid, u.display, self._hash(), u.uid.lower()) for u in self.users])
-        many("INSERT INTO oc_accounts (uid, data) VALUES (?, ?)",
-             [(u.uid, self._account(u)) for u in self.users])
-        many("INSERT INTO oc_preferences (userid, appid, configkey, configvalue) "
-             "VALUES (?, ?, ?, ?)", self.prefs)
-        many("INSERT INTO oc_appconfig (appid, configkey, configvalue) VALUES (?, ?, ?)",
-             self.appconfig())
-        many("INSERT INTO oc_groups (gid, displayname) VALUES (?, ?)", self.groups)
-        many("INSERT INTO oc_group_user (gid, uid) VALUES (?, ?)",
-             [(gid, uid) for gid, _ in self.groups for uid in self.members[gid]])
-        many("INSERT INTO oc_mimetypes (id, mimetype) VALUES (?, ?)",
-             [(i, m) for m, i in self.mimetypes.ids.items()])
-        many("INSERT INTO oc_storages (numeric_id, id, available, last_checked) "
-             "VALUES (?, ?, 1, NULL)", self.storages)
-        many("INSERT INTO oc_mounts (id, storage_id, root_id, user_id, mount_point, "
-             "mount_provider_class) VALUES (?, ?, ?, ?, ?, ?)", self.mounts)
-        files = self.cache.rows
-        for start in range(0, len(files), _REPORT_ROWS):  # most of the rows: progress is these
-            many("INSERT INTO oc_filecache (fileid, storage, path, path_hash, parent, name, "
-                 "mimetype, mimepart, size, mtime, storage_mtime, encrypted, unencrypted_size, "
-                 "etag, permissions, checksum) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 files[start:start + _REPORT_ROWS])
-            self.steps.part(0.8 * (start + _REPORT_ROWS) / len(files))
-        columns = ("id", "share_type", "share_with", "password", "uid_owner", "uid_initiator",
-                   "parent", "item_type", "item_source", "item_target", "file_source",
-                   "file_target", "permissions", "stime", "accepted", "expiration", "token",
-                   "mail_send", "share_name", "password_by_talk", "note", "hide_download",
-                   "label", "attributes", "password_expiration_time")
-        many(f"INSERT INTO oc_share ({', '.join(columns)}) "
-             f"VALUES ({', '.join('?' * len(columns))})",
-             [tuple(row[c] for c in columns) for row in self.shares])
-        many("INSERT INTO oc_share_external (id, parent, share_type, remote, remote_id, "
-             "share_token, password, name, owner, user, mountpoint, mountpoint_hash, accepted) "
-             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.external)
-        many("INSERT INTO oc_authtoken (id, uid, login_name, password, name, token, type, "
-             "remember, last_activity, last_check, scope, expires, private_key, public_key, "
-             "version, password_invalid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-             self.tokens)
+    def dataset(self) -> Dataset:
+        """The tables, read from what the build steps made; the password hashes and the
+        configuration are drawn as they are written."""
+        share_columns = COLUMNS["oc_share"]
+        return nextcloud_dataset({
+            "oc_users": lambda: ((u.uid, u.display, self._hash(), u.uid.lower())
+                                 for u in self.users),
+            "oc_accounts": lambda: ((u.uid, self._account(u)) for u in self.users),
+            "oc_preferences": lambda: self.prefs,
+            "oc_appconfig": self.appconfig,
+            "oc_groups": lambda: self.groups,
+            "oc_group_user": lambda: ((gid, uid) for gid, _ in self.groups
+                                      for uid in self.members[gid]),
+            "oc_mimetypes": lambda: ((i, m) for m, i in self.mimetypes.ids.items()),
+            "oc_storages": lambda: ((number, name, 1, None) for number, name in self.storages),
+            "oc_filecache": lambda: self.cache.rows,
+            "oc_authtoken": lambda: self.tokens,
+            "oc_share": lambda: ([row[c] for c in share_columns] for row in self.shares),
+            "oc_mounts": lambda: self.mounts,
+            "oc_share_external": lambda: self.external,
+        })
 
-
-def _statements(script: str) -> list[str]:
-    statements, buffer = [], ""
-    for line in script.strip().splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    return statements
+    def rows(self) -> int:
+        """Rows of the database, for the writer's progress."""
+        return (2 * len(self.users) + len(self.prefs) + len(self.groups)
+                + sum(map(len, self.members.values())) + len(self.mimetypes.ids)
+                + len(self.storages) + len(self.cache.rows) + len(self.tokens)
+                + len(self.shares) + len(self.mounts) + len(self.external))
 
 
 def build_demo_database(path: str | Path, *, now: float, users: int = DEMO_USERS,
@@ -1268,36 +1145,9 @@ def build_demo_database(path: str | Path, *, now: float, users: int = DEMO_USERS
         steps.start("preferences")
         builder.build_preferences()
         steps.start("writing the database")
-        _write(builder, Path(path))
+        total = builder.rows()
+        write_sqlite(Path(path), builder.dataset(), written=lambda done: steps.part(done / total))
         steps.part(1.0)
     finally:
         if collecting:
             gc.enable()
-
-
-def _write(builder: _Builder, target: Path) -> None:
-
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
-    statements = _statements(_SCHEMA)
-    try:
-        conn = sqlite3.connect(temporary, isolation_level=None)
-        try:
-            # Nothing to protect until the rename below: skip journaling and fsyncs.
-            conn.execute("PRAGMA journal_mode = OFF")
-            conn.execute("PRAGMA synchronous = OFF")
-            conn.execute("BEGIN")
-            for statement in statements:
-                if statement.startswith("CREATE TABLE"):
-                    conn.execute(statement)
-            builder.write(conn)
-            for statement in statements:  # indexes after the rows: faster, same result
-                if not statement.startswith("CREATE TABLE"):
-                    conn.execute(statement)
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

@@ -41,10 +41,12 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import pytest
 
 __all__ = [
+    "QUERY_EXPORTER",
     "MariaDBServer",
     "PostgresServer",
     "PrometheusFactory",
     "PrometheusServer",
+    "Server",
     "ServerProcess",
     "find_mariadb",
     "find_postgres_bindir",
@@ -54,12 +56,16 @@ __all__ = [
     "postgres_server",
     "prometheus_server",
     "promtool_path",
+    "query_exporter_process",
     "ready_daemon",
     "start_daemon",
     "start_exporter",
     "start_mariadb",
     "start_postgres",
     "start_prometheus",
+    "started",
+    "virtualenv",
+    "wait_answering",
     "wait_daemon_ready",
     "wait_for_ready",
 ]
@@ -749,6 +755,79 @@ def start_prometheus(
     return _ready_or_removed(workdir, timeout, launch)
 
 
+# --- third-party servers in virtualenvs of their own (query-exporter, Synapse ...) ---------------
+
+# Kept between sessions: a virtualenv is built once per tool and version.
+VENVS = Path("/tmp/usage-exporter-bench/venvs")
+# 5.0.2 is the newest release that runs on Python 3.11 (5.1 and later need 3.12).
+QUERY_EXPORTER = ("query-exporter==5.0.2", "psycopg[binary]>=3.1", "pymysql>=1.1")
+
+
+def virtualenv(name: str, requirements: Sequence[str]) -> Path:
+    """bin/ of VENVS/<name> with `requirements` installed: created, or re-created when the
+    requirements changed, so a fresh machine builds the same environment."""
+    env = VENVS / name
+    marker = env / "bench-requirements.txt"
+    wanted = "\n".join(requirements) + "\n"
+    if not marker.exists() or marker.read_text() != wanted:
+        print(f"installing {' '.join(requirements)} into {env} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(env)], check=True)
+        subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                        "--disable-pip-version-check", *requirements], check=True)
+        marker.write_text(wanted)
+    return env / "bin"
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server process `started` launched, and where it answers."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+@contextlib.contextmanager
+def started(name: str, argv: Sequence[str | Path], port: int, ready_path: str, log_path: Path,
+            *, cwd: Path = _PROJECT, env: Mapping[str, str] | None = None,
+            timeout: float = 180.0) -> Iterator[Server]:
+    """The process, once GET ready_path answers 200; stopped by its PID when the block ends,
+    whether or not it ended in an error."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([str(a) for a in argv], cwd=cwd, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
+    server = Server(name, port, process, log_path)
+    try:
+        wait_answering(server.url + ready_path, process, log_path, timeout, name=name,
+                       error=SystemExit)
+        yield server
+    finally:
+        terminate(process, timeout=20)
+
+
+@contextlib.contextmanager
+def query_exporter_process(config: Path, log_path: Path,
+                           env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """query-exporter (QUERY_EXPORTER) on `config` (a file of its own format) on a free port,
+    without the _created series of counters; stopped by its PID when the block ends. Ready
+    once its home page answers: a GET /metrics would run its on-scrape queries (and feed their
+    histograms)."""
+    port = free_port()
+    with started(f"query-exporter ({config.name})",
+                 [virtualenv("query-exporter-5.0", QUERY_EXPORTER) / "query-exporter",
+                  "--config", config, "-H", HOST, "-p", str(port), "-L", "warning"], port, "/",
+                 log_path, env={"PROMETHEUS_DISABLE_CREATED_SERIES": "True", **(env or {})}
+                 ) as server:
+        yield server
+
+
 # --- usage-exporter itself --------------------------------------------------------------------
 
 
@@ -769,24 +848,32 @@ def start_daemon(config: Path, log_path: Path,
 
 
 def wait_daemon_ready(url: str, process: subprocess.Popen[bytes], log_path: Path,
-                      seconds: float = 60.0, *, error: type[Exception] = AssertionError,
+                      seconds: float = 60.0, *, error: type[BaseException] = AssertionError,
                       context: ssl.SSLContext | None = None) -> None:
-    """Poll ``url``/-/ready (over TLS with ``context``) until it answers 200. Raise ``error``,
-    with the end of the log, if the process exits first or ``seconds`` pass."""
+    """Poll ``url``/-/ready (over TLS with ``context``) until it answers 200 (503 until the
+    first refresh); see wait_answering."""
+    wait_answering(url + "/-/ready", process, log_path, seconds, error=error, context=context)
+
+
+def wait_answering(url: str, process: subprocess.Popen[bytes], log_path: Path,
+                   seconds: float = 60.0, *, name: str = "the daemon",
+                   error: type[BaseException] = AssertionError,
+                   context: ssl.SSLContext | None = None) -> None:
+    """Poll ``url`` until it answers 200. Raise ``error``, with the end of the log, if the
+    process exits first or ``seconds`` pass."""
     deadline = time.monotonic() + seconds
     while True:
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:]
-            raise error(f"the daemon exited with code {process.returncode}: {tail}")
-        # 503 until the first refresh (an HTTPError, so an OSError); nothing at all before it
-        # listens.
+            raise error(f"{name} exited with code {process.returncode}: {tail}")
+        # An HTTPError (an OSError) while it is not ready; nothing at all before it listens.
         with contextlib.suppress(OSError, http.client.HTTPException), \
-                urllib.request.urlopen(url + "/-/ready", timeout=5, context=context) as response:
+                urllib.request.urlopen(url, timeout=5, context=context) as response:
             if response.status == 200:
                 return
         if time.monotonic() > deadline:
             tail = log_path.read_text(errors="replace")[-2000:]
-            raise error(f"the daemon was not ready within {seconds:g}s: {tail}")
+            raise error(f"{name} was not ready within {seconds:g}s: {tail}")
         time.sleep(0.1)
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import MIX, hammer, held_sockets, scrape
 from exporter.http import App, Context
 from exporter.server import MAX_CONNECTIONS, SPARE_DESCRIPTORS, HttpServer
 from exporter.snapshot import Bodies, SnapshotStore
 from tests.conftest import ROOT
 from tests.demo_daemon import demo_database, get, running_daemon, sample
+from tests.load_client import MIX, hammer, held_sockets, scrape
 from tests.servers import StartedDaemon
 
 # Every collector's interval, and so its timeout (at most the interval): long enough that a run

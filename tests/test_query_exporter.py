@@ -20,9 +20,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from bench.compare_query_exporter import query_exporter_process
 from tests.conftest import NEXTCLOUD_DB, ROOT
-from tests.servers import free_port, terminate, wait_daemon_ready
+from tests.servers import free_port, query_exporter_process, terminate, wait_daemon_ready
 
 QUERY_EXPORTER_OWN = ("queries", "query_latency", "query_timestamp", "query_interval",
                       "database_errors", "python_", "process_")

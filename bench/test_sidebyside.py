@@ -1,5 +1,6 @@
 """The side-by-side benchmarks' own parts: the load client against our real HTTP server, and how
-compare_synapse tells Synapse's answers from ours (Synapse leaves the order of tied rows open)."""
+compare_synapse tells Synapse's answers from ours (Synapse leaves the order of tied rows open).
+Bench's own tests live in bench/ (tests/ never imports bench)."""
 
 from __future__ import annotations
 
