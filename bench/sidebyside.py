@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -172,19 +172,38 @@ def median(measurements: Sequence[Measurement]) -> Measurement:
                           for name, value in fields.items()})
 
 
+@dataclass(frozen=True)
+class Spread:
+    """One number over rounds: the median, with the smallest and the largest round."""
+
+    median: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.median:g} ({self.low:g}-{self.high:g})"
+
+
+def spread(values: Iterable[float]) -> Spread:
+    ordered = sorted(values)
+    return Spread(round(statistics.median(ordered), 3), ordered[0], ordered[-1])
+
+
 # --- the floor -------------------------------------------------------------------------------
 
 
 @contextmanager
-def static_floor(body: bytes, content_type: str, directory: Path) -> Iterator[Server]:
-    """`body` served on /metrics by bench/static_server.py (our HttpServer, as the daemon runs
-    it) in a process of its own, so it shares no interpreter with the load client."""
+def static_floor(body: bytes, content_type: str, directory: Path,
+                 script: Path = ROOT / "bench" / "static_server.py") -> Iterator[Server]:
+    """`body` served on /metrics by `script`, in a process of its own, so it shares no
+    interpreter with the load client: by default bench/static_server.py (our HttpServer, as the
+    daemon runs it: what a route adds on our server), or bench/http_floor.py (no code of ours:
+    what any Python server adds)."""
     body_file = directory / "floor.body"
     body_file.write_bytes(body)
     port = free_port()
-    with started("static floor", [sys.executable, ROOT / "bench" / "static_server.py",
-                                  body_file, str(port), content_type], port, "/metrics",
-                 directory / "floor.log") as server:
+    with started("static floor", [sys.executable, script, body_file, str(port), content_type],
+                 port, "/metrics", directory / "floor.log") as server:
         yield server
 
 
