@@ -1,8 +1,15 @@
-"""Side by side with query-exporter (issue 6, item 5): /metrics latency and throughput of
-usage-exporter and of query-exporter 5.0 configured with the same aggregates on the same Nextcloud
-database, under the same load, next to the static-bytes floor of our HttpServer.
+"""Side by side with query-exporter (issue 6, item 5; issue 17, item 5): /metrics latency and
+throughput of usage-exporter and of query-exporter configured with the same aggregates on the same
+Nextcloud database, under the same load, next to the floor: our bytes sent by bench/http_floor.py
+(a minimal asyncio server, no code of either exporter).
 
     python -m bench.compare_query_exporter [--backends sqlite,postgresql] [--users 400 --top 200]
+        [--query-exporter-python /path/to/python3.12]
+
+query-exporter's newest release needs Python 3.12 or later: `--query-exporter-python` (or
+$QUERY_EXPORTER_PYTHON) names the interpreter its virtualenv is built from, and the release
+installed is the newest that interpreter runs (tests.servers.query_exporter_release);
+bench/README.md says where such an interpreter comes from.
 
 Two sizes of output:
 - default: the real Nextcloud fixture, our default metrics (about 90 samples);
@@ -26,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,15 +60,18 @@ from sqlalchemy.sql.expression import CompoundSelect
 
 from bench.sidebyside import (
     HOST,
+    ROOT,
     TEXT_FORMAT,
     WORK,
     Load,
     Measurement,
+    Spread,
     exporter_config,
     get,
     measure,
     median,
     print_table,
+    spread,
     static_floor,
     usage_exporter,
     write_results,
@@ -74,14 +84,23 @@ from collectors.users import DEFAULT_WINDOWS
 from exporter.config import duration_label, parse_config
 from exporter.demo_data import build_demo_database
 from exporter.exposition import PER_USER_GAUGES
+from exporter.log import configure
 from exporter.runner import Runner
-from tests.servers import QUERY_EXPORTER, query_exporter_process, virtualenv
+from tests.servers import (
+    QUERY_EXPORTER_NEWEST,
+    QUERY_EXPORTER_PYTHON,
+    query_exporter_bin,
+    query_exporter_process,
+    query_exporter_python,
+    query_exporter_version,
+)
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/nextcloud"
 # Our collectors' own status metrics and query-exporter's have no counterpart in the other.
 OWN_METRICS = ("usage_collector_", "usage_database_up", "usage_exporter_build_info",
                "usage_platform_info")
 TARGETS = ("floor", "usage-exporter", "query-exporter interval", "query-exporter at scrape")
+REFRESH_SIDES = ("usage-exporter", "query-exporter scrape", "query-exporter queries")
 
 
 # --- query-exporter's queries, from our relations --------------------------------------------
@@ -173,10 +192,13 @@ def default_queries(rel: Mapping[str, Subquery], now: float, inclusive: bool) ->
         QeQuery("user_storage_buckets", {"usage_user_storage_used_bytes_bucket": ("le",)},
                 buckets("usage_user_storage_used_bytes", home.c.used_bytes, BYTE_BOUNDS, home)),
         QeQuery("user_storage_totals", {"usage_user_storage_used_bytes_gcount": (),
-                                        "usage_user_storage_used_bytes_gsum": ()},
+                                        "usage_user_storage_used_bytes_gsum": (),
+                                        "usage_storage_files_bytes": ()},
                 select(func.count().label("usage_user_storage_used_bytes_gcount"),
                        func.coalesce(func.sum(home.c.used_bytes), 0)
-                       .label("usage_user_storage_used_bytes_gsum"))),
+                       .label("usage_user_storage_used_bytes_gsum"),
+                       func.coalesce(func.sum(home.c.used_bytes), 0)
+                       .label("usage_storage_files_bytes"))),
         QeQuery("storages", {"usage_storages": ("kind",)},
                 zero_filled("usage_storages", "kind", ("home", "local", "other"),
                             storages.c.kind, func.count())),
@@ -251,11 +273,7 @@ def our_config(url: str, directory: Path, top: int) -> dict[str, Any]:
 
 def built_queries(url: str, directory: Path, now: float, top: int) -> tuple[list[QeQuery],
                                                                           Dialect]:
-    from collectors import available
-
-    config = parse_config(our_config(url, directory, top),
-                          collector_options={n: c.options for n, c in available().items()})
-    runner = Runner(config)
+    runner = our_runner(url, directory, now, top)
     try:
         with runner.database.connect(60) as conn:
             rel = {name: runner.profile.relation(name, conn).subquery(name)
@@ -272,12 +290,13 @@ def built_queries(url: str, directory: Path, now: float, top: int) -> tuple[list
 
 @contextmanager
 def query_exporter(queries: Sequence[QeQuery], dsn: str, dialect: Dialect,
-                   directory: Path, interval: int | None) -> Iterator[int]:
+                   directory: Path, interval: int | None, bin_dir: Path) -> Iterator[int]:
     mode = f"interval{interval}" if interval else "at-scrape"
     config = directory / f"query-exporter-{mode}.yaml"
     config.write_text(yaml.safe_dump(query_exporter_config(queries, dsn, dialect, interval),
                                      sort_keys=False, width=1000))
-    with query_exporter_process(config, directory / f"query-exporter-{mode}.log") as server:
+    with query_exporter_process(config, directory / f"query-exporter-{mode}.log",
+                                bin_dir=bin_dir) as server:
         yield server.port
 
 
@@ -331,7 +350,7 @@ class Database:
 
 
 def run_case(name: str, database: Database, directory: Path, now: float, top: int,
-             load: Load, rounds: int) -> dict[str, Any]:
+             load: Load, rounds: int, bin_dir: Path) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
     queries, dialect = built_queries(database.url, directory, now, top)
     with ExitStack() as stack:
@@ -339,11 +358,12 @@ def run_case(name: str, database: Database, directory: Path, now: float, top: in
                                                   directory, now)).port
         body = get(f"http://{HOST}:{ours}/metrics", TEXT_FORMAT)
         floor = stack.enter_context(static_floor(body, "text/plain; version=0.0.4; "
-                                                 "charset=utf-8", directory))
+                                                 "charset=utf-8", directory,
+                                                 ROOT / "bench" / "http_floor.py"))
         scheduled = stack.enter_context(query_exporter(queries, database.dsn, dialect,
-                                                       directory, 3600))
+                                                       directory, 3600, bin_dir))
         at_scrape = stack.enter_context(query_exporter(queries, database.dsn, dialect,
-                                                       directory, None))
+                                                       directory, None, bin_dir))
         expected = len(samples(body))
         bodies = {"usage-exporter": body,
                   "query-exporter interval": wait_for_values(scheduled, expected),
@@ -357,10 +377,17 @@ def run_case(name: str, database: Database, directory: Path, now: float, top: in
                       f"{len(found)} sample(s):", *found[:10], sep="\n  ")
         ports = dict(zip(TARGETS, (floor.port, ours, scheduled, at_scrape), strict=True))
         runs: dict[str, list[Measurement]] = {target: [] for target in TARGETS}
+        refreshes: dict[str, list[float]] = {side: [] for side in REFRESH_SIDES}
+        runner = stack.enter_context(closing(our_runner(database.url, directory / "refresh",
+                                                                now, top)))
+        runner.run_all()  # its connections opened, as the daemon's are by its first refresh
         for _ in range(rounds):  # interleaved, so a noisy neighbour hits every target alike
             for target, port in ports.items():
                 runs[target].append(measure(port, "/metrics", load, TEXT_FORMAT))
+            for side, seconds in refresh_costs(runner, at_scrape).items():
+                refreshes[side].append(seconds)
     result = {target: median(measurements) for target, measurements in runs.items()}
+    per_round = [ratios({target: ms[i] for target, ms in runs.items()}) for i in range(rounds)]
     return {
         "case": name, "backend": database.backend, "top_users": top,
         "samples": {"usage-exporter": sample_count(body),
@@ -371,8 +398,56 @@ def run_case(name: str, database: Database, directory: Path, now: float, top: in
         "queries": len(queries),
         "runs": {target: [asdict(m) for m in ms] for target, ms in runs.items()},
         "median": {target: asdict(m) for target, m in result.items()},
-        "ratios": ratios(result),
+        # Each round's ratio (its targets measured one after the other), then their spread.
+        "ratios": {key: asdict(spread(r[key] for r in per_round)) for key in per_round[0]},
+        "refresh_seconds": refreshes,
+        "refresh_ratio": asdict(spread(qe / ours for qe, ours in zip(
+            refreshes["query-exporter queries"], refreshes["usage-exporter"], strict=True))),
     }
+
+
+def our_runner(url: str, directory: Path, now: float, top: int) -> Runner:
+    """Our collectors as the daemon runs them at `now` (the history write included), in this
+    process."""
+    from collectors import available
+
+    directory.mkdir(parents=True, exist_ok=True)
+    config = parse_config(our_config(url, directory, top),
+                          collector_options={n: c.options for n, c in available().items()})
+    return Runner(config, lambda: now)
+
+
+def refresh_costs(runner: Runner, at_scrape: int) -> dict[str, float]:
+    """Seconds of one refresh, with no load running: ours, every collector run in turn; query-
+    exporter's, one scrape of its at-scrape instance (every query run, then rendered) and the
+    sum of its own query_latency over that scrape's queries."""
+    started = time.perf_counter()
+    snapshot = runner.run_all()
+    ours = time.perf_counter() - started
+    failed = [name for name in runner.applicable() if snapshot.collectors[name].state != "ok"]
+    if failed:
+        raise SystemExit(f"usage-exporter's refresh failed in {', '.join(failed)}")
+    before = query_latency(get(f"http://{HOST}:{at_scrape}/metrics", TEXT_FORMAT))
+    started = time.perf_counter()
+    after = query_latency(get(f"http://{HOST}:{at_scrape}/metrics", TEXT_FORMAT))
+    scrape = time.perf_counter() - started
+    ran = {query: after[query][1] - before[query][1] for query in after}
+    if set(ran.values()) != {1}:
+        raise SystemExit(f"query-exporter's scrape did not run each query once: {ran}")
+    return {"usage-exporter": ours, "query-exporter scrape": scrape,
+            "query-exporter queries": sum(after[q][0] - before[q][0] for q in after)}
+
+
+def query_latency(body: bytes) -> dict[str, tuple[float, float]]:
+    """query-exporter's own query_latency histogram: (seconds, runs) so far per query."""
+    found: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        if family.name == "query_latency":
+            for sample in family.samples:
+                field = {"query_latency_sum": 0, "query_latency_count": 1}.get(sample.name)
+                if field is not None:
+                    found.setdefault(sample.labels["query"], [0.0, 0.0])[field] = sample.value
+    return {query: (seconds, runs) for query, (seconds, runs) in found.items()}
 
 
 def ratios(result: Mapping[str, Measurement]) -> dict[str, float]:
@@ -384,7 +459,7 @@ def ratios(result: Mapping[str, Measurement]) -> dict[str, float]:
         found[f"qe_{key}_p50_over_ours"] = theirs.p50_ms / ours.p50_ms
         found[f"qe_{key}_p99_over_ours"] = theirs.p99_ms / ours.p99_ms
         found[f"ours_rps_over_qe_{key}"] = ours.per_second / theirs.per_second
-    return {k: round(v, 2) for k, v in found.items()}
+    return found
 
 
 # --- databases -------------------------------------------------------------------------------
@@ -431,13 +506,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="per target and round: the load stops then at the latest")
+    parser.add_argument("--query-exporter-python", default=query_exporter_python(),
+                        help=f"the Python query-exporter's virtualenv is built from (default "
+                             f"${QUERY_EXPORTER_PYTHON}, else this one); "
+                             f"{QUERY_EXPORTER_NEWEST}, the newest release, needs 3.12 or later")
     args = parser.parse_args()
+    configure("warning")  # the in-process refreshes log as the daemon's config says
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(backends) - {"sqlite", "postgresql"}
     if unknown:
         parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
     load = Load(args.clients, args.requests, max_seconds=args.max_seconds)
-    virtualenv("query-exporter-5.0", QUERY_EXPORTER)  # installed before any measurement
+    bin_dir = query_exporter_bin(args.query_exporter_python)  # before any measurement
+    version = query_exporter_version(bin_dir)
+    print(version, flush=True)
     now = float(json.loads((FIXTURE / "capture_time.json").read_text())["captured_at_before"])
     directory = Path(tempfile.mkdtemp(prefix="compare-query-exporter-", dir=WORK))
     try:
@@ -454,39 +536,50 @@ def main() -> int:
             for (case, backend), database in found.items():
                 print(f"== {case} on {backend}", flush=True)
                 results.append(run_case(case, database, directory / f"{case}-{backend}", now,
-                                        cases[case][1], load, args.rounds))
+                                        cases[case][1], load, args.rounds, bin_dir))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    report(results, load, args)
+    report(results, load, args, version)
     return 1 if any(any(r["mismatches"].values()) for r in results) else 0
 
 
-def report(results: Sequence[Mapping[str, Any]], load: Load, args: argparse.Namespace) -> None:
+def report(results: Sequence[Mapping[str, Any]], load: Load, args: argparse.Namespace,
+           version: str) -> None:
     rows = []
     for result in results:
         for target in TARGETS:
-            m = result["median"][target]
+            runs = result["runs"][target]
             samples_served = result["samples"].get(target, result["samples"]["usage-exporter"])
             rows.append((f"{result['case']}/{result['backend']}", target, samples_served,
-                         m["body_bytes"], m["p50_ms"], m["p99_ms"], m["per_second"],
-                         m["errors"]))
-    print(f"\n/metrics under load: {load.clients} clients, {load.requests} requests per target "
-          f"and round, median of {args.rounds} interleaved rounds")
+                         result["median"][target]["body_bytes"],
+                         *(spread(m[field] for m in runs)
+                           for field in ("p50_ms", "p99_ms", "per_second")),
+                         sum(m["errors"] for m in runs)))
+    print(f"\n{version}; /metrics under load: {load.clients} clients, {load.requests} requests "
+          f"per target and round, median (min-max) of {args.rounds} interleaved rounds")
     print_table(("case", "target", "samples", "bytes", "p50 ms", "p99 ms", "req/s", "errors"),
                 rows)
     print()
-    print_table(("case", "ours p99/floor p99", "QE interval p99/ours", "QE at-scrape p99/ours",
-                 "ours rps/QE interval", "ours rps/QE at-scrape", "values equal"),
-                [(f"{r['case']}/{r['backend']}", r["ratios"]["ours_p99_over_floor_p99"],
-                  r["ratios"]["qe_interval_p99_over_ours"],
-                  r["ratios"]["qe_at_scrape_p99_over_ours"],
-                  r["ratios"]["ours_rps_over_qe_interval"],
-                  r["ratios"]["ours_rps_over_qe_at_scrape"],
+    print_table(("case", "QE interval p50/ours", "QE interval p99/ours",
+                 "QE at-scrape p50/ours", "QE at-scrape p99/ours", "ours p99/floor p99",
+                 "values equal"),
+                [(f"{r['case']}/{r['backend']}",
+                  *(Spread(**r["ratios"][key]) for key in (
+                      "qe_interval_p50_over_ours", "qe_interval_p99_over_ours",
+                      "qe_at_scrape_p50_over_ours", "qe_at_scrape_p99_over_ours",
+                      "ours_p99_over_floor_p99")),
                   "yes" if not any(r["mismatches"].values()) else "NO")
                  for r in results])
+    print("\none refresh without load, ms, median (min-max) of the rounds: ours every collector "
+          "in turn; query-exporter one at-scrape scrape and its queries' own query_latency sum")
+    print_table(("case", *(f"{side} ms" for side in REFRESH_SIDES), "QE queries/ours"),
+                [(f"{r['case']}/{r['backend']}",
+                  *(spread(1000 * v for v in r["refresh_seconds"][side])
+                    for side in REFRESH_SIDES),
+                  Spread(**r["refresh_ratio"])) for r in results])
     path = write_results("compare-query-exporter", {
         "load": asdict(load), "rounds": args.rounds, "users": args.users, "top": args.top,
-        "query_exporter": QUERY_EXPORTER[0], "results": list(results)})
+        "query_exporter": version, "results": list(results)})
     print(f"\nwritten to {path}")
 
 

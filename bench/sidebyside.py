@@ -198,15 +198,17 @@ def spread(values: Iterable[float]) -> Spread:
 
 
 @contextmanager
-def static_floor(body: bytes, content_type: str, directory: Path) -> Iterator[Server]:
-    """`body` served on /metrics by bench/static_server.py (our HttpServer, as the daemon runs
-    it) in a process of its own, so it shares no interpreter with the load client."""
+def static_floor(body: bytes, content_type: str, directory: Path,
+                 script: Path = ROOT / "bench" / "static_server.py") -> Iterator[Server]:
+    """`body` served on /metrics by `script`, in a process of its own, so it shares no
+    interpreter with the load client: by default bench/static_server.py (our HttpServer, as the
+    daemon runs it: what a route adds on our server), or bench/http_floor.py (no code of ours:
+    what any Python server adds)."""
     body_file = directory / "floor.body"
     body_file.write_bytes(body)
     port = free_port()
-    with started("static floor", [sys.executable, ROOT / "bench" / "static_server.py",
-                                  body_file, str(port), content_type], port, "/metrics",
-                 directory / "floor.log") as server:
+    with started("static floor", [sys.executable, script, body_file, str(port), content_type],
+                 port, "/metrics", directory / "floor.log") as server:
         yield server
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import Histogram as ClientHistogram
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import TextClause, text
+from sqlalchemy import Connection, TextClause, text
 
 from collectors.base import Collector, CollectorResult, Family, Source
 from exporter.custom_metrics import MetricSpec, QuerySpec
@@ -55,8 +55,7 @@ class QueryCollector(Collector):
     def __init__(self, spec: QuerySpec) -> None:
         super().__init__(spec.collector_config())
         self.spec = spec
-        # query-exporter's text() takes :name as a parameter; ours sends the SQL as written.
-        self.statement: TextClause = text(spec.sql) if spec.query_exporter else verbatim(spec.sql)
+        self.statement = self._statement(spec.sql)
         self._series: dict[tuple[str, Labels], Series] = {}  # query-exporter: the runs so far
         self._pending: dict[tuple[str, Labels], Series] | None = None
 
@@ -71,6 +70,17 @@ class QueryCollector(Collector):
         """A run's accumulated series count once its result is published, not when it failed."""
         if self._pending is not None:
             self._series, self._pending = self._pending, None
+
+    def _statement(self, sql: str) -> TextClause:
+        """query-exporter's text() takes :name as a parameter; ours sends the SQL as written."""
+        return text(sql) if self.spec.query_exporter else verbatim(sql)
+
+    def columns(self, conn: Connection) -> list[str]:
+        """The result's columns, read without its rows (the start-up check): the query wrapped
+        in LIMIT 0, sent as a run sends it, with its first parameter set bound."""
+        wrapped = self._statement(f"SELECT * FROM ({self.spec.sql.rstrip().rstrip(';')}) "
+                                  "AS custom_query LIMIT 0")
+        return list(conn.execute(wrapped, dict(next(iter(self.spec.parameters), {}))).keys())
 
     def _rows(self, source: Source) -> Iterable[Mapping[str, Any]]:
         for parameters in self.spec.parameters or ({},):

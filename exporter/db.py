@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
 
 from exporter.config import DatabaseConfig
 from exporter.log import SECRET_NAME
@@ -37,8 +37,9 @@ class DatabaseUnavailable(Exception):
 
 
 def describe_error(error: BaseException) -> str:
-    """One readable line: the driver's own message, without SQLAlchemy's background link."""
-    if isinstance(error, DBAPIError) and error.orig is not None:
+    """One readable line: the driver's own message (or SQLAlchemy's, for a statement it
+    refused to send), without SQLAlchemy's background link."""
+    if isinstance(error, StatementError) and error.orig is not None:
         error = error.orig
     message = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {message}" if message else type(error).__name__

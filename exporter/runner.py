@@ -11,7 +11,7 @@ from typing import TypeVar
 import structlog
 from sqlalchemy import Connection, Subquery, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 
 from collectors import available
 from collectors.base import Collector, Source
@@ -24,7 +24,6 @@ from exporter.history import HistoryError, HistoryRows, HistoryStore
 from exporter.log import debug_enabled
 from exporter.memory import cycle_collection_paused, release_free_memory
 from exporter.platforms import Profile, profile_for
-from exporter.platforms.custom import verbatim
 from exporter.relations import RELATIONS
 from exporter.runtime import RuntimeMetrics
 from exporter.snapshot import Snapshot, SnapshotStore
@@ -93,7 +92,7 @@ class Runner:
                     self._check_relation(conn, relation, prefix)
             for name in self.applicable():
                 collector = self.collectors[name]
-                if isinstance(collector, QueryCollector) and not collector.spec.query_exporter:
+                if isinstance(collector, QueryCollector):
                     self._check_query(collector)
         except DatabaseUnavailable as error:
             where = shown_url(self.config.database.sqlalchemy_url())
@@ -112,15 +111,15 @@ class Runner:
             raise StartupError(f"relation {relation} has no column {', '.join(missing)}")
 
     def _check_query(self, collector: QueryCollector) -> None:
-        """Read a custom query's columns (LIMIT 0, under its own timeout): a typo stops the daemon
-        at start-up with the YAML path, not at the first scheduled run."""
+        """Read a custom query's columns (LIMIT 0, under its own timeout), ours or a
+        query-exporter file's alike: a typo stops the daemon at start-up with the YAML path, not
+        at the first scheduled run."""
         spec = collector.spec
         try:
             with self.database.connect(spec.timeout) as conn:
-                keys = list(conn.execute(verbatim(
-                    f"SELECT * FROM ({spec.sql}) AS custom_query LIMIT 0")).keys())
+                keys = collector.columns(conn)
             collector.check_columns(keys)
-        except DBAPIError as error:
+        except StatementError as error:  # the database's refusal, or a parameter left unbound
             raise StartupError(f"{spec.path}.sql: {describe_error(error)}") from None
         except QueryResultError as error:
             raise StartupError(str(error)) from None

@@ -41,7 +41,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import pytest
 
 __all__ = [
-    "QUERY_EXPORTER",
+    "QUERY_EXPORTER_NEWEST",
+    "QUERY_EXPORTER_PYTHON",
     "MariaDBServer",
     "PostgresServer",
     "PrometheusFactory",
@@ -56,7 +57,10 @@ __all__ = [
     "postgres_server",
     "prometheus_server",
     "promtool_path",
+    "query_exporter_bin",
     "query_exporter_process",
+    "query_exporter_python",
+    "query_exporter_version",
     "ready_daemon",
     "start_daemon",
     "start_exporter",
@@ -759,19 +763,25 @@ def start_prometheus(
 
 # Kept between sessions: a virtualenv is built once per tool and version.
 VENVS = Path("/tmp/usage-exporter-bench/venvs")
-# 5.0.2 is the newest release that runs on Python 3.11 (5.1 and later need 3.12).
-QUERY_EXPORTER = ("query-exporter==5.0.2", "psycopg[binary]>=3.1", "pymysql>=1.1")
+# query-exporter's newest release (5.1 on) needs Python >= 3.12; 5.0.2 is the newest for 3.11.
+QUERY_EXPORTER_NEWEST = "5.2.2"
+QUERY_EXPORTER_ON_3_11 = "5.0.2"
+QUERY_EXPORTER_DRIVERS = ("psycopg[binary]>=3.1", "pymysql>=1.1")
+# The interpreter query-exporter's virtualenv is built from, when not the one running us.
+QUERY_EXPORTER_PYTHON = "QUERY_EXPORTER_PYTHON"
 
 
-def virtualenv(name: str, requirements: Sequence[str]) -> Path:
-    """bin/ of VENVS/<name> with `requirements` installed: created, or re-created when the
-    requirements changed, so a fresh machine builds the same environment."""
+def virtualenv(name: str, requirements: Sequence[str],
+               python: str | Path = sys.executable) -> Path:
+    """bin/ of VENVS/<name> with `requirements` installed into a virtualenv of `python`:
+    created, or re-created when the requirements or the interpreter changed, so a fresh machine
+    builds the same environment."""
     env = VENVS / name
     marker = env / "bench-requirements.txt"
-    wanted = "\n".join(requirements) + "\n"
+    wanted = "\n".join((f"# {python}", *requirements)) + "\n"
     if not marker.exists() or marker.read_text() != wanted:
         print(f"installing {' '.join(requirements)} into {env} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(env)], check=True)
+        subprocess.run([str(python), "-m", "venv", "--clear", str(env)], check=True)
         subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "--quiet",
                         "--disable-pip-version-check", *requirements], check=True)
         marker.write_text(wanted)
@@ -812,19 +822,47 @@ def started(name: str, argv: Sequence[str | Path], port: int, ready_path: str, l
         terminate(process, timeout=20)
 
 
+def query_exporter_python() -> str:
+    """The interpreter query-exporter's virtualenv is built from: $QUERY_EXPORTER_PYTHON, or
+    the one running this."""
+    return os.environ.get(QUERY_EXPORTER_PYTHON) or sys.executable
+
+
+def query_exporter_release(python: str) -> str:
+    """The newest query-exporter release `python` runs."""
+    version = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    newest_runs = tuple(map(int, version)) >= (3, 12)
+    return QUERY_EXPORTER_NEWEST if newest_runs else QUERY_EXPORTER_ON_3_11
+
+
+def query_exporter_bin(python: str | None = None) -> Path:
+    """bin/ of a virtualenv of `python` (default query_exporter_python()) holding the newest
+    query-exporter release it runs and the database drivers (created on first use)."""
+    python = python or query_exporter_python()
+    release = query_exporter_release(python)
+    return virtualenv(f"query-exporter-{release}",
+                      (f"query-exporter=={release}", *QUERY_EXPORTER_DRIVERS), python)
+
+
+def query_exporter_version(bin_dir: Path) -> str:
+    """`query-exporter --version` of the installed one, e.g. "query-exporter, version 5.2.2"."""
+    return subprocess.run([bin_dir / "query-exporter", "--version"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
 @contextlib.contextmanager
-def query_exporter_process(config: Path, log_path: Path,
-                           env: Mapping[str, str] | None = None) -> Iterator[Server]:
-    """query-exporter (QUERY_EXPORTER) on `config` (a file of its own format) on a free port,
-    without the _created series of counters; stopped by its PID when the block ends. Ready
-    once its home page answers: a GET /metrics would run its on-scrape queries (and feed their
-    histograms)."""
+def query_exporter_process(config: Path, log_path: Path, env: Mapping[str, str] | None = None,
+                           bin_dir: Path | None = None) -> Iterator[Server]:
+    """query-exporter (from `bin_dir`, default query_exporter_bin()) on `config` (a file of its
+    own format) on a free port, without the _created series of counters; stopped by its PID when
+    the block ends. Ready once its home page answers: a GET /metrics would run its on-scrape
+    queries (and feed their histograms)."""
     port = free_port()
     with started(f"query-exporter ({config.name})",
-                 [virtualenv("query-exporter-5.0", QUERY_EXPORTER) / "query-exporter",
-                  "--config", config, "-H", HOST, "-p", str(port), "-L", "warning"], port, "/",
-                 log_path, env={"PROMETHEUS_DISABLE_CREATED_SERIES": "True", **(env or {})}
-                 ) as server:
+                 [(bin_dir or query_exporter_bin()) / "query-exporter", "--config", config,
+                  "-H", HOST, "-p", str(port), "-L", "warning"], port, "/", log_path,
+                 env={"PROMETHEUS_DISABLE_CREATED_SERIES": "True", **(env or {})}) as server:
         yield server
 
 

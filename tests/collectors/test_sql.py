@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from structlog.testing import capture_logs
@@ -291,18 +292,69 @@ def test_a_slow_sqlite_query_is_interrupted_at_its_timeout():
 # --- query-exporter semantics over several runs ---
 
 
-def query_exporter_runner(tmp_path, metric: str, sql: str, clock: list[float]) -> Runner:
-    """A query-exporter file with one metric m and one query q on a copy of Nextcloud."""
+def query_exporter_runner(tmp_path, metric: str, sql: str, clock: list[float] | None = None,
+                          *, dsn: str | None = None, **settings: Any) -> Runner:
+    """A query-exporter file with one metric m (`metric` in YAML) and one query q (`sql` and
+    `settings`) on `dsn`, by default a copy of Nextcloud."""
     from collectors import available
     from exporter.config import load_config
 
-    shutil.copyfile(NEXTCLOUD_DB, tmp_path / "nc.db")
+    if dsn is None:
+        shutil.copyfile(NEXTCLOUD_DB, tmp_path / "nc.db")
+        dsn = f"sqlite:///{tmp_path / 'nc.db'}"
     path = tmp_path / "qe.yaml"
-    path.write_text(f"databases: {{db: {{dsn: 'sqlite:///{tmp_path / 'nc.db'}'}}}}\n"
-                    f"metrics: {{m: {metric}}}\n"
-                    f"queries: {{q: {{databases: [db], metrics: [m], sql: '{sql}'}}}}\n")
+    path.write_text(yaml.safe_dump({
+        "databases": {"db": {"dsn": dsn}}, "metrics": {"m": yaml.safe_load(metric)},
+        "queries": {"q": {"databases": ["db"], "metrics": ["m"], "sql": sql, **settings}}}))
     config = load_config(path, collector_options={n: c.options for n, c in available().items()})
-    return Runner(config, clock=lambda: clock[0])
+    return Runner(config, clock=(lambda: clock[0]) if clock else time.time)
+
+
+def preflight_error(runner: Runner) -> str:
+    try:
+        with pytest.raises(StartupError) as raised:
+            runner.preflight()
+    finally:
+        runner.close()
+    return str(raised.value)
+
+
+def test_a_query_exporter_files_query_gets_the_start_up_check_ours_get(nextcloud_url,
+                                                                       tmp_path):
+    """The same LIMIT 0 read of the columns at start-up: a wrong column stops the daemon with
+    its YAML path, as one in custom_metrics does, where query-exporter would start and fail the
+    query at each run."""
+    missing = preflight_error(query_exporter_runner(
+        tmp_path, "{type: gauge, labels: [kind]}", "SELECT COUNT(*) AS m FROM oc_storages",
+        dsn=nextcloud_url))
+    assert missing == "metrics.m: column kind not in the result of queries.q (columns: m)"
+    extra = preflight_error(query_exporter_runner(
+        tmp_path, "{type: gauge}", "SELECT COUNT(*) AS m, 1 AS n FROM oc_storages",
+        dsn=nextcloud_url))
+    assert extra == "queries.q: unexpected column n (expected m)"
+    broken = preflight_error(query_exporter_runner(
+        tmp_path, "{type: gauge}", "SELECT COUNT(*) AS m FROM oc_no_such_table",
+        dsn=nextcloud_url))
+    assert broken.startswith("queries.q.sql: ") and "oc_no_such_table" in broken
+
+
+def test_the_start_up_check_sends_a_query_exporter_query_with_its_parameters(nextcloud_url,
+                                                                             tmp_path):
+    """Bound to the first parameter set, as its runs bind each: a query that uses the sets'
+    names passes (a trailing ';' too), one naming a parameter no set has is stopped."""
+    sql = "SELECT COUNT(*) AS m FROM oc_share WHERE share_type = :share_type;"
+    sets = [{"share_type": 0}, {"share_type": 3}]
+    r = query_exporter_runner(tmp_path, "{type: gauge}", sql, dsn=nextcloud_url,
+                              parameters=sets)
+    try:
+        r.preflight()
+        assert r.run("sql:q").collectors["sql:q"].state == "ok"
+    finally:
+        r.close()
+    unbound = preflight_error(query_exporter_runner(
+        tmp_path, "{type: gauge}", sql.replace(":share_type", ":kind"), dsn=nextcloud_url,
+        parameters=sets))
+    assert unbound.startswith("queries.q.sql: ") and "kind" in unbound
 
 
 def m_samples(snapshot: Any) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
