@@ -130,6 +130,17 @@ def image_sandbox(image: Image, root: Path, env: dict[str, str],
              "PYTHONPATH": str(ROOT), **image.env, **env})
 
 
+def with_own_config(root: Path, nextcloud_data: Path, config: dict) -> Confined:
+    """The image with the Nextcloud data, its history volume, and `config` mounted over the
+    image's own config file."""
+    own = root / "config.yaml"
+    own.write_text(yaml.safe_dump(config))
+    own.chmod(0o644)
+    volumes = [("/nextcloud", "/nextcloud-data", False), ("history", IMAGE.volumes[0], True),
+               (str(own), CONFIG_IN_IMAGE, False)]
+    return image_sandbox(IMAGE, root, {}, volumes, {"/nextcloud": nextcloud_data, str(own): own})
+
+
 def test_the_readme_docker_section_serves_on_every_interface_and_keeps_history_on_the_volume(
         image_root, nextcloud_data):
     (run,) = [c for c in README_COMMANDS if c.startswith("docker run")]
@@ -171,16 +182,10 @@ def test_a_config_mounted_over_the_images_keeps_the_default_history_on_the_volum
         image_root, nextcloud_data):
     """README: a config of one's own, mounted over the image's, needs only to listen on every
     interface; the default history file is relative, and the working directory is the volume."""
-    own = image_root / "config.yaml"
-    own.write_text(yaml.safe_dump({
+    sandbox = with_own_config(image_root, nextcloud_data, {
         "database": {"url": "sqlite:////nextcloud-data/owncloud.db", "platform": "nextcloud"},
         "server": {"listen": f":{IMAGE.exposed[0]}"},
-        "api": {"keys": [{"name": "reports", "secret": API_KEY}]}}))
-    own.chmod(0o644)
-    volumes = [("/nextcloud", "/nextcloud-data", False), ("history", IMAGE.volumes[0], True),
-               (str(own), CONFIG_IN_IMAGE, False)]
-    sandbox = image_sandbox(IMAGE, image_root, {}, volumes,
-                            {"/nextcloud": nextcloud_data, str(own): own})
+        "api": {"keys": [{"name": "reports", "secret": API_KEY}]}})
     with sandbox.start(IMAGE.command) as container:
         container.wait_until(IMAGE.healthcheck, run=container.exec)
         result = container.inside(["curl", "-sf", "-H", f"Authorization: Bearer {API_KEY}",
@@ -198,20 +203,14 @@ def test_the_healthcheck_follows_the_configured_port_and_reports_liveness(
     the image's health check passes, as the daemon serves (alive), on that port.
     (tests/test_cli.py: it fails where nothing answers.)"""
     port = int(IMAGE.exposed[0]) + 1
-    own = image_root / "config.yaml"
-    own.write_text(yaml.safe_dump({
+    sandbox = with_own_config(image_root, nextcloud_data, {
         "database": {"url": "sqlite:////nextcloud-data/owncloud.db", "platform": "nextcloud"},
         "server": {"listen": f":{port}"},
         "custom_metrics": [{
             "name": "endless", "interval": "1h", "timeout": "30m",
             "sql": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
                    "SELECT count(*) AS endless_count FROM n",
-            "metrics": [{"name": "endless_count", "help": "Never counted."}]}]}))
-    own.chmod(0o644)
-    volumes = [("/nextcloud", "/nextcloud-data", False), ("history", IMAGE.volumes[0], True),
-               (str(own), CONFIG_IN_IMAGE, False)]
-    sandbox = image_sandbox(IMAGE, image_root, {}, volumes,
-                            {"/nextcloud": nextcloud_data, str(own): own})
+            "metrics": [{"name": "endless_count", "help": "Never counted."}]}]})
     with sandbox.start(IMAGE.command) as container:
         container.wait_until(IMAGE.healthcheck, run=container.exec)
         assert f"[::]:{port}" in container.listeners()
